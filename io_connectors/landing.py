@@ -1,0 +1,52 @@
+"""The landing zone: each archive byte for byte, content-addressed, never overwritten."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import posixpath
+import uuid
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from io_connectors import zones
+
+_COPY_CHUNK = 8 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class LandedArchive:
+    path: str
+    sha256: str
+    size: int
+    received_at: str
+
+
+def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> LandedArchive:
+    """Copies ``source`` into ``landing/`` while hashing it; a content already landed is kept.
+
+    The archive lands under its own sha256, so a different content sent under the same name
+    lands beside the first instead of replacing it.
+    """
+    received_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    folder = zones.join(zones_root, zones.LANDING, business_date, vacation_id)
+    temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
+    digest, size = hashlib.sha256(), 0
+    zones.ensure_parent(temporary)
+    with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as reader, \
+            FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as writer:
+        while chunk := reader.read(_COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            writer.write(chunk)
+    sha256 = digest.hexdigest()
+    final = zones.join(folder, sha256, posixpath.basename(source))
+    if FileSystems.exists(final):
+        FileSystems.delete([temporary])
+    else:
+        zones.rename(temporary, final)
+        zones.write_atomically(f"{final}.sha256",
+                               f"{sha256}  {posixpath.basename(source)}\n".encode())
+    return LandedArchive(final, sha256, size, received_at)

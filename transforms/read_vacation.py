@@ -1,0 +1,75 @@
+"""``ReadVacation`` and ``ValidateRecords``: the archive to validated batches of records."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.display import DisplayDataItem
+
+from transforms import contract
+from transforms.contract import Limits, VacationName
+from transforms.csv_records import ParsedBatch
+from transforms.validate import validate_batch
+from transforms.vacation_reader import VacationReader
+
+FACTS = "facts"
+
+
+class _ReadArchiveFn(beam.DoFn):
+    """Streams one archive: parsed batches to the output of their type, facts to ``facts``."""
+
+    def __init__(self, name: VacationName, limits: Limits, chunk_bytes: int):
+        self._name = name
+        self._limits = limits
+        self._chunk_bytes = chunk_bytes
+        self._batches = beam.metrics.Metrics.counter(self.__class__, "batches")
+        self._records = beam.metrics.Metrics.counter(self.__class__, "records")
+
+    def process(self, path: str) -> Iterator:
+        reader = VacationReader(lambda: FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED),
+                                self._name, self._limits, self._chunk_bytes)
+        for event in reader:
+            if isinstance(event, ParsedBatch):
+                self._batches.inc()
+                self._records.inc(event.table.num_rows + event.rejects.num_rows)
+                yield beam.pvalue.TaggedOutput(event.kind, event)
+            else:
+                yield beam.pvalue.TaggedOutput(FACTS, event)
+
+
+class ReadVacation(beam.PTransform):
+    """Reads vacation archives (a PCollection of paths) into ``ParsedBatch``es per data type.
+
+    Outputs, by tag: ``CRE`` and ``GESPARAM`` batches, and ``facts`` (META, MONITOR, member
+    digests and any fatal error) for reconciliation.
+    """
+
+    def __init__(self, name: VacationName, limits: Limits = Limits(),
+                 chunk_bytes: int = 2 << 20):
+        super().__init__()
+        if chunk_bytes < 1024:
+            raise ValueError("chunk_bytes must be at least 1024")
+        self._name = name
+        self._limits = limits
+        self._chunk_bytes = chunk_bytes
+
+    def expand(self, paths):
+        return paths | "StreamArchive" >> beam.ParDo(
+            _ReadArchiveFn(self._name, self._limits, self._chunk_bytes)
+        ).with_outputs(*contract.DATA_TYPES, FACTS)
+
+    def display_data(self) -> dict:
+        return {"vacation_id": DisplayDataItem(self._name.vacation_id, label="Vacation"),
+                "max_members": self._limits.max_members,
+                "max_uncompressed_bytes": self._limits.max_uncompressed_bytes,
+                "max_ratio": self._limits.max_ratio}
+
+
+class ValidateRecords(beam.PTransform):
+    """``ParsedBatch``es to ``ValidatedBatch``es: each record loaded or rejected with a reason."""
+
+    def expand(self, batches):
+        return batches | "CheckRules" >> beam.Map(validate_batch)

@@ -1,0 +1,219 @@
+"""The record rules of spec 1.3 as vector checks over Arrow columns.
+
+Each check takes a string column and answers, for every record, whether the value breaks the
+rule; nulls (empty values) are the business of the ``required`` rule alone. No check loops over
+records in Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms import contract
+from transforms.contract import RecordCode
+from transforms.currencies import ISO_4217
+
+Check = Callable[[pa.ChunkedArray], np.ndarray]
+
+_DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$"
+)
+_FRACTION = r"\.[0-9]{1,6}"
+
+
+def _bad(mask) -> np.ndarray:
+    """An Arrow boolean result as a numpy mask, null counting as not broken."""
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def is_null(column: pa.ChunkedArray) -> np.ndarray:
+    return _bad(pc.equal(pc.binary_length(column), 0))
+
+
+def not_matching(pattern: str) -> Check:
+    return lambda column: _bad(pc.invert(pc.match_substring_regex(column, pattern)))
+
+
+def longer_than(most: int) -> Check:
+    return lambda column: _bad(pc.greater(pc.utf8_length(column), most))
+
+
+def not_in(values: Sequence[str]) -> Check:
+    value_set = pa.array(sorted(values), type=pa.string())
+    return lambda column: _bad(pc.invert(pc.is_in(column, value_set=value_set)))
+
+
+def fixed_width(column, width: int, filler: str) -> np.ndarray:
+    """A column whose values all have ``width`` ASCII bytes (others replaced by ``filler``) as a
+    ``(width, rows)`` matrix of byte values, for arithmetic over character positions."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    fits = pc.equal(pc.binary_length(array), width)
+    array = pc.if_else(pc.fill_null(fits, False), array, filler)
+    first = int(np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset])
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8, count=len(array) * width,
+                         offset=first)
+    return np.ascontiguousarray(data.reshape(len(array), width).T)
+
+
+def _number(text: np.ndarray, start: int, stop: int) -> np.ndarray:
+    value = np.zeros(text.shape[1], dtype=np.int64)
+    for position in range(start, stop):
+        value = value * 10 + (text[position].astype(np.int64) - 48)
+    return value
+
+
+def _epoch_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)."""
+    year = year - (month <= 2)
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _real_date(text: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(is a real calendar date, days since the epoch) for YYYY-MM-DD at ``offset``."""
+    year = _number(text, offset, offset + 4)
+    month = _number(text, offset + 5, offset + 7)
+    day = _number(text, offset + 8, offset + 10)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    good_month = (month >= 1) & (month <= 12)
+    most = _DAYS_IN_MONTH[np.where(good_month, month, 0)] + (leap & (month == 2))
+    real = good_month & (day >= 1) & (day <= most)
+    return real, _epoch_days(year, month, day)
+
+
+def parse_date(column) -> pa.Array:
+    """A date32 column, null where the value is not a real calendar date YYYY-MM-DD."""
+    shaped = _bad(pc.match_substring_regex(column, _DATE_SHAPE))
+    real, days = _real_date(fixed_width(column, 10, "1970-01-01"))
+    return pa.array(days.astype(np.int32), pa.date32(), mask=~(shaped & real))
+
+
+def bad_date(column: pa.ChunkedArray) -> np.ndarray:
+    return _bad(pc.is_null(parse_date(column))) & ~is_null(column)
+
+
+def parse_timestamp(column) -> pa.Array:
+    """Microseconds since the epoch (UTC), null where not an ISO 8601 timestamp with offset."""
+    shaped = _bad(pc.match_substring_regex(column, _TIMESTAMP_SHAPE))
+    micros = np.zeros(len(column), dtype=np.int64)
+    if pc.any(pc.match_substring(column, ".")).as_py():
+        fraction = pc.utf8_rpad(
+            pc.struct_field(pc.extract_regex(column, r"\.(?P<f>[0-9]{1,6})"), [0]), 6, "0")
+        micros = pc.fill_null(pc.cast(fraction, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        column = pc.replace_substring_regex(column, _FRACTION, "")
+    text = fixed_width(pc.replace_substring(column, "Z", "+00:00"), 25,
+                       "1970-01-01T00:00:00+00:00")
+    real, days = _real_date(text)
+    sign = np.where(text[19] == ord("-"), -1, 1)
+    offset = sign * (_number(text, 20, 22) * 3600 + _number(text, 23, 25) * 60)
+    seconds = (days * 86400 + _number(text, 11, 13) * 3600 + _number(text, 14, 16) * 60
+               + _number(text, 17, 19) - offset)
+    return pa.array(seconds * 1_000_000 + micros, pa.int64(), mask=~(shaped & real))
+
+
+def bad_timestamp(column: pa.ChunkedArray) -> np.ndarray:
+    return _bad(pc.is_null(parse_timestamp(column))) & ~is_null(column)
+
+
+def bad_iban(column: pa.ChunkedArray) -> np.ndarray:
+    """ISO 13616: the first four characters moved to the end, letters as 10..35, mod 97 is 1."""
+    present = ~is_null(column)
+    broken = not_matching(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")(column) & present
+    # left-padding with zeros keeps the remainder, so every IBAN becomes one fixed-width row
+    width = 34
+    text = fixed_width(pc.utf8_lpad(column, width, "0"), width, "0" * width).astype(np.int32)
+    lengths = np.where(present & ~broken, pc.utf8_length(column).to_numpy(zero_copy_only=False), 0)
+    rows = np.arange(text.shape[1])
+    remainder = np.zeros(text.shape[1], dtype=np.int32)
+    for position in range(width):
+        # rearranged position -> original position: the four first characters come last
+        length_left = position - (width - lengths)
+        source = np.where(length_left < 0, position,
+                          width - lengths + (length_left + 4) % np.maximum(lengths, 1))
+        char = text[source, rows]
+        letter = char >= ord("A")
+        value = np.where(letter, char - 55, char - 48)
+        remainder = np.where(letter, remainder * 100 + value, remainder * 10 + value) % 97
+    return broken | (present & ~broken & (remainder != 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A record rule: its error code, the message a sender reads, and its vector check."""
+
+    code: str
+    message: str
+    check: Callable[[pa.Table], np.ndarray]
+
+
+def _on(column: str, check: Check) -> Callable[[pa.Table], np.ndarray]:
+    return lambda table: check(table[column])
+
+
+def _column_rules(
+    column: str, *, required: bool, checks: Sequence[tuple[str, str, Check]] = ()
+) -> list[Rule]:
+    rules = [Rule(RecordCode.REQUIRED_MISSING, f"{column} is required", _on(column, is_null))]
+    rules += [Rule(code, f"{column}: {message}", _on(column, check))
+              for code, message, check in checks]
+    return rules if required else rules[1:]
+
+
+_DATE = (RecordCode.BAD_DATE, "not a real calendar date YYYY-MM-DD", bad_date)
+
+RULES: dict[str, list[Rule]] = {
+    contract.CRE: [
+        *_column_rules("cre_id", required=True, checks=[
+            (RecordCode.BAD_FORMAT, "1..36 characters of A-Z, a-z, 0-9 and -",
+             not_matching(r"^[A-Za-z0-9-]{1,36}$"))]),
+        *_column_rules("account_id", required=True, checks=[
+            (RecordCode.BAD_FORMAT, "11 characters of A-Z and 0-9",
+             not_matching(r"^[A-Z0-9]{11}$"))]),
+        *_column_rules("event_type", required=True, checks=[
+            (RecordCode.BAD_ENUM, "not one of " + " ".join(contract.EVENT_TYPES),
+             not_in(contract.EVENT_TYPES))]),
+        *_column_rules("event_ts", required=True, checks=[
+            (RecordCode.BAD_TIMESTAMP, "not an ISO 8601 timestamp with offset", bad_timestamp)]),
+        *_column_rules("value_date", required=True, checks=[_DATE]),
+        *_column_rules("amount", required=True, checks=[
+            (RecordCode.BAD_DECIMAL, "not a decimal with at most 16 digits and 2 decimals",
+             not_matching(contract.DECIMAL_PATTERN))]),
+        *_column_rules("currency", required=True, checks=[
+            (RecordCode.BAD_CURRENCY, "not an ISO 4217 alphabetic code", not_in(ISO_4217))]),
+        *_column_rules("counterparty_iban", required=False, checks=[
+            (RecordCode.BAD_IBAN, "not a valid IBAN (ISO 13616, no spaces)", bad_iban)]),
+        *_column_rules("label", required=False, checks=[
+            (RecordCode.TOO_LONG, "longer than 140 characters", longer_than(140))]),
+    ],
+    contract.GESPARAM: [
+        *_column_rules("table_code", required=True, checks=[
+            (RecordCode.BAD_FORMAT, "1..20 characters of A-Z, 0-9 and _",
+             not_matching(r"^[A-Z0-9_]{1,20}$"))]),
+        *_column_rules("param_key", required=True, checks=[
+            (RecordCode.TOO_LONG, "longer than 64 characters", longer_than(64))]),
+        *_column_rules("param_value", required=True, checks=[
+            (RecordCode.TOO_LONG, "longer than 1024 characters", longer_than(1024))]),
+        *_column_rules("label", required=False, checks=[
+            (RecordCode.TOO_LONG, "longer than 140 characters", longer_than(140))]),
+        *_column_rules("valid_from", required=True, checks=[_DATE]),
+        *_column_rules("valid_to", required=False, checks=[_DATE]),
+    ],
+}
+
+
+def bad_range(table: pa.Table) -> np.ndarray:
+    """GESPARAM: valid_to before valid_from (both already known to be real dates)."""
+    return _bad(pc.less(parse_date(table["valid_to"]), parse_date(table["valid_from"])))
