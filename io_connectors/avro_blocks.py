@@ -68,6 +68,7 @@ def _string_parts(array: pa.Array) -> list[_Part]:
     if array.null_count:  # a null's slot may still hold bytes: keep only the valid values'
         data = data[np.repeat(array.is_valid().to_numpy(zero_copy_only=False),
                               np.diff(offsets))]
+        lengths = np.where(array.is_valid().to_numpy(zero_copy_only=False), lengths, 0)
     counts, varints = _zigzag_varints(lengths)
     return [_Part(counts, varints), _Part(lengths, data)]
 
@@ -80,7 +81,9 @@ def _fixed_part(array: pa.Array, size: int) -> _Part:
 
 
 def _without_nulls(parts: list[_Part], valid: np.ndarray) -> list[_Part]:
-    return [_Part(np.where(valid, part.lengths, 0), part.data) for part in parts]
+    """A union's value parts keep bytes only in the rows that hold a value."""
+    return [_Part(np.where(valid, part.lengths, 0), part.data[np.repeat(valid, part.lengths)])
+            for part in parts]
 
 
 class AvroBlockEncoder:
