@@ -157,5 +157,8 @@ class VacationError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self):
+        return VacationError, (self.code, self.message)
+
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message}
