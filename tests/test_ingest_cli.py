@@ -170,12 +170,10 @@ def _fatal_cases():
             return {**members, "META.json": json.dumps(meta).encode()}
         return build
 
-    def without(name):
-        def build(members):
-            members = dict(members)
-            del members[name]
-            return refresh(members)
-        return build
+    def without_monitor(members):
+        members = dict(members)
+        del members["MONITOR.csv"]
+        return refresh(members, monitor=False)
 
     def drop_listing(name):
         def build(members):
@@ -223,13 +221,13 @@ def _fatal_cases():
         return refresh(members)
 
     return {
-        "META_MISSING": without("META.json"),
+        "META_MISSING": lambda m: {k: v for k, v in m.items() if k != "META.json"},
         "META_INVALID": meta_edit(format_version="2.0"),
         "VACATION_ID_MISMATCH": meta_edit(vacation_id="BAF_20261122_04"),
         "MEMBER_MISSING": lambda m: {k: v for k, v in m.items() if k != "CRE_0002.csv"},
         "MEMBER_UNEXPECTED": lambda m: {**m, "CRE_0099.csv": b"cre_id\n"},
         "CHECKSUM_MISMATCH": tamper,
-        "MONITOR_MISSING": without("MONITOR.csv"),
+        "MONITOR_MISSING": without_monitor,
         "MONITOR_INVALID": monitor_invalid,
         "HEADER_MISMATCH": header,
         "RECON_COUNT_MISMATCH": monitor_count,
@@ -287,8 +285,7 @@ def _bytes_case(tmp_path: Path, name: str) -> tuple[Path, list[str]]:
         elif name == "OTHER_FOLDER":
             path.write_bytes(bz2.compress(tar_bytes(members, folder="elsewhere/")))
         elif name == "REPEATED":
-            twice = tar_bytes(members)[:-1024] + tar_bytes({"META.json": members["META.json"]})
-            path.write_bytes(bz2.compress(twice))
+            path.write_bytes(bz2.compress(tar_bytes(members, repeat=("CRE_0001.csv",))))
     return path, extra
 
 

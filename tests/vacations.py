@@ -28,7 +28,7 @@ def valid_members(tmp: Path, cre_rows: int = 50, gesparam_rows: int = 10, seed: 
 
 
 def data_records(raw: bytes, encoding: str = "utf-8") -> list[list[str]]:
-    text = raw.removeprefix(b"\xef\xbb\xbf").decode(encoding)
+    text = raw.removeprefix(b"\xef\xbb\xbf").decode(encoding, errors="replace")
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))[1:]
 
 
@@ -67,12 +67,12 @@ def refresh(members: dict[str, bytes], *, monitor: bool = True,
 
 
 def tar_bytes(members: dict[str, bytes], *, folder: str = "", fmt: int = tarfile.PAX_FORMAT,
-              extra: tuple[tarfile.TarInfo, ...] = ()) -> bytes:
+              extra: tuple[tarfile.TarInfo, ...] = (), repeat: tuple[str, ...] = ()) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
         for info in extra:
             tar.addfile(info)
-        for name, raw in members.items():
+        for name, raw in [*members.items(), *((name, members[name]) for name in repeat)]:
             info = tarfile.TarInfo(f"{folder}{name}")
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
