@@ -1,0 +1,63 @@
+"""The streaming archive reader: bzip2 and tar rules checked as the bytes come out."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import random
+
+import pytest
+
+from tests.vacations import VACATION, tar_bytes
+from transforms.archive import Bz2Reader, iter_members
+from transforms.contract import Limits, VacationError
+
+
+def _read_all(data: bytes, limits: Limits = Limits()) -> bytes:
+    reader = Bz2Reader(io.BytesIO(data), limits)
+    try:
+        return reader.read()
+    finally:
+        reader.close()
+
+
+def test_multistream_bzip2_reads_as_one():
+    assert _read_all(bz2.compress(b"abc" * 1000) + bz2.compress(b"xyz")) == b"abc" * 1000 + b"xyz"
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"PK\x03\x04 zip, not bzip2", "NOT_BZIP2"),
+    (bz2.compress(random.Random(1).randbytes(100_000))[:-10], "CORRUPT_ARCHIVE"),
+    (bz2.compress(b"data") + b"garbage", "CORRUPT_ARCHIVE"),
+])
+def test_bad_streams_are_named(data, code):
+    with pytest.raises(VacationError) as error:
+        _read_all(data)
+    assert error.value.code == code
+
+
+def test_a_bomb_stops_after_a_few_megabytes():
+    compressor = bz2.BZ2Compressor()
+    bomb = b"".join(compressor.compress(b"\0" * (1 << 20)) for _ in range(1024)) + compressor.flush()
+    reader = Bz2Reader(io.BytesIO(bomb), Limits(max_ratio=200))
+    with pytest.raises(VacationError) as error:
+        while reader.read_chunk():
+            pass
+    reader.close()
+    assert error.value.code == "LIMIT_EXCEEDED"
+    assert reader.uncompressed_bytes <= 200 * len(bomb) + (1 << 20)  # stopped, not 1 GiB later
+
+
+def test_members_are_streamed_in_order_with_the_folder_removed():
+    archive = bz2.compress(tar_bytes({"META.json": b"{}", "CRE_0001.csv": b"a;b\n"},
+                                     folder=f"{VACATION}/"))
+    names = [(member.name, member.fileobj.read()) for member in
+             iter_members(io.BytesIO(archive), VACATION, Limits())]
+    assert names == [("META.json", b"{}"), ("CRE_0001.csv", b"a;b\n")]
+
+
+def test_more_members_than_the_limit_is_refused():
+    archive = bz2.compress(tar_bytes({f"CRE_{n:04d}.csv": b"" for n in range(5)}))
+    with pytest.raises(VacationError) as error:
+        list(iter_members(io.BytesIO(archive), VACATION, Limits(max_members=4)))
+    assert error.value.code == "LIMIT_EXCEEDED"
