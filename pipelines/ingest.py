@@ -41,13 +41,15 @@ class IngestVacation(beam.PTransform):
         read = (pbegin
                 | "LandedArchive" >> beam.Create([self._archive_path])
                 | "ReadVacation" >> ReadVacation(self._name, self._limits))
-        validated = ((read[contract.CRE] | "ValidateCre" >> ValidateRecords(),
-                      read[contract.GESPARAM] | "ValidateGesparam" >> ValidateRecords())
-                     | "AllRecords" >> beam.Flatten())
-        staged = validated | "StageAvro" >> WriteStagedAvro(
-            self._staging, self._name.vacation_id, self._codec)
-        counts = validated | "CountRecords" >> beam.Map(lambda batch: batch.counts)
-        return ((read[FACTS], counts, staged)
+        facts = [read[FACTS]]
+        # one branch per type, no Flatten of records: each branch stays one fused stream
+        for kind in contract.DATA_TYPES:
+            label = kind.capitalize()
+            validated = read[kind] | f"Validate{label}" >> ValidateRecords()
+            facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
+                self._staging, self._name.vacation_id, self._codec))
+            facts.append(validated | f"Count{label}" >> beam.Map(lambda batch: batch.counts))
+        return (facts
                 | "AllFacts" >> beam.Flatten()
                 | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
                 | "Publish" >> PublishVacation(self._zones_root, self._context, self._staging))
