@@ -12,7 +12,8 @@ setup(
     packages=find_packages(include=["pipelines", "transforms", "io_connectors", "schemas"]),
     package_data={"schemas": ["*.avsc"]},
     install_requires=[
-        line.strip() for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
+        line.strip()
+        for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "-"))
     ],
     entry_points={"console_scripts": ["cre=pipelines.cli:main"]},

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from typing import Any, BinaryIO, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO, Optional
 
 import cramjam
 import numpy as np

@@ -7,7 +7,8 @@ microseconds, decimals as big-endian two's complement), which it passes through 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

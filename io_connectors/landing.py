@@ -30,7 +30,7 @@ def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> 
     The archive lands under its own sha256, so a different content sent under the same name
     lands beside the first instead of replacing it.
     """
-    received_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    received_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     folder = zones.join(zones_root, zones.LANDING, business_date, vacation_id)
     temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
     digest, size = hashlib.sha256(), 0

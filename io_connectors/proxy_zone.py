@@ -13,7 +13,8 @@ import io
 import json
 import logging
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 import fastavro
@@ -114,7 +115,7 @@ class WriteStagedAvro(beam.PTransform):
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def _fastavro_bytes(output_type: str, records: list[dict]) -> bytes:

@@ -18,13 +18,15 @@ import random
 import string
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from transforms import contract
 
-_LABELS = ("Paiement carte", "Virement reçu", "Prélèvement échéance", "Retrait DAB", "Frais de tenue",
+_LABELS = ("Paiement carte", "Virement reçu", "Prélèvement échéance", "Retrait DAB",
+           "Frais de tenue",
            "Intérêts créditeurs", "Remboursement prêt", "Achat librairie", "Cotisation carte")
 _PLACES = ("Brest", "Quimper", "Rennes", "Saint-Malo", "Lorient", "Morlaix", "Vannes", "Nantes")
 _BANKS = (("FR", "3000600001", 13), ("DE", "37040044", 10), ("ES", "21000418", 12),
@@ -206,7 +208,8 @@ def _write_cre(folder: str, rows: _Rows, cre_rows: int, members: int, codec: str
                          bom=index == 1 and codec == "utf-8")
         count = min(per_member, cre_rows - number)
         while count > 0:
-            batch = [rows.cre(n) for n in range(number + 1, number + min(count, _ROWS_PER_WRITE) + 1)]
+            stop = number + min(count, _ROWS_PER_WRITE)
+            batch = [rows.cre(n) for n in range(number + 1, stop + 1)]
             member.add(batch)
             member.amount_sum += sum(Decimal(row[5]) for row in batch)
             number += len(batch)

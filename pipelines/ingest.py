@@ -56,7 +56,7 @@ class IngestVacation(beam.PTransform):
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def run_ingest(argv: list[str]) -> dict:

@@ -43,7 +43,7 @@ def test_cre_records_read_back_exactly(codec):
     assert records[2]["amount"] == Decimal("9999999999999999.99")
     assert records[1]["value_date"] == datetime.date(1969, 1, 1)
     assert records[1]["event_ts"] == datetime.datetime(1969, 12, 31, 23, 59, 59, 999999,
-                                                       tzinfo=datetime.timezone.utc)
+                                                       tzinfo=datetime.UTC)
     assert [r["label"] for r in records] == ["café €", None, 'x;"y"\nz', 'x;"y"\nz']
     assert [r["counterparty_iban"] for r in records[:2]] == [None, "FR7630006000011234567890189"]
     assert records[2]["line_number"] == 2**40 and records[0]["member_name"] == "CRE_0001.csv"

@@ -12,7 +12,13 @@ import fastavro
 import pytest
 
 from tests.vacations import (
-    VACATION, data_records, refresh, special, tar_bytes, valid_members, write_archive,
+    VACATION,
+    data_records,
+    refresh,
+    special,
+    tar_bytes,
+    valid_members,
+    write_archive,
 )
 
 
@@ -136,10 +142,10 @@ def test_bad_encoding_and_gesparam_range_are_record_errors(cre, tmp_path):
 
 def test_line_number_is_where_a_multiline_record_starts(cre, tmp_path):
     members = valid_members(tmp_path, cre_rows=20)
-    members["CRE_0001.csv"] += ('X-1;ACC00000001;DEBIT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
-                                'EUR;;"deux\nlignes; et ""quotes"""\n'
-                                'X-2;ACC00000001;GIFT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
-                                'EUR;;\n').encode()
+    members["CRE_0001.csv"] += (b'X-1;ACC00000001;DEBIT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
+                                b'EUR;;"deux\nlignes; et ""quotes"""\n'
+                                b'X-2;ACC00000001;GIFT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
+                                b'EUR;;\n')
     members = refresh(members)
     run = _ingest(cre, write_archive(tmp_path, members), tmp_path / "zones")
     physical = members["CRE_0001.csv"].count(b"\n")
@@ -273,7 +279,8 @@ def _bytes_case(tmp_path: Path, name: str) -> tuple[Path, list[str]]:
         path.write_bytes(_archive_bytes(members))
         extra = ["--max-uncompressed-bytes", "5000"]
     else:
-        kinds = {"SYMLINK": (tarfile.SYMTYPE, "META.json"), "HARDLINK": (tarfile.LNKTYPE, "META.json"),
+        kinds = {"SYMLINK": (tarfile.SYMTYPE, "META.json"),
+                 "HARDLINK": (tarfile.LNKTYPE, "META.json"),
                  "FIFO": (tarfile.FIFOTYPE, ""), "DEVICE": (tarfile.CHRTYPE, "")}
         if name in kinds:
             kind, link = kinds[name]

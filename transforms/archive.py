@@ -17,7 +17,8 @@ import posixpath
 import queue
 import tarfile
 import threading
-from typing import BinaryIO, Iterator, Optional
+from collections.abc import Iterator
+from typing import BinaryIO, Optional
 
 from transforms.contract import Fatal, Limits, VacationError
 
@@ -45,7 +46,7 @@ class Bz2Reader(io.RawIOBase):
         super().__init__()
         self._source = source
         self._limits = limits
-        self._queue: "queue.Queue[object]" = queue.Queue(maxsize=_PREFETCH)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=_PREFETCH)
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._chunk = memoryview(b"")

@@ -128,7 +128,7 @@ class VacationName:
     slot: int
 
     @classmethod
-    def parse(cls, file_name: str) -> Optional["VacationName"]:
+    def parse(cls, file_name: str) -> Optional[VacationName]:
         match = ARCHIVE_NAME.match(file_name)
         if not match:
             return None

@@ -12,7 +12,8 @@ import codecs
 import csv
 import dataclasses
 import io
-from typing import Iterator, Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -219,7 +220,8 @@ class BatchParser:
             kept.append(int(index))
         columns = list(zip(*rows)) if rows else [[] for _ in self._columns]
         table = pa.table(
-            {name: pa.array(values, type=pa.string()) for name, values in zip(self._columns, columns)}
+            {name: pa.array(values, type=pa.string())
+             for name, values in zip(self._columns, columns)}
         )
         return table, np.array(kept, dtype=np.int64)
 

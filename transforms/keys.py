@@ -8,7 +8,7 @@ duplicate; that is the price of flat memory, and it can only ever reject, never 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import apache_beam as beam
 
 from transforms import contract
 from transforms.contract import Fatal, Status, VacationError
-from transforms.validate import BatchCounts
 from transforms.vacation_reader import MemberFacts, MonitorLine
+from transforms.validate import BatchCounts
 
 
 @dataclasses.dataclass
@@ -45,7 +46,7 @@ class VacationFacts:
     errors: list[VacationError] = dataclasses.field(default_factory=list)
     staged: list[StagedFile] = dataclasses.field(default_factory=list)
 
-    def add(self, fact: Any) -> "VacationFacts":
+    def add(self, fact: Any) -> VacationFacts:
         if isinstance(fact, dict):
             self.meta = fact
         elif isinstance(fact, list):
@@ -68,7 +69,7 @@ class VacationFacts:
             raise TypeError(f"not a vacation fact: {fact!r}")
         return self
 
-    def merge(self, other: "VacationFacts") -> None:
+    def merge(self, other: VacationFacts) -> None:
         self.meta = self.meta or other.meta
         self.monitor = self.monitor or other.monitor
         self.members.update(other.members)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -12,8 +12,8 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import contract
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
-from transforms.validate import validate_batch
 from transforms.vacation_reader import VacationReader
+from transforms.validate import validate_batch
 
 FACTS = "facts"
 
@@ -29,7 +29,10 @@ class _ReadArchiveFn(beam.DoFn):
         self._records = beam.metrics.Metrics.counter(self.__class__, "records")
 
     def process(self, path: str) -> Iterator:
-        reader = VacationReader(lambda: FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED),
+        def open_archive():
+            return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+        reader = VacationReader(open_archive,
                                 self._name, self._limits, self._chunk_bytes)
         for event in reader:
             if isinstance(event, ParsedBatch):

@@ -14,8 +14,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO, Callable, Iterator, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import pyarrow as pa
 
@@ -23,7 +24,12 @@ from transforms import contract
 from transforms.archive import DigestingReader, Member, iter_members
 from transforms.contract import Fatal, Limits, VacationError, VacationName
 from transforms.csv_records import (
-    BOM, BatchParser, ParsedBatch, RawBatch, RecordSplitter, parse_header,
+    BOM,
+    BatchParser,
+    ParsedBatch,
+    RawBatch,
+    RecordSplitter,
+    parse_header,
 )
 from transforms.keys import KeyIndex
 
@@ -133,7 +139,7 @@ class VacationReader:
         progress.done()
 
     def _data_member(self, member: Member, kind: str, reader: DigestingReader, encoding: str,
-                     keys: "KeyIndex", progress: "_Progress") -> Iterator[Event]:
+                     keys: KeyIndex, progress: _Progress) -> Iterator[Event]:
         splitter = RecordSplitter()
         parser = BatchParser(member.name, kind, contract.COLUMNS[kind])
         header: Optional[list[str]] = None
@@ -162,7 +168,7 @@ class VacationReader:
         return records
 
     @staticmethod
-    def _with_duplicates(batch: ParsedBatch, keys: "KeyIndex") -> ParsedBatch:
+    def _with_duplicates(batch: ParsedBatch, keys: KeyIndex) -> ParsedBatch:
         columns = [batch.table[name] for name in contract.KEYS[batch.kind]]
         duplicate = keys.mark(columns)
         batch.table = batch.table.append_column("duplicate", pa.array(duplicate))
