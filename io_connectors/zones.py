@@ -6,7 +6,7 @@ Layout::
     landing/<business date>/<vacation id>/<sha256>/<archive>.sha256
     proxy_producer/<TYPE>/business_date=<D>/vacation_id=<V>/part-*.avro
     proxy_producer/_vacations/<V>.json        the commit record: written last, lists every file
-    proxy_producer/_staging/<V>/<run>/...     a run's files before publication
+    proxy_producer/_staging/<V>.<run>/...     a run's files before publication
 
 A reader of the Proxy Producer zone takes a vacation's files from its commit record (or checks
 that the record exists before reading a partition): that is what makes publication atomic on
@@ -91,7 +91,7 @@ class ProxyZone:
                     f"vacation_id={vacation_id}")
 
     def staging(self, vacation_id: str, run_id: str) -> str:
-        return join(self.root, "_staging", vacation_id, run_id)
+        return join(self.root, "_staging", f"{vacation_id}.{run_id}")
 
     def commit_record_path(self, vacation_id: str) -> str:
         return join(self.root, "_vacations", f"{vacation_id}.json")

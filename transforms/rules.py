@@ -128,26 +128,32 @@ def bad_timestamp(column: pa.ChunkedArray) -> np.ndarray:
     return _bad(pc.is_null(parse_timestamp(column))) & ~is_null(column)
 
 
+def _mod97(text: np.ndarray) -> np.ndarray:
+    """The remainder by 97 of each column of IBAN characters read as ISO 13616 digits."""
+    remainder = np.zeros(text.shape[1], dtype=np.int64)
+    for row in text.astype(np.int64):
+        letter = row >= ord("A")
+        remainder = np.where(letter, remainder * 100 + row - 55, remainder * 10 + row - 48) % 97
+    return remainder
+
+
 def bad_iban(column: pa.ChunkedArray) -> np.ndarray:
-    """ISO 13616: the first four characters moved to the end, letters as 10..35, mod 97 is 1."""
+    """ISO 13616: country and check digits moved after the BBAN, read as digits, mod 97 is 1.
+
+    Moving four characters to the end is arithmetic: mod97(BBAN) * 10^6 + the six digits of
+    the two letters and two digits. Left-padding the BBAN with zeros keeps its remainder, so
+    every IBAN becomes one fixed-width column of a byte matrix.
+    """
     present = ~is_null(column)
     broken = not_matching(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")(column) & present
-    # left-padding with zeros keeps the remainder, so every IBAN becomes one fixed-width row
-    width = 34
-    text = fixed_width(pc.utf8_lpad(column, width, "0"), width, "0" * width).astype(np.int32)
-    lengths = np.where(present & ~broken, pc.utf8_length(column).to_numpy(zero_copy_only=False), 0)
-    rows = np.arange(text.shape[1])
-    remainder = np.zeros(text.shape[1], dtype=np.int32)
-    for position in range(width):
-        # rearranged position -> original position: the four first characters come last
-        length_left = position - (width - lengths)
-        source = np.where(length_left < 0, position,
-                          width - lengths + (length_left + 4) % np.maximum(lengths, 1))
-        char = text[source, rows]
-        letter = char >= ord("A")
-        value = np.where(letter, char - 55, char - 48)
-        remainder = np.where(letter, remainder * 100 + value, remainder * 10 + value) % 97
-    return broken | (present & ~broken & (remainder != 1))
+    checked = np.flatnonzero(present & ~broken)
+    values = column.take(pa.array(checked, type=pa.int64()))
+    bban = fixed_width(pc.utf8_lpad(pc.utf8_slice_codeunits(values, 4), 30, "0"), 30, "0" * 30)
+    head = fixed_width(pc.utf8_slice_codeunits(values, 0, 4), 4, "AA00")
+    remainder = (_mod97(bban) * 1_000_000 + _mod97(head)) % 97
+    wrong = np.zeros(len(present), dtype=bool)
+    wrong[checked] = remainder != 1
+    return broken | wrong
 
 
 @dataclasses.dataclass(frozen=True)
