@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from transforms import contract
 from transforms.contract import RecordCode
 from transforms.csv_records import REJECT_SCHEMA, ParsedBatch
-from transforms.rules import RULES, Rule, bad_range, parse_date, parse_timestamp
+from transforms.rules import RULES, Rule, bad_range, parsed, with_parsed
 
 _EXTRA_RULES = {
     contract.GESPARAM: [Rule(RecordCode.BAD_RANGE, "valid_to is before valid_from", bad_range)],
@@ -59,7 +59,7 @@ def _first_errors(table: pa.Table, kind: str) -> tuple[np.ndarray, list[Rule]]:
 
 
 def validate_batch(batch: ParsedBatch) -> ValidatedBatch:
-    table = batch.table
+    table = with_parsed(batch.table, batch.kind)
     first, rules = _first_errors(table, batch.kind)
     failed = first >= 0
     rejects = _rule_rejects(batch.member_name, table, first, rules)
@@ -113,8 +113,8 @@ def typed_cre(table: pa.Table) -> pa.Table:
         "cre_id": table["cre_id"],
         "account_id": table["account_id"],
         "event_type": table["event_type"],
-        "event_ts": parse_timestamp(table["event_ts"]),
-        "value_date": parse_date(table["value_date"]),
+        "event_ts": table[parsed("event_ts")],
+        "value_date": table[parsed("value_date")],
         "amount": pc.cast(table["amount"], pa.decimal128(18, contract.AMOUNT_SCALE)),
         "currency": table["currency"],
         "counterparty_iban": _null_if_empty(table["counterparty_iban"]),
@@ -129,8 +129,8 @@ def typed_gesparam(table: pa.Table) -> pa.Table:
         "param_key": table["param_key"],
         "param_value": table["param_value"],
         "label": _null_if_empty(table["label"]),
-        "valid_from": parse_date(table["valid_from"]),
-        "valid_to": parse_date(table["valid_to"]),
+        "valid_from": table[parsed("valid_from")],
+        "valid_to": table[parsed("valid_to")],
         **_lineage(table),
     })
 
