@@ -12,7 +12,6 @@ import bz2
 import dataclasses
 import hashlib
 import io
-import logging
 import posixpath
 import queue
 import tarfile
@@ -21,8 +20,6 @@ from collections.abc import Iterator
 from typing import BinaryIO, Optional
 
 from transforms.contract import Fatal, Limits, VacationError
-
-_LOG = logging.getLogger(__name__)
 
 _READ_SIZE = 1 << 20  # compressed bytes read per step
 _CHUNK_SIZE = 1 << 20  # most uncompressed bytes produced per step
