@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.vacations import VACATION, valid_members, write_archive
@@ -21,7 +21,7 @@ NAME = VacationName.parse(f"{VACATION}.tar.bz2")
 
 def test_read_and_validate_a_vacation(tmp_path):
     archive = write_archive(tmp_path, valid_members(tmp_path, cre_rows=120, gesparam_rows=15))
-    with TestPipeline() as pipeline:
+    with test_pipeline.TestPipeline() as pipeline:
         read = pipeline | beam.Create([str(archive)]) | ReadVacation(NAME, Limits())
         cre = read["CRE"] | "ValidateCre" >> ValidateRecords()
         gesparam = read["GESPARAM"] | "ValidateGesparam" >> ValidateRecords()
