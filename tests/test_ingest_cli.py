@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import tarfile
+from decimal import Decimal
 from pathlib import Path
 
 import fastavro
@@ -57,8 +58,7 @@ def test_values_survive_the_trip_to_avro(cre, tmp_path):
               for row in data_records(raw)}
     for record in _published(tmp_path / "zones")["CRE"]:
         row = source[record["cre_id"]]
-        assert str(record["amount"]) == f"{float(row[5]):.2f}" or \
-            record["amount"] == __import__("decimal").Decimal(row[5])
+        assert record["amount"] == Decimal(row[5])
         assert record["value_date"].isoformat() == row[4]
         assert record["label"] == (row[8] or None)
         assert record["counterparty_iban"] == (row[7] or None)

@@ -145,10 +145,6 @@ class BatchParser:
         self._read_options = pacsv.ReadOptions(
             column_names=self._columns, use_threads=False, block_size=1 << 26
         )
-        self._parse_options = pacsv.ParseOptions(
-            delimiter=";", quote_char='"', double_quote=True, escape_char=False,
-            newlines_in_values=True, ignore_empty_lines=False,
-        )
         self._convert_options = pacsv.ConvertOptions(
             column_types={name: pa.string() for name in self._columns},
             strings_can_be_null=False, quoted_strings_can_be_null=False,
@@ -163,7 +159,7 @@ class BatchParser:
         good = np.flatnonzero(codes == 0)
         numbers = batch.first_record + np.arange(count, dtype=np.int64)
         raw = _raw_records(batch)
-        table = self._fields(batch, good, codes)
+        table = self._fields(batch, good)
         if table is None:  # Arrow and the quote parity disagree: fall back to csv
             table, good = self._fields_by_csv(batch, good, codes)
         take = pa.array(good, type=pa.int64())
@@ -174,7 +170,7 @@ class BatchParser:
         )
         return ParsedBatch(self._member, self._kind, table, self._rejects(batch, numbers, codes))
 
-    def _fields(self, batch: RawBatch, good: np.ndarray, codes: np.ndarray) -> Optional[pa.Table]:
+    def _fields(self, batch: RawBatch, good: np.ndarray) -> Optional[pa.Table]:
         if not len(good):
             return _empty_table(self._columns)
         if len(good) == len(batch):
