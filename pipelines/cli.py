@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Optional
 
+from pipelines.cassandra_server import DEFAULT_HOME
 from pipelines.options import IngestOptions
 from transforms import contract
 
@@ -40,6 +42,24 @@ def _ingest(argv: list[str]) -> int:
     return contract.EXIT_CODES[outcome["status"]]
 
 
+def _cassandra(args: argparse.Namespace) -> int:
+    from pipelines.cassandra_server import Server
+
+    server = Server(Path(args.home), args.native_port, args.storage_port)
+    if args.action == "start":
+        server.start()
+        print(f"Cassandra answers CQL on 127.0.0.1:{server.native_port}")
+    elif args.action == "stop":
+        server.stop()
+        print("Cassandra stopped")
+    else:
+        running = server.running()
+        print(f"Cassandra {'answers' if running else 'does not answer'} CQL on "
+              f"127.0.0.1:{server.native_port} (pid {server.pid() or '-'})")
+        return 0 if running else 3
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cre", description="CRE Integration: Arkea vacations "
                                      "into the MMG dataplatform.")
@@ -54,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--encoding", default=contract.DEFAULT_ENCODING,
                           choices=sorted(contract.ENCODINGS))
     commands.add_parser("ingest", add_help=False, help="Ingest one vacation archive.")
+    cassandra = commands.add_parser("cassandra", help="A local Cassandra server: start, stop, "
+                                    "status.")
+    cassandra.add_argument("action", choices=("start", "stop", "status"))
+    cassandra.add_argument("--home", default=str(DEFAULT_HOME), help="Data and logs folder.")
+    cassandra.add_argument("--native-port", type=int, default=9042)
+    cassandra.add_argument("--storage-port", type=int, default=7000)
     return parser
 
 
@@ -64,7 +90,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
     args = _parser().parse_args(argv)
-    return _generate(args)
+    return {"generate": _generate, "cassandra": _cassandra}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""A local single-node Apache Cassandra 5.0, started by the project itself.
+
+Maven Central has the ``cassandra-all`` jars but no 5.x binary tarball, so the jars are fetched
+with Maven (``cassandra/pom.xml``, cached under the server's home) and
+``org.apache.cassandra.service.CassandraDaemon`` runs on the machine's Java 17 with the options
+of Cassandra's own ``jvm17-server.options`` and the jamm agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import string
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+PROJECT = Path(__file__).resolve().parents[1]
+TEMPLATES = PROJECT / "cassandra"
+DEFAULT_HOME = PROJECT / "var" / "cassandra"
+JARS = PROJECT / "var" / "cassandra-lib"  # shared by every home: fetched once per machine
+
+
+def cql_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a CQL server answers an OPTIONS request (protocol v4) with SUPPORTED."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(bytes([0x04, 0, 0, 0, 0x05, 0, 0, 0, 0]))
+            header = connection.recv(9)
+    except OSError:
+        return False
+    return len(header) == 9 and header[0] == 0x84 and header[4] == 0x06
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """A local server's home folder and ports."""
+
+    home: Path = DEFAULT_HOME
+    native_port: int = 9042
+    storage_port: int = 7000
+    heap: str = "1g"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "cassandra.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "server.log"
+
+    def jars(self) -> Path:
+        """The server's jars, fetched once with Maven."""
+        lib = JARS
+        marker = lib / ".complete"
+        if not marker.exists():
+            lib.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["mvn", "-q", "-B", "-f", str(TEMPLATES / "pom.xml"),
+                 "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
+                check=True)
+            marker.touch()
+        return lib
+
+    def pid(self) -> Optional[int]:
+        try:
+            pid = int(self.pid_file.read_text())
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reaps it if it is our own child and has exited
+            except ChildProcessError:
+                pass
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        return cql_answers("127.0.0.1", self.native_port)
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Starts the server and returns once CQL answers; harmless when it already runs."""
+        if self.running():
+            return
+        lib = self.jars()
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.home / "cassandra.yaml"
+        config.write_text(string.Template((TEMPLATES / "cassandra.yaml").read_text()).substitute(
+            data=data, storage_port=self.storage_port, native_port=self.native_port))
+        jamm = next(lib.glob("jamm-*.jar"))
+        options = [line for line in (TEMPLATES / "jvm17.options").read_text().splitlines()
+                   if line and not line.startswith("#")]
+        command = [
+            "java", f"-Xms{self.heap}", f"-Xmx{self.heap}", f"-javaagent:{jamm}", *options,
+            f"-Dcassandra.config=file://{config}", "-Dcassandra-foreground=yes",
+            f"-Dcassandra.storagedir={data}", f"-Dcassandra.logdir={self.home}",
+            "-Dcassandra.jmx.local.port=0", "-cp", f"{lib}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Cassandra exited with {process.returncode}; "
+                                   f"see {self.log_file}")
+            if self.running():
+                return
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"Cassandra did not answer CQL within {timeout:.0f} s; "
+                           f"see {self.log_file}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.5)
+        if self.pid() is not None:
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
