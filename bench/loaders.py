@@ -1,0 +1,563 @@
+"""Loads the CRE rows of one vacation into Cassandra with the tools people use today, and times it.
+
+Why: before writing our own loader we want the numbers of the usual ones on this very machine
+(2 cores, Cassandra on the same host) for the same rows and the same two tables. Run as
+``.venv/bin/python -m bench.loaders ARCHIVE`` (prints rows/s for each tool).
+
+What is timed: only each tool's load of both tables (``cre_events_by_account`` then
+``cre_event_versions``), process start included, as wall-clock seconds. Not timed: unpacking
+the archive into the tools' CSVs (:func:`prepare_tool_csvs`), creating and truncating the
+tables, and the checks afterwards (a token-range ``count(*)`` scan of each table with the Python
+driver, compared with the CSV's record count, and a field-by-field comparison of sampled rows:
+the first rows, rows with quotes, line breaks, a ``;``, an empty label or IBAN, a negative
+amount).
+
+Input CSVs (shared by both tools): UTF-8, ``,``-delimited, ``"`` quoting with doubled quotes
+inside a quoted value, ``\\n`` record ends, one header line; an empty value means null;
+``event_ts`` kept as sent (``2026-11-22T09:15:00+01:00``), ``value_date`` ``2026-11-22``,
+``amount`` ``-1234.56``.
+
+Settings of ``cqlsh COPY FROM`` (PyPI cqlsh 6.2.2, one ``cqlsh -e`` per table):
+``HEADER=true, DELIMITER=',', QUOTE='"', ESCAPE='"'`` (cqlsh's default escape is ``\\``, which
+turns off the doubling of quotes), ``NULL=''``,
+``DATETIMEFORMAT='%Y-%m-%dT%H:%M:%S%z'`` (without it cqlsh falls back to a regex that does not
+know the ``T`` and silently loads midnight), ``NUMPROCESSES=2`` (its default is cores - 1 = 1;
+2 was the fastest of 1, 2 and 3 here, see the report), ``CHUNKSIZE=5000, MAXBATCHSIZE=20,
+MINBATCHSIZE=10`` (its defaults), ``INGESTRATE=1000000`` (above anything reached, so the chunk
+bounds stay at multiples of CHUNKSIZE lines, see below), ``PREPAREDSTATEMENTS=true`` (default),
+``MAXPARSEERRORS=0, MAXINSERTERRORS=0`` (fail, not skip). cqlsh cuts its input into chunks of
+CHUNKSIZE *lines*, not records, so a quoted label holding a line break that straddles a chunk
+bound would be split in two (the first half loaded, truncated, the second a parse error);
+:func:`prepare_tool_csvs` therefore moves such rare records (0.5 % of labels in generated data)
+a little later in the file so that none straddles a bound of :data:`CQLSH_CHUNKSIZE` lines.
+cqlsh reads the file in text mode, so a ``\\r\\n`` inside a label is loaded as ``\\n``: the
+sample check accepts that one difference for cqlsh only.
+
+Settings of DSBulk 1.10.0 (jars from Maven Central via ``bench/dsbulk/pom.xml``, cached in
+``var/dsbulk-lib``; one JVM per table, ``java -cp 'var/dsbulk-lib/*'
+com.datastax.oss.dsbulk.runner.DataStaxBulkLoader load``): its defaults for speed (batching by
+partition key ``batch.mode=PARTITION_KEY``, ``batch.maxBatchStatements=32``,
+``executor.maxInFlight=1024``, ``engine.maxConcurrentQueries=AUTO``, ``connector.csv.maxConcurrentFiles=AUTO``,
+``schema.nullToUnset=true``, consistency ``LOCAL_ONE``), the JVM's default heap, and
+``-header true -delim , -quote '"' -escape '"'``, ``--codec.timestamp ISO_OFFSET_DATE_TIME``,
+``--codec.date ISO_LOCAL_DATE``, ``-maxErrors 0`` (fail on the first bad row),
+``--log.directory var/dsbulk-logs``, ``--monitoring.reportRate 1 minute``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+DSBULK_POM = ROOT / "bench" / "dsbulk" / "pom.xml"
+DSBULK_LIB = VAR / "dsbulk-lib"  # shared by every run: fetched once per machine
+DSBULK_LOGS = VAR / "dsbulk-logs"
+CQLSH_ERRORS = VAR / "cqlsh-errors"
+CQLSH = Path(sys.executable).with_name("cqlsh")
+DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
+
+KEYSPACE = "bench_tools"
+CRE_COLUMNS = ("cre_id", "account_id", "event_type", "event_ts", "value_date", "amount",
+               "currency", "counterparty_iban", "label")
+TABLES: dict[str, tuple[str, ...]] = {
+    "cre_events_by_account": ("account_id", "month", "value_date", "cre_id", "vacation_id",
+                              "event_type", "event_ts", "amount", "currency",
+                              "counterparty_iban", "label"),
+    "cre_event_versions": ("cre_id", "vacation_id", "account_id", "value_date"),
+}
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "cre_events_by_account": ("account_id", "month", "value_date", "cre_id", "vacation_id"),
+    "cre_event_versions": ("cre_id", "vacation_id"),
+}
+PARTITION_KEYS: dict[str, tuple[str, ...]] = {
+    "cre_events_by_account": ("account_id", "month"),
+    "cre_event_versions": ("cre_id",),
+}
+TABLE_DDL = {
+    "cre_events_by_account": """
+CREATE TABLE IF NOT EXISTS {ks}.cre_events_by_account (
+  account_id text, month int, value_date date, cre_id text, vacation_id text,
+  event_type text, event_ts timestamp, amount decimal, currency text,
+  counterparty_iban text, label text,
+  PRIMARY KEY ((account_id, month), value_date, cre_id, vacation_id)
+) WITH CLUSTERING ORDER BY (value_date DESC, cre_id ASC, vacation_id DESC)""",
+    "cre_event_versions": """
+CREATE TABLE IF NOT EXISTS {ks}.cre_event_versions (
+  cre_id text, vacation_id text, account_id text, value_date date,
+  PRIMARY KEY ((cre_id), vacation_id)
+) WITH CLUSTERING ORDER BY (vacation_id DESC)""",
+}
+
+CQLSH_CHUNKSIZE = 5000
+CQLSH_OPTIONS = {
+    "HEADER": "true", "DELIMITER": ",", "QUOTE": '"', "ESCAPE": '"', "NULL": "",
+    "DATETIMEFORMAT": "%Y-%m-%dT%H:%M:%S%z", "NUMPROCESSES": "2",
+    "CHUNKSIZE": str(CQLSH_CHUNKSIZE), "MAXBATCHSIZE": "20", "MINBATCHSIZE": "10",
+    "INGESTRATE": "1000000", "PREPAREDSTATEMENTS": "true", "MAXPARSEERRORS": "0",
+    "MAXINSERTERRORS": "0",
+}
+DSBULK_OPTIONS = (
+    "-header", "true", "-delim", ",", "-quote", '"', "-escape", '"',
+    "--codec.timestamp", "ISO_OFFSET_DATE_TIME", "--codec.date", "ISO_LOCAL_DATE",
+    "-maxErrors", "0", "--monitoring.reportRate", "1 minute",
+)
+
+_CRE_MEMBER = re.compile(r"^(?:[^/]+/)?CRE_\d{4}\.csv$")
+_ARCHIVE = re.compile(r"^(BAF_\d{8}_\d{2})\.tar\.bz2$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what Python's text mode (cqlsh) counts as a line end
+_SAMPLES_PER_KIND = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparation (not timed)
+
+
+class _ChunkAwareWriter:
+    """CSV writer that keeps every multi-line record inside one cqlsh chunk of ``chunk`` lines.
+
+    Why: cqlsh COPY FROM hands its workers chunks of physical lines; a record that straddles a
+    chunk bound is split and half-lost. Such records are held back (order does not matter to
+    Cassandra) until they fit, so the file stays loadable by both tools.
+    """
+
+    def __init__(self, handle: io.TextIOBase, header: Sequence[str], chunk: int):
+        self._writer = csv.writer(handle, lineterminator="\n")
+        self._writer.writerow(header)
+        self._chunk = chunk
+        self._line = 0  # physical data lines written so far (the header is skipped by cqlsh)
+        self._held: list[tuple[Sequence[str], int]] = []
+        self.records = 0
+
+    def _fits(self, breaks: int) -> bool:
+        return self._line // self._chunk == (self._line + breaks) // self._chunk
+
+    def _put(self, row: Sequence[str], breaks: int) -> None:
+        self._writer.writerow(row)
+        self._line += 1 + breaks
+        self.records += 1
+
+    def write(self, row: Sequence[str]) -> None:
+        breaks = 0
+        for value in row:
+            if "\n" in value or "\r" in value:
+                breaks += len(_LINE_BREAK.findall(value))
+        if breaks and not self._fits(breaks):
+            self._held.append((row, breaks))
+            return
+        self._put(row, breaks)
+        if self._held and self._line % self._chunk == 0:
+            self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for row, breaks in held:
+            if self._fits(breaks):
+                self._put(row, breaks)
+            else:
+                self._held.append((row, breaks))
+
+    def close(self) -> None:
+        """Writes what is still held; a straddle is still possible here, but only at the very end
+        of a file and with vanishing odds (cqlsh's error check would then report it)."""
+        self._release()
+        for row, breaks in self._held:
+            self._put(row, breaks)
+        self._held = []
+
+
+class _Unseekable(io.RawIOBase):
+    """A tar member of a stream-mode (``r|bz2``) archive as a raw stream TextIOWrapper accepts.
+
+    Why: such members lack ``seekable()``; streaming avoids bzip2's random access cost.
+    """
+
+    def __init__(self, member: Any):
+        self._member = member
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._member.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _archive_encoding(meta: bytes) -> str:
+    encoding = json.loads(meta.decode("utf-8")).get("encoding", "UTF-8")
+    return {"UTF-8": "utf-8-sig", "ISO-8859-1": "latin-1"}.get(encoding.upper(), encoding)
+
+
+def _cre_rows(archive: Path) -> Iterator[list[str]]:
+    """The CRE records of a vacation archive, in member order, streamed (memory stays flat)."""
+    encoding = "utf-8-sig"
+    with tarfile.open(archive, "r|bz2") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            handle = tar.extractfile(info)
+            if handle is None:
+                continue
+            if info.name.rsplit("/", 1)[-1] == "META.json":
+                encoding = _archive_encoding(handle.read())
+                continue
+            if not _CRE_MEMBER.match(info.name):
+                continue
+            text = io.TextIOWrapper(io.BufferedReader(_Unseekable(handle), 1 << 20),
+                                    encoding=encoding, newline="")
+            reader = csv.reader(text, delimiter=";", quotechar='"')
+            header = [name.lstrip("\ufeff") for name in next(reader, [])]
+            if tuple(header) != CRE_COLUMNS:
+                raise ValueError(f"{archive.name}:{info.name}: unexpected header {header}")
+            width = len(CRE_COLUMNS)
+            for number, row in enumerate(reader, start=2):
+                if len(row) != width:
+                    raise ValueError(f"{archive.name}:{info.name}: record {number} has "
+                                     f"{len(row)} fields, not {width}")
+                yield row
+
+
+def vacation_id_of(archive: Path) -> str:
+    """``BAF_20261122_01`` from ``.../BAF_20261122_01.tar.bz2``."""
+    match = _ARCHIVE.match(archive.name)
+    if not match:
+        raise ValueError(f"{archive.name} is not named BAF_<YYYYMMDD>_<NN>.tar.bz2")
+    return match.group(1)
+
+
+def prepare_tool_csvs(archive: Path, out_dir: Path, vacation_id: str) -> dict[str, Path]:
+    """Writes one CSV per target table (exactly its columns) from the archive's CRE members.
+
+    Why a CSV per table: both tools map CSV columns to table columns one to one, and neither can
+    derive ``month`` or add the constant ``vacation_id`` itself. Streams: memory stays flat.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {table: out_dir / f"{table}.csv" for table in TABLES}
+    temporary = {table: path.with_suffix(".csv.tmp") for table, path in paths.items()}
+    handles = {table: open(path, "w", encoding="utf-8", newline="")
+               for table, path in temporary.items()}
+    try:
+        events = _ChunkAwareWriter(handles["cre_events_by_account"],
+                                   TABLES["cre_events_by_account"], CQLSH_CHUNKSIZE)
+        versions = _ChunkAwareWriter(handles["cre_event_versions"],
+                                     TABLES["cre_event_versions"], CQLSH_CHUNKSIZE)
+        for (cre_id, account_id, event_type, event_ts, value_date, amount, currency, iban,
+             label) in _cre_rows(archive):
+            month = f"{value_date[0:4]}{value_date[5:7]}" if value_date else ""
+            events.write((account_id, month, value_date, cre_id, vacation_id, event_type,
+                          event_ts, amount, currency, iban, label))
+            versions.write((cre_id, vacation_id, account_id, value_date))
+        events.close()
+        versions.close()
+    finally:
+        for handle in handles.values():
+            handle.close()
+    for table, path in paths.items():
+        os.replace(temporary[table], path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Cassandra side (not timed)
+
+
+def connect(host: str, port: int, user: str, password: str) -> Any:
+    """A cassandra-driver session (the driver comes with cqlsh) for DDL, counts and samples."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([host], port=port, protocol_version=5,
+                      auth_provider=PlainTextAuthProvider(user, password))
+    session = cluster.connect()
+    session.default_timeout = 120
+    return session
+
+
+def ensure_tables(session: Any, keyspace: str = KEYSPACE) -> None:
+    """Creates the keyspace (SimpleStrategy RF 1) and both tables if missing, then empties them.
+
+    Called before each tool's run so that each tool starts from empty tables.
+    """
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    for table, ddl in TABLE_DDL.items():
+        session.execute(ddl.format(ks=keyspace))
+        session.execute(f"TRUNCATE {keyspace}.{table}", timeout=300)
+
+
+def count_rows(session: Any, keyspace: str, table: str, splits: int = 64) -> int:
+    """Rows of a table, by ``count(*)`` over ``splits`` token ranges (each well under a timeout)."""
+    token = f"token({', '.join(PARTITION_KEYS[table])})"
+    low, high = -(2**63), 2**63 - 1
+    step = (high - low) // splits
+    bounds = [low + step * index for index in range(splits)] + [high]
+    first = session.prepare(f"SELECT count(*) FROM {keyspace}.{table} "
+                            f"WHERE {token} >= ? AND {token} <= ?")
+    rest = session.prepare(f"SELECT count(*) FROM {keyspace}.{table} "
+                           f"WHERE {token} > ? AND {token} <= ?")
+    total = 0
+    for index in range(splits):
+        statement = first if index == 0 else rest
+        total += session.execute(statement, (bounds[index], bounds[index + 1]),
+                                 timeout=300).one()[0]
+    return total
+
+
+@dataclass
+class CsvFacts:
+    """A tool CSV's record count and a few sampled records (header names to values)."""
+
+    records: int = 0
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+
+def csv_facts(path: Path) -> CsvFacts:
+    """Counts the records of a tool CSV and keeps a few of each tricky kind for the checks."""
+    facts = CsvFacts()
+    kinds: dict[str, int] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            facts.records += 1
+            label = row.get("label")
+            wanted = [kind for kind, hit in (
+                ("first", facts.records <= _SAMPLES_PER_KIND),
+                ("quote", label is not None and '"' in label),
+                ("crlf", label is not None and "\r\n" in label),
+                ("lf", label is not None and "\n" in label and "\r" not in label),
+                ("semicolon", label is not None and ";" in label),
+                ("null label", label == ""),
+                ("null iban", row.get("counterparty_iban") == ""),
+                ("negative", row.get("amount", "").startswith("-")),
+                ("+02:00", row.get("event_ts", "").endswith("+02:00")),
+            ) if hit and kinds.get(kind, 0) < _SAMPLES_PER_KIND]
+            if wanted:
+                facts.samples.append(row)
+                for kind in wanted:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+    return facts
+
+
+def _expected(column: str, text: str) -> Any:
+    """The value the driver should read back for a CSV field (empty means null)."""
+    if text == "":
+        return None
+    if column == "month":
+        return int(text)
+    if column == "amount":
+        return Decimal(text)
+    if column == "value_date":
+        return datetime.date.fromisoformat(text)
+    if column == "event_ts":
+        moment = datetime.datetime.fromisoformat(text)
+        return moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return text
+
+
+def _read_back(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column == "value_date":
+        return value.date()  # cassandra.util.Date
+    return value
+
+
+def check_samples(session: Any, keyspace: str, table: str, samples: Iterable[dict[str, str]],
+                  tool: str, crlf_as_lf: bool = False) -> list[str]:
+    """Compares sampled CSV records with the rows read back; returns the differences.
+
+    ``crlf_as_lf``: accept a ``\\r\\n`` of the CSV read back as ``\\n`` (cqlsh's text mode).
+    """
+    key = PRIMARY_KEYS[table]
+    columns = TABLES[table]
+    query = session.prepare(f"SELECT {', '.join(columns)} FROM {keyspace}.{table} WHERE "
+                            + " AND ".join(f"{name} = ?" for name in key))
+    problems = []
+    for sample in samples:
+        found = session.execute(query, [_expected(name, sample[name]) for name in key]).one()
+        where = ", ".join(f"{name}={sample[name]}" for name in key)
+        if found is None:
+            problems.append(f"{tool} {table}: no row for {where}")
+            continue
+        for index, name in enumerate(columns):
+            want, got = _expected(name, sample[name]), _read_back(name, found[index])
+            if crlf_as_lf and isinstance(want, str):
+                want = want.replace("\r\n", "\n")
+            if want != got:
+                problems.append(f"{tool} {table} {where}: {name} is {got!r}, CSV has {want!r}")
+    return problems
+
+
+def verify_load(tool: str, csvs: dict[str, Path], host: str, port: int, user: str,
+                password: str, keyspace: str, crlf_as_lf: bool = False) -> None:
+    """Raises unless each table has as many rows as its CSV has records and the samples match."""
+    session = connect(host, port, user, password)
+    try:
+        problems = []
+        for table, path in csvs.items():
+            facts = csv_facts(path)
+            loaded = count_rows(session, keyspace, table)
+            if loaded != facts.records:
+                problems.append(f"{tool}: {keyspace}.{table} has {loaded:,} rows but "
+                                f"{path.name} has {facts.records:,} records")
+            problems += check_samples(session, keyspace, table, facts.samples, tool, crlf_as_lf)
+        if problems:
+            raise RuntimeError("load check failed:\n  " + "\n  ".join(problems))
+    finally:
+        session.cluster.shutdown()
+
+
+def _reset(host: str, port: int, user: str, password: str, keyspace: str) -> None:
+    session = connect(host, port, user, password)
+    try:
+        ensure_tables(session, keyspace)
+    finally:
+        session.cluster.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# The tools (timed)
+
+
+def _run(command: list[str], what: str, env: Optional[dict[str, str]] = None,
+         log: Optional[Path] = None) -> str:
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=env, cwd=VAR)
+    output = result.stdout.decode("utf-8", "replace")
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(output)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} exited with {result.returncode}:\n{output[-3000:]}")
+    return output
+
+
+def _cql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
+               keyspace: str = KEYSPACE) -> float:
+    """Loads both CSVs with ``cqlsh COPY FROM``; returns the wall-clock seconds of both loads.
+
+    Raises if cqlsh reports a failed row or the check afterwards (not timed) finds a difference.
+    """
+    _reset(host, port, user, password, keyspace)
+    CQLSH_ERRORS.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUTF8="1")  # cqlsh opens the CSV with the locale's encoding
+    elapsed = 0.0
+    for table, path in csvs.items():
+        errors = CQLSH_ERRORS / f"{table}.err"
+        errors.unlink(missing_ok=True)
+        options = dict(CQLSH_OPTIONS, ERRFILE=str(errors))
+        statement = (f"COPY {keyspace}.{table} ({', '.join(TABLES[table])}) FROM "
+                     f"{_cql_string(str(path.resolve()))} WITH "
+                     + " AND ".join(f"{name}={_cql_string(value)}"
+                                    for name, value in options.items()))
+        command = [str(CQLSH), host, str(port), "-u", user, "-p", password,
+                   "--request-timeout", "120", "-e", statement]
+        started = time.monotonic()
+        output = _run(command, f"cqlsh COPY FROM into {table}", env, CQLSH_ERRORS / f"{table}.log")
+        elapsed += time.monotonic() - started
+        if "Failed to import" in output or errors.exists():
+            raise RuntimeError(f"cqlsh COPY FROM into {table} reported failed rows "
+                               f"(see {errors}):\n{output[-3000:]}")
+    verify_load("cqlsh", csvs, host, port, user, password, keyspace, crlf_as_lf=True)
+    return elapsed
+
+
+def dsbulk_jars() -> Path:
+    """DSBulk's jars, fetched once with Maven into ``var/dsbulk-lib`` (a marker ends it)."""
+    marker = DSBULK_LIB / ".complete"
+    if not marker.exists():
+        shutil.rmtree(DSBULK_LIB, ignore_errors=True)
+        DSBULK_LIB.mkdir(parents=True)
+        # An absolute outputDirectory: a relative one resolves against the pom's folder.
+        subprocess.run(["mvn", "-q", "-B", "-f", str(DSBULK_POM), "dependency:copy-dependencies",
+                        f"-DoutputDirectory={DSBULK_LIB}"], check=True)
+        marker.touch()
+    return DSBULK_LIB
+
+
+def dsbulk_load(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
+                keyspace: str = KEYSPACE) -> float:
+    """Loads both CSVs with DSBulk; returns the wall-clock seconds of both loads.
+
+    Raises if DSBulk does not exit 0 (``-maxErrors 0``) or the check afterwards (not timed)
+    finds a difference.
+    """
+    lib = dsbulk_jars()
+    _reset(host, port, user, password, keyspace)
+    elapsed = 0.0
+    for table, path in csvs.items():
+        command = ["java", "-cp", f"{lib}/*", DSBULK_MAIN, "load",
+                   "-url", str(path.resolve()), "-k", keyspace, "-t", table,
+                   "-h", host, "-port", str(port), "-u", user, "-p", password,
+                   "--log.directory", str(DSBULK_LOGS), *DSBULK_OPTIONS]
+        started = time.monotonic()
+        _run(command, f"dsbulk load into {table}", log=DSBULK_LOGS / f"{table}.out")
+        elapsed += time.monotonic() - started
+    verify_load("dsbulk", csvs, host, port, user, password, keyspace)
+    return elapsed
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Prepares the CSVs, loads them with each tool in turn and prints seconds and rows/s."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("archive", type=Path, help="a BAF_<YYYYMMDD>_<NN>.tar.bz2 vacation")
+    parser.add_argument("--out", type=Path, default=VAR / "bench-tools" / "csv",
+                        help="where the tools' CSVs go (default: var/bench-tools/csv)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9042)
+    parser.add_argument("--user", default="cassandra")
+    parser.add_argument("--password", default="cassandra")
+    parser.add_argument("--keyspace", default=KEYSPACE)
+    parser.add_argument("--tools", nargs="+", choices=("cqlsh", "dsbulk"),
+                        default=["cqlsh", "dsbulk"])
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    out = args.out / vacation_id_of(args.archive)
+    csvs = prepare_tool_csvs(args.archive, out, vacation_id_of(args.archive))
+    records = {table: csv_facts(path).records for table, path in csvs.items()}
+    total = sum(records.values())
+    print(f"prepared {', '.join(f'{t}: {n:,}' for t, n in records.items())} records in "
+          f"{time.monotonic() - started:.0f} s (not timed) into {out}", file=sys.stderr)
+    tools = {"cqlsh": cqlsh_copy, "dsbulk": dsbulk_load}
+    results = []
+    for name in args.tools:
+        seconds = tools[name](csvs, args.host, args.port, args.user, args.password,
+                              args.keyspace)
+        results.append((name, seconds))
+        print(f"{name}: {seconds:.1f} s, checked", file=sys.stderr)
+    print(f"{'tool':<8} {'rows (both tables)':>18} {'seconds':>8} {'rows/s':>9} "
+          f"{'CRE rows/s':>10}")
+    cre = records["cre_event_versions"]
+    for name, seconds in results:
+        print(f"{name:<8} {total:>18,} {seconds:>8.1f} {total / seconds:>9,.0f} "
+              f"{cre / seconds:>10,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,544 @@
+"""Apache Cassandra sink and source for Beam batches of records (``pyarrow.Table``).
+
+Beam's Python SDK has no Cassandra connector. This one is shaped like Beam's own
+(``mongodbio``): public transforms that check their arguments, private DoFns, display data.
+
+``WriteToCassandra`` serializes whole Arrow columns to wire values (``cql_values``), groups rows
+by partition and replica into unlogged batches routed to that replica, keeps a bounded window of
+asynchronous requests in flight, retries timeouts and overload with exponential backoff, and
+sends what still fails to a dead-letter output with its error. Writes are plain INSERTs of
+whole rows: idempotent, so retries and re-runs never duplicate anything.
+
+``ReadFromCassandra`` splits the token ring into ranges read in parallel, page by page.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Optional
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+from cassandra import (
+    AuthenticationFailed,
+    ConsistencyLevel,
+    OperationTimedOut,
+    Unavailable,
+    WriteFailure,
+    WriteTimeout,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    FallthroughRetryPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+from cassandra.query import BatchStatement, BatchType, tuple_factory
+
+from io_connectors import cql_values
+
+_LOG = logging.getLogger(__name__)
+
+RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
+             IsBootstrappingErrorMessage, WriteFailure, ConnectionException, NoHostAvailable)
+MIN_TOKEN, MAX_TOKEN = -(1 << 63), (1 << 63) - 1
+
+
+class CassandraUnavailable(RuntimeError):
+    """The cluster cannot be reached or refuses our credentials: a platform failure."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CassandraConfig:
+    """Where and how to connect; picklable, so DoFns carry it to workers."""
+
+    hosts: tuple[str, ...]
+    keyspace: str
+    port: int = 9042
+    username: Optional[str] = None
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    consistency: str = "LOCAL_QUORUM"
+    local_dc: Optional[str] = None
+    tls_ca_file: Optional[str] = None
+    connect_timeout: float = 10.0
+    request_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.hosts:
+            raise ValueError("at least one Cassandra host is required")
+        if not hasattr(ConsistencyLevel, self.consistency):
+            raise ValueError(f"unknown consistency level {self.consistency!r}")
+
+    @classmethod
+    def from_hosts(cls, hosts: str, keyspace: str, **kwargs: Any) -> CassandraConfig:
+        """Parses ``host[:port],host[:port]``; every host shares one port (a driver rule)."""
+        names, ports = [], set()
+        for entry in filter(None, (part.strip() for part in hosts.split(","))):
+            name, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+            names.append(name)
+            if port:
+                ports.add(int(port))
+        if len(ports) > 1:
+            raise ValueError(f"hosts must share one port, got {sorted(ports)}")
+        if ports:
+            kwargs["port"] = ports.pop()
+        return cls(tuple(names), keyspace, **kwargs)
+
+    @property
+    def consistency_level(self) -> int:
+        return getattr(ConsistencyLevel, self.consistency)
+
+    def describe(self) -> str:
+        return f"{','.join(self.hosts)}:{self.port}/{self.keyspace}"
+
+    def cluster(self) -> Cluster:
+        policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc))
+        profile = ExecutionProfile(load_balancing_policy=policy,
+                                   consistency_level=self.consistency_level,
+                                   request_timeout=self.request_timeout,
+                                   row_factory=tuple_factory)
+        auth = (PlainTextAuthProvider(self.username, self.password or "")
+                if self.username else None)
+        tls = None
+        if self.tls_ca_file:
+            tls = ssl.create_default_context(cafile=self.tls_ca_file)
+        return Cluster(list(self.hosts), port=self.port, auth_provider=auth, ssl_context=tls,
+                       execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                       connect_timeout=self.connect_timeout, protocol_version=5)
+
+    def connect(self, keyspace: Optional[str] = None):
+        """A session, or ``CassandraUnavailable`` with one line saying why."""
+        cluster = self.cluster()
+        try:
+            return cluster.connect(keyspace)
+        except Exception as error:  # the driver raises several types for one cause
+            cluster.shutdown()
+            raise CassandraUnavailable(
+                f"cannot use Cassandra at {self.describe()}: {_reason(error)}") from error
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, NoHostAvailable):
+        causes = list(error.errors.values())
+        if any(isinstance(cause, AuthenticationFailed) for cause in causes):
+            return "authentication failed (check the username and password)"
+        if causes:
+            return f"no host answered ({_reason(causes[0])})"
+        return "no host answered"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+class _SharedSessions:
+    """One cluster connection per process and config, shared by every DoFn that uses it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[CassandraConfig, list] = {}
+
+    def acquire(self, config: CassandraConfig):
+        with self._lock:
+            entry = self._sessions.get(config)
+            if entry is None:
+                entry = self._sessions[config] = [config.connect(config.keyspace), 0]
+            entry[1] += 1
+            return entry[0]
+
+    def release(self, config: CassandraConfig) -> None:
+        with self._lock:
+            entry = self._sessions.get(config)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._sessions[config]
+                entry[0].cluster.shutdown()
+
+
+SESSIONS = _SharedSessions()
+
+
+class FailedWrite(NamedTuple):
+    """Rows that could not be written, with the last error: the dead-letter output."""
+
+    table: str
+    rows: pa.Table
+    error: str
+    attempts: int
+
+
+class WriteResult(NamedTuple):
+    written: beam.PCollection  # the row count of each bundle, once it is durable
+    failed: beam.PCollection  # FailedWrite
+
+
+class _Request:
+    __slots__ = ("statement", "rows", "attempt", "sent_at", "error")
+
+    def __init__(self, statement: BatchStatement, rows: list[int]):
+        self.statement = statement
+        self.rows = rows
+        self.attempt = 0
+        self.sent_at = 0.0
+        self.error: Optional[Exception] = None
+
+
+class _Window:
+    """The asynchronous requests in flight, bounded; callbacks only record, never block."""
+
+    def __init__(self, session, size: int):
+        self._session = session
+        self._slots = threading.Semaphore(size)
+        self._size = size
+        self._lock = threading.Lock()
+        self.done: collections.deque[_Request] = collections.deque()
+        self.latencies_ms: list[int] = []
+
+    def send(self, request: _Request) -> None:
+        self._slots.acquire()
+        request.attempt += 1
+        request.sent_at = time.monotonic()
+        future = self._session.execute_async(request.statement)
+        future.add_callbacks(self._succeeded, self._failed,
+                             callback_args=(request,), errback_args=(request,))
+
+    def _succeeded(self, _result, request: _Request) -> None:
+        request.error = None
+        self._finish(request)
+
+    def _failed(self, error: Exception, request: _Request) -> None:
+        request.error = error
+        self._finish(request)
+
+    def _finish(self, request: _Request) -> None:
+        with self._lock:
+            self.latencies_ms.append(int((time.monotonic() - request.sent_at) * 1000))
+        self.done.append(request)
+        self._slots.release()
+
+    def drain(self) -> None:
+        """Waits for every request in flight."""
+        for _ in range(self._size):
+            self._slots.acquire()
+        for _ in range(self._size):
+            self._slots.release()
+
+    def take_latencies(self) -> list[int]:
+        with self._lock:
+            taken, self.latencies_ms = self.latencies_ms, []
+        return taken
+
+
+class _WriteFn(beam.DoFn):
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
+                 max_in_flight: int, batch_rows: int, batch_bytes: int, max_attempts: int,
+                 backoff_seconds: float):
+        self._config = config
+        self._table = table
+        self._columns = columns
+        self._max_in_flight = max_in_flight
+        self._batch_rows = batch_rows
+        self._batch_bytes = batch_bytes
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        namespace = f"cassandra.{table}"
+        self._rows_written = beam.metrics.Metrics.counter(namespace, "rows_written")
+        self._retries = beam.metrics.Metrics.counter(namespace, "retries")
+        self._failed_rows = beam.metrics.Metrics.counter(namespace, "failed_rows")
+        self._latency = beam.metrics.Metrics.distribution(namespace, "write_latency_ms")
+
+    def setup(self) -> None:
+        self._session = SESSIONS.acquire(self._config)
+        metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
+        table = metadata.tables[self._table]
+        names = list(self._columns or table.columns)
+        unknown = sorted(set(names) - set(table.columns))
+        if unknown:
+            raise ValueError(f"{self._table} has no column {unknown}")
+        self._types = [(name, table.columns[name].cql_type) for name in names]
+        unsupported = [f"{n} {t}" for n, t in self._types if t not in cql_values.SERIALIZERS]
+        if unsupported:
+            raise ValueError(f"cannot serialize {self._table} columns {unsupported}")
+        missing = [c.name for c in table.partition_key if c.name not in names]
+        if missing:
+            raise ValueError(f"the columns written to {self._table} lack its key {missing}")
+        self._partition = [names.index(column.name) for column in table.partition_key]
+        self._insert = self._session.prepare(
+            f"INSERT INTO {self._table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})")
+        self._insert.is_idempotent = True
+
+    def start_bundle(self) -> None:
+        self._window = _Window(self._session, self._max_in_flight)
+        self._retry_heap: list[tuple[float, int, _Request, pa.Table]] = []
+        self._sent: dict[int, pa.Table] = {}
+        self._written = 0
+        self._failures: list[FailedWrite] = []
+
+    def process(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        values = cql_values.serialize_columns(table, self._types)
+        for request in self._batches(values, table.nbytes):
+            self._sent[id(request)] = table
+            self._window.send(request)
+            self._settle(block=False)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        while True:
+            self._window.drain()
+            self._settle(block=False)
+            if not self._retry_heap:
+                break
+            self._settle(block=True)
+        self._report()
+        window = GlobalWindow()
+        yield WindowedValue(self._written, window.max_timestamp(), [window])
+        for failure in self._failures:
+            yield beam.pvalue.TaggedOutput(
+                "failed", WindowedValue(failure, window.max_timestamp(), [window]))
+
+    def teardown(self) -> None:
+        SESSIONS.release(self._config)
+
+    def _batches(self, values: list[cql_values.Values], nbytes: int) -> Iterator[_Request]:
+        """Rows grouped by partition, then by replica, into routed unlogged batches.
+
+        A batch holds at most ``batch_rows`` rows and, by the Arrow size of the average row,
+        about ``batch_bytes``: large batches strain the coordinator.
+        """
+        keys = cql_values.routing_keys([values[index] for index in self._partition])
+        by_partition: dict[bytes, list[int]] = collections.defaultdict(list)
+        for row, key in enumerate(keys):
+            by_partition[key].append(row)
+        metadata = self._session.cluster.metadata
+        by_replica: dict[Any, list[tuple[bytes, list[int]]]] = collections.defaultdict(list)
+        for key, rows in by_partition.items():
+            replicas = metadata.get_replicas(self._config.keyspace, key)
+            by_replica[replicas[0] if replicas else None].append((key, rows))
+        rows_of = list(zip(*values))
+        per_batch = max(1, min(self._batch_rows,
+                               self._batch_bytes * len(rows_of) // max(nbytes, 1)))
+        for groups in by_replica.values():
+            batch: list[int] = []
+            routing = groups[0][0]
+            for key, rows in groups:
+                for row in rows:
+                    if len(batch) >= per_batch:
+                        yield self._request(batch, routing, rows_of)
+                        batch, routing = [], key
+                    batch.append(row)
+            if batch:
+                yield self._request(batch, routing, rows_of)
+
+    def _request(self, rows: list[int], routing_key: bytes, rows_of: list) -> _Request:
+        statement = BatchStatement(BatchType.UNLOGGED,
+                                   consistency_level=self._config.consistency_level)
+        # the rows are already wire values: add them as the driver's add() would after bind()
+        query_id = self._insert.query_id
+        statement._statements_and_parameters = [(True, query_id, list(rows_of[row]))
+                                                for row in rows]
+        statement.routing_key = routing_key
+        statement.keyspace = self._config.keyspace
+        statement.is_idempotent = True
+        statement.retry_policy = FallthroughRetryPolicy()  # retried here, with backoff
+        return _Request(statement, rows)
+
+    def _settle(self, block: bool) -> None:
+        """Counts what finished, schedules retries, resends those that are due."""
+        while self._window.done:
+            request = self._window.done.popleft()
+            table = self._sent.pop(id(request))
+            if request.error is None:
+                self._written += len(request.rows)
+            elif isinstance(request.error, RETRYABLE) and request.attempt < self._max_attempts:
+                delay = min(self._backoff * 2 ** (request.attempt - 1), 30.0)
+                due = time.monotonic() + delay * random.uniform(0.8, 1.2)
+                heapq.heappush(self._retry_heap, (due, id(request), request, table))
+            elif isinstance(request.error, (NoHostAvailable, ConnectionException)):
+                # the cluster is gone, not this write: fail the bundle, the run is retried whole
+                raise CassandraUnavailable(
+                    f"Cassandra at {self._config.describe()} unreachable after "
+                    f"{request.attempt} attempts: {_reason(request.error)}")
+            else:
+                self._dead_letter(request, table)
+        now = time.monotonic()
+        while self._retry_heap and (block or self._retry_heap[0][0] <= now):
+            due, _, request, table = heapq.heappop(self._retry_heap)
+            if due > now:
+                time.sleep(due - now)
+                now = time.monotonic()
+            _LOG.warning("retrying %d rows into %s (attempt %d): %s", len(request.rows),
+                         self._table, request.attempt + 1, _reason(request.error))
+            self._retries.inc()
+            self._sent[id(request)] = table
+            self._window.send(request)
+            block = False
+
+    def _dead_letter(self, request: _Request, table: pa.Table) -> None:
+        error = _reason(request.error)
+        _LOG.error("%d rows could not be written to %s after %d attempts: %s",
+                   len(request.rows), self._table, request.attempt, error)
+        self._failures.append(FailedWrite(self._table, table.take(request.rows), error,
+                                          request.attempt))
+        self._failed_rows.inc(len(request.rows))
+
+    def _report(self) -> None:
+        self._rows_written.inc(self._written)
+        for latency in self._window.take_latencies():
+            self._latency.update(latency)
+
+
+class WriteToCassandra(beam.PTransform):
+    """Writes batches of records (``pyarrow.Table``, columns named as the table's) to a table.
+
+    Returns a ``WriteResult``: ``written`` (rows per bundle, emitted once they are durable at
+    the configured consistency) and ``failed`` (``FailedWrite`` dead letters).
+    """
+
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]] = None,
+                 *, max_in_flight: int = 128, batch_rows: int = 64, batch_bytes: int = 48 << 10,
+                 max_attempts: int = 8, backoff_seconds: float = 0.2):
+        super().__init__()
+        if not table.replace("_", "").isalnum():
+            raise ValueError(f"invalid table name {table!r}")
+        if max_in_flight < 1 or batch_rows < 1 or batch_bytes < 1 or max_attempts < 1:
+            raise ValueError("max_in_flight, batch_rows, batch_bytes and max_attempts must be "
+                             "positive")
+        self._config = config
+        self._table = table
+        self._columns = tuple(columns) if columns else None
+        self._settings = (max_in_flight, batch_rows, batch_bytes, max_attempts, backoff_seconds)
+
+    def expand(self, batches: beam.PCollection) -> WriteResult:
+        outputs = batches | "WriteBatches" >> beam.ParDo(
+            _WriteFn(self._config, self._table, self._columns, *self._settings)
+        ).with_outputs("failed", main="written")
+        return WriteResult(outputs.written, outputs.failed)
+
+    def display_data(self) -> dict:
+        max_in_flight, batch_rows, _, max_attempts, _ = self._settings
+        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
+                "table": self._table, "consistency": self._config.consistency,
+                "max_in_flight": max_in_flight, "batch_rows": batch_rows,
+                "max_attempts": max_attempts}
+
+
+def token_ranges(ring: Sequence[int], splits_per_range: int) -> list[tuple[int, int]]:
+    """Ranges ``(start, end]`` covering the whole Murmur3 ring, cut at the nodes' tokens."""
+    bounds = sorted(set(ring)) or [MIN_TOKEN]
+    ranges = []
+    edges = [MIN_TOKEN, *[t for t in bounds if t != MIN_TOKEN], MAX_TOKEN]
+    for start, end in zip(edges, edges[1:]):
+        step = max((end - start) // splits_per_range, 1)
+        cuts = [start + step * index for index in range(1, splits_per_range)
+                if start + step * index < end]
+        points = [start, *cuts, end]
+        ranges.extend(zip(points, points[1:]))
+    return ranges
+
+
+class _SplitFn(beam.DoFn):
+    def __init__(self, config: CassandraConfig, splits_per_range: int):
+        self._config = config
+        self._splits_per_range = splits_per_range
+
+    def process(self, _unused) -> Iterator[tuple[int, int]]:
+        session = SESSIONS.acquire(self._config)
+        try:
+            ring = [token.value for token in session.cluster.metadata.token_map.ring]
+        finally:
+            SESSIONS.release(self._config)
+        yield from token_ranges(ring, self._splits_per_range)
+
+
+class _ReadRangeFn(beam.DoFn):
+    def __init__(self, config: CassandraConfig, table: str, columns: Sequence[str],
+                 page_rows: int):
+        self._config = config
+        self._table = table
+        self._columns = columns
+        self._page_rows = page_rows
+        self._rows_read = beam.metrics.Metrics.counter(f"cassandra.{table}", "rows_read")
+
+    def setup(self) -> None:
+        self._session = SESSIONS.acquire(self._config)
+        metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
+        table = metadata.tables[self._table]
+        columns = list(self._columns or table.columns)
+        self._names = columns
+        self._types = {name: table.columns[name].cql_type for name in columns}
+        key = ", ".join(column.name for column in table.partition_key)
+        self._select = self._session.prepare(
+            f"SELECT {', '.join(columns)} FROM {self._table} "
+            f"WHERE token({key}) > ? AND token({key}) <= ?")
+        self._select.fetch_size = self._page_rows
+
+    def process(self, token_range: tuple[int, int]) -> Iterator[pa.Table]:
+        result = self._session.execute(self._select, token_range)
+        while True:
+            rows = result.current_rows
+            if rows:
+                self._rows_read.inc(len(rows))
+                yield self._to_arrow(rows)
+            if not result.has_more_pages:
+                break
+            result.fetch_next_page()
+
+    def teardown(self) -> None:
+        SESSIONS.release(self._config)
+
+    def _to_arrow(self, rows: Sequence[tuple]) -> pa.Table:
+        columns = {}
+        for name, values in zip(self._names, zip(*rows)):
+            if self._types[name] == "date":
+                values = [None if value is None else value.date() for value in values]
+            columns[name] = pa.array(values)
+        return pa.table(columns)
+
+
+class ReadFromCassandra(beam.PTransform):
+    """Reads a whole table as batches of records (``pyarrow.Table``, one per page).
+
+    The ring is cut at every node's tokens, each range again into ``splits_per_range`` pieces;
+    a reshuffle spreads the ranges over the workers.
+    """
+
+    def __init__(self, config: CassandraConfig, table: str,
+                 columns: Optional[Iterable[str]] = None, *, splits_per_range: int = 4,
+                 page_rows: int = 5000):
+        super().__init__()
+        if not table.replace("_", "").isalnum():
+            raise ValueError(f"invalid table name {table!r}")
+        if splits_per_range < 1 or page_rows < 1:
+            raise ValueError("splits_per_range and page_rows must be positive")
+        self._config = config
+        self._table = table
+        self._columns = tuple(columns) if columns else None
+        self._splits_per_range = splits_per_range
+        self._page_rows = page_rows
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (pbegin
+                | "Start" >> beam.Create([None])
+                | "SplitTokenRing" >> beam.ParDo(_SplitFn(self._config, self._splits_per_range))
+                | "SpreadRanges" >> beam.Reshuffle()
+                | "ReadRanges" >> beam.ParDo(_ReadRangeFn(self._config, self._table,
+                                                           self._columns, self._page_rows)))
+
+    def display_data(self) -> dict:
+        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
+                "table": self._table, "splits_per_range": self._splits_per_range,
+                "page_rows": self._page_rows}

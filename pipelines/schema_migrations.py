@@ -1,0 +1,86 @@
+"""The structured zone's schema: versioned CQL migrations, each applied once, in order.
+
+A migration is ``schemas/cql/<NNN>_<name>.cql``. Applied ones are recorded with their checksum
+in ``schema_migrations``; an applied file that changed is an error, never silently re-run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from io_connectors.cassandra import CassandraConfig
+
+_LOG = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "cql"
+_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.cql$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+
+
+def replication(spec: str) -> dict[str, str | int]:
+    """``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=3`` as CQL replication."""
+    strategy, _, factors = spec.partition(":")
+    if strategy == "SimpleStrategy" and factors.isdigit():
+        return {"class": strategy, "replication_factor": int(factors)}
+    if strategy == "NetworkTopologyStrategy" and factors:
+        pairs = [pair.partition("=") for pair in factors.split(",")]
+        if all(dc and factor.isdigit() for dc, _, factor in pairs):
+            return {"class": strategy, **{dc: int(factor) for dc, _, factor in pairs}}
+    raise ValueError(f"replication {spec!r} is neither SimpleStrategy:<rf> nor "
+                     "NetworkTopologyStrategy:<dc>=<rf>[,<dc>=<rf>...]")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, text) of every migration file, in version order."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.cql")):
+        match = _FILE.match(path.name)
+        if not match:
+            raise ValueError(f"{path.name} is not <NNN>_<name>.cql")
+        found.append((int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
+    return found
+
+
+def statements(text: str) -> list[str]:
+    """The statements of a migration: comments dropped, split at each closing ``;``."""
+    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def migrate(config: CassandraConfig, replication_spec: str) -> list[str]:
+    """Creates the keyspace if needed and applies the pending migrations; returns their names."""
+    if not _NAME.match(config.keyspace):
+        raise ValueError(f"invalid keyspace name {config.keyspace!r}")
+    options = replication(replication_spec)
+    session = config.connect()
+    try:
+        rendered = ", ".join(f"'{key}': '{value}'" for key, value in options.items())
+        session.execute(f"CREATE KEYSPACE IF NOT EXISTS {config.keyspace} "
+                        f"WITH replication = {{{rendered}}}")
+        session.set_keyspace(config.keyspace)
+        session.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
+                        "name text, checksum text, applied_at timestamp)")
+        applied = {version: checksum for version, checksum in
+                   session.execute("SELECT version, checksum FROM schema_migrations")}
+        done = []
+        for version, name, text in migrations():
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in applied:
+                if applied[version] != checksum:
+                    raise ValueError(f"migration {version:03d}_{name} changed after it was "
+                                     "applied; add a new migration instead")
+                continue
+            for statement in statements(text):
+                session.execute(statement, timeout=120)
+            session.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (version, name, checksum, datetime.datetime.now(datetime.UTC)))
+            _LOG.info("applied migration %03d_%s to %s", version, name, config.keyspace)
+            done.append(f"{version:03d}_{name}")
+        return done
+    finally:
+        session.cluster.shutdown()
