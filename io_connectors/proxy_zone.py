@@ -131,6 +131,13 @@ class _PublishFn(beam.DoFn):
         self._staging_dir = staging_dir
 
     def process(self, facts: VacationFacts) -> Iterator[dict]:
+        if facts.write_failures:
+            # a platform failure, not the vacation's: publish nothing, the run is retried whole
+            zones.delete_tree(self._staging_dir)
+            failed = sum(failure.failed for failure in facts.write_failures)
+            first = facts.write_failures[0]
+            raise RuntimeError(f"{failed} rows could not be written to the structured zone "
+                               f"(first: {first.table}: {first.error})")
         outcome = decide(facts, self._context, _now())
         publish(zones.ProxyZone(self._zones_root), self._context, outcome, facts)
         zones.delete_tree(self._staging_dir)

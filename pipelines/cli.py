@@ -9,9 +9,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from io_connectors.cassandra import CassandraUnavailable
+from pipelines import zone_commands
 from pipelines.cassandra_server import DEFAULT_HOME
-from pipelines.options import IngestOptions
+from pipelines.ledger import LedgerConflict
+from pipelines.options import CassandraOptions, IngestOptions
 from transforms import contract
+
+_LOG = logging.getLogger("cre")
+# failures of the platform, not of the input: one line, exit 1, no traceback
+_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -31,15 +38,29 @@ def _ingest(argv: list[str]) -> int:
         "zone. Any other option is a Beam pipeline option (--runner, ...). Prints the JSON "
         "summary as the last line; exit 0 accepted or duplicate, 3 rejected, 1 failure."))
     IngestOptions._add_argparse_args(usage)
+    CassandraOptions._add_argparse_args(usage)
     usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
     usage.parse_known_args(argv)  # exits 2 with a message on bad usage
     try:
         outcome = run_ingest(argv)
-    except Exception:
-        logging.getLogger("cre").exception("the platform failed while ingesting")
+    except _PLATFORM_ERRORS as error:
+        _LOG.error("%s", error)
+        print(f"cre ingest: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
+    except Exception as error:
+        _LOG.exception("the platform failed while ingesting")
+        print(f"cre ingest: error: {_first_line(error)}", file=sys.stderr)
         return contract.EXIT_PLATFORM_FAILURE
     print(json.dumps(outcome, ensure_ascii=False), flush=True)
     return contract.EXIT_CODES[outcome["status"]]
+
+
+def _first_line(error: BaseException) -> str:
+    """The root cause's first line: Beam wraps a DoFn's error in its own."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def _cassandra(args: argparse.Namespace) -> int:
@@ -80,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     cassandra.add_argument("--home", default=str(DEFAULT_HOME), help="Data and logs folder.")
     cassandra.add_argument("--native-port", type=int, default=9042)
     cassandra.add_argument("--storage-port", type=int, default=7000)
+    cassandra.set_defaults(handler=_cassandra)
+    generate.set_defaults(handler=_generate)
+    zone_commands.add_parsers(commands)
     return parser
 
 
@@ -87,10 +111,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cassandra").setLevel(logging.WARNING)
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
     args = _parser().parse_args(argv)
-    return {"generate": _generate, "cassandra": _cassandra}[args.command](args)
+    try:
+        return args.handler(args)
+    except _PLATFORM_ERRORS as error:
+        print(f"cre {args.command}: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
 
 
 if __name__ == "__main__":

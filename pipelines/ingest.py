@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import posixpath
 import uuid
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors import zones
+from io_connectors.cassandra import WriteToCassandra
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
-from pipelines.options import IngestOptions
-from transforms import contract
+from pipelines.ledger import Ledger, State
+from pipelines.options import CassandraOptions, IngestOptions
+from pipelines.structured_zone import StructuredZone
+from transforms import contract, structured_rows
 from transforms.contract import Fatal, Status, VacationError, VacationName
-from transforms.outcome import CollectFacts, RunContext, summary
+from transforms.outcome import CollectFacts, RunContext, StructuredWrite, summary
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
 
 _LOG = logging.getLogger(__name__)
@@ -26,7 +31,7 @@ class IngestVacation(beam.PTransform):
     """A landed archive in, its summary out; the zones written on the way."""
 
     def __init__(self, archive_path: str, name: VacationName, context: RunContext,
-                 options: IngestOptions):
+                 options: IngestOptions, cassandra: Optional[CassandraOptions] = None):
         super().__init__()
         self._archive_path = archive_path
         self._name = name
@@ -36,6 +41,10 @@ class IngestVacation(beam.PTransform):
         self._codec = options.avro_codec
         self._staging = zones.ProxyZone(options.zones_root).staging(
             name.vacation_id, uuid.uuid4().hex)
+        self._cassandra = cassandra.cassandra_config() if cassandra else None
+        self._write_settings = ({"max_in_flight": cassandra.cassandra_max_in_flight,
+                                 "batch_rows": cassandra.cassandra_batch_rows}
+                                if cassandra else {})
 
     def expand(self, pbegin):
         read = (pbegin
@@ -49,10 +58,28 @@ class IngestVacation(beam.PTransform):
             facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
                 self._staging, self._name.vacation_id, self._codec))
             facts.append(validated | f"Count{label}" >> beam.Map(lambda batch: batch.counts))
+            if self._cassandra is not None:
+                facts.extend(self._load(validated, kind))
         return (facts
                 | "AllFacts" >> beam.Flatten()
                 | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
                 | "Publish" >> PublishVacation(self._zones_root, self._context, self._staging))
+
+
+    def _load(self, validated: beam.PCollection, kind: str) -> list[beam.PCollection]:
+        """The structured zone's rows of one type, written; their write results as facts."""
+        results = []
+        for step, table, rows in structured_rows.TABLES[kind]:
+            written = (validated
+                       | f"{step}Rows" >> beam.Map(rows, self._name.vacation_id)
+                       | f"Write{step}" >> WriteToCassandra(self._cassandra, table,
+                                                            **self._write_settings))
+            results.append(written.written | f"{step}Written" >> beam.Map(
+                lambda count, table=table: StructuredWrite(table, count)))
+            results.append(written.failed | f"{step}DeadLetters" >> beam.Map(
+                lambda failure: StructuredWrite(failure.table, 0, failure.rows.num_rows,
+                                                failure.error)))
+        return results
 
 
 def _now() -> str:
@@ -63,6 +90,7 @@ def run_ingest(argv: list[str]) -> dict:
     """Lands, checks and publishes one vacation; returns its summary (spec 2.4)."""
     pipeline_options = PipelineOptions(argv)
     options = pipeline_options.view_as(IngestOptions)
+    cassandra = pipeline_options.view_as(CassandraOptions)
     file_name = posixpath.basename(options.input)
     name = VacationName.parse(file_name)
     if name is None:
@@ -70,27 +98,103 @@ def run_ingest(argv: list[str]) -> dict:
         error = VacationError(Fatal.BAD_NAME, f"{file_name!r} is not BAF_<YYYYMMDD>_<NN>.tar.bz2")
         _LOG.error("%s", error)
         return summary(context, Status.REJECTED, _now(), [error])
-    landed = land(options.input, options.zones_root, name.business_date, name.vacation_id)
-    _LOG.info("%s landed at %s (sha256 %s, %d bytes)", name.vacation_id, landed.path,
-              landed.sha256, landed.size)
-    context = RunContext(name.vacation_id, name.business_date, name.slot, landed.sha256,
-                         landed.received_at, options.max_reject_ratio)
-    zone = zones.ProxyZone(options.zones_root)
-    prior = zone.commit_record(name.vacation_id)
-    if prior is not None and prior["sha256"] == landed.sha256:
-        _LOG.info("%s: this archive was already ingested (%s)", name.vacation_id, prior["status"])
-        return {**prior["summary"], "status": Status.DUPLICATE, "errors": [],
-                "received_at": landed.received_at, "processed_at": _now()}
-    if prior is not None and prior["status"] != Status.REJECTED:
-        error = VacationError(
-            Fatal.VACATION_ID_REUSED,
-            f"{name.vacation_id} was already accepted with sha256 {prior['sha256']}; "
-            "this different content is kept in landing but not ingested")
-        _LOG.error("%s", error)
-        return summary(context, Status.REJECTED, _now(), [error])
+    config = cassandra.cassandra_config()
+    session = config.connect(config.keyspace) if config else None  # fail before landing
+    try:
+        landed = land(options.input, options.zones_root, name.business_date, name.vacation_id)
+        _LOG.info("%s landed at %s (sha256 %s, %d bytes)", name.vacation_id, landed.path,
+                  landed.sha256, landed.size)
+        context = RunContext(name.vacation_id, name.business_date, name.slot, landed.sha256,
+                             landed.received_at, options.max_reject_ratio)
+        if session is None:
+            return _ingest_by_commit_record(pipeline_options, landed.path, name, context)
+        return _ingest_with_ledger(pipeline_options, landed.path, name, context,
+                                   Ledger(session))
+    finally:
+        if session is not None:
+            session.cluster.shutdown()
+
+
+def _run_pipeline(pipeline_options: PipelineOptions, archive_path: str, name: VacationName,
+                  context: RunContext) -> dict:
+    options = pipeline_options.view_as(IngestOptions)
+    cassandra = pipeline_options.view_as(CassandraOptions)
     with beam.Pipeline(options=pipeline_options) as pipeline:
-        _ = pipeline | "Ingest" >> IngestVacation(landed.path, name, context, options)
-    record = zone.commit_record(name.vacation_id)
-    if record is None or record["sha256"] != landed.sha256:
+        _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra)
+    record = zones.ProxyZone(options.zones_root).commit_record(name.vacation_id)
+    if record is None or record["sha256"] != context.sha256:
         raise RuntimeError(f"{name.vacation_id}: the pipeline ended without publishing")
     return record["summary"]
+
+
+def _reused(context: RunContext, prior_sha256: str) -> dict:
+    error = VacationError(
+        Fatal.VACATION_ID_REUSED,
+        f"{context.vacation_id} was already accepted with sha256 {prior_sha256}; "
+        "this different content is kept in landing but not ingested")
+    _LOG.error("%s", error)
+    return summary(context, Status.REJECTED, _now(), [error])
+
+
+def _duplicate(prior_summary: dict, received_at: str) -> dict:
+    return {**prior_summary, "status": Status.DUPLICATE, "errors": [],
+            "received_at": received_at, "processed_at": _now()}
+
+
+def _ingest_by_commit_record(pipeline_options: PipelineOptions, archive_path: str,
+                             name: VacationName, context: RunContext) -> dict:
+    """Without a structured zone, the Proxy Producer commit records tell what was ingested."""
+    zone = zones.ProxyZone(pipeline_options.view_as(IngestOptions).zones_root)
+    prior = zone.commit_record(name.vacation_id)
+    if prior is not None and prior["sha256"] == context.sha256:
+        _LOG.info("%s: this archive was already ingested (%s)", name.vacation_id, prior["status"])
+        return _duplicate(prior["summary"], context.received_at)
+    if prior is not None and prior["status"] != Status.REJECTED:
+        return _reused(context, prior["sha256"])
+    return _run_pipeline(pipeline_options, archive_path, name, context)
+
+
+def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
+                        name: VacationName, context: RunContext, ledger: Ledger) -> dict:
+    """The ledger decides whether this run may ingest, and makes its rows visible at the end."""
+    vacation_id = name.vacation_id
+    claim = ledger.claim(vacation_id, name.business_date, name.slot, context.sha256,
+                         datetime.datetime.fromisoformat(context.received_at))
+    if claim.outcome == "duplicate":
+        _LOG.info("%s: this archive was already ingested (%s)", vacation_id,
+                  claim.prior["state"])
+        return _duplicate(json.loads(claim.prior["summary"]), context.received_at)
+    if claim.outcome == "reused":
+        return _reused(context, claim.prior["sha256"])
+    zone = StructuredZone(ledger._session, ledger)
+    if claim.prior is not None and claim.prior["sha256"] != context.sha256:
+        _LOG.info("%s: removing what its earlier content wrote: %s", vacation_id,
+                  zone.purge(vacation_id))
+    try:
+        outcome = _run_pipeline(pipeline_options, archive_path, name, context)
+    except Exception as error:
+        _fail(ledger, vacation_id, error)
+        raise
+    totals = outcome["totals"]
+    fields = {"outcome": outcome["status"], "records": totals["records"],
+              "loaded": totals["loaded"], "rejected": totals["rejected"],
+              "errors": outcome["errors"], "summary": outcome,
+              "processed_at": datetime.datetime.fromisoformat(outcome["processed_at"])}
+    if outcome["status"] == Status.REJECTED:
+        ledger.advance(vacation_id, State.LANDED, State.REJECTED,
+                       ", ".join(error["code"] for error in outcome["errors"]), **fields)
+        _LOG.info("%s: removed the rows of the rejected vacation: %s", vacation_id,
+                  zone.purge(vacation_id, keep_rejects=True))
+        return outcome
+    ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
+    ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
+    return outcome
+
+
+def _fail(ledger: Ledger, vacation_id: str, error: Exception) -> None:
+    """Best effort: the database may be what failed."""
+    try:
+        ledger.advance(vacation_id, State.LANDED, State.FAILED, str(error)[:500],
+                       errors=[{"code": "PLATFORM_FAILURE", "message": str(error)[:2000]}])
+    except Exception as ledger_error:  # noqa: BLE001 - the first error is the one to report
+        _LOG.error("%s: could not record FAILED in the ledger: %s", vacation_id, ledger_error)

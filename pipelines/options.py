@@ -3,9 +3,13 @@ metadata all read these definitions."""
 
 from __future__ import annotations
 
+import os
+from typing import Any, Optional
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors.avro_blocks import CODECS
+from io_connectors.cassandra import CassandraConfig
 from transforms import contract
 
 _LIMITS = contract.Limits()
@@ -37,3 +41,62 @@ class IngestOptions(PipelineOptions):
 
     def limits(self) -> contract.Limits:
         return contract.Limits(self.max_members, self.max_uncompressed_bytes, self.max_ratio)
+
+
+def _flag(name: str) -> tuple[str, str]:
+    """``--dashed-name`` for people, ``--underscored_name`` for Beam and templates."""
+    return f"--{name.replace('_', '-')}", f"--{name}"
+
+
+class CassandraOptions(PipelineOptions):
+    """Where the structured zone lives; every ``CRE_CASSANDRA_*`` variable is a default."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        env = os.environ.get
+        parser.add_argument(*_flag("cassandra_hosts"), dest="cassandra_hosts",
+                            default=env("CRE_CASSANDRA_HOSTS"),
+                            help="host[:port],... of the structured zone's Cassandra; without "
+                            "it (and without --keyspace) no structured zone is written.")
+        parser.add_argument("--keyspace", default=env("CRE_CASSANDRA_KEYSPACE"),
+                            help="Keyspace of the structured zone (default cre).")
+        parser.add_argument(*_flag("cassandra_username"), dest="cassandra_username",
+                            default=env("CRE_CASSANDRA_USERNAME"))
+        parser.add_argument(*_flag("cassandra_password"), dest="cassandra_password",
+                            default=env("CRE_CASSANDRA_PASSWORD"),
+                            help="Prefer the CRE_CASSANDRA_PASSWORD variable to this option.")
+        parser.add_argument(*_flag("cassandra_consistency"), dest="cassandra_consistency",
+                            default=env("CRE_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
+                            help="Consistency level of reads and writes.")
+        parser.add_argument(*_flag("cassandra_local_dc"), dest="cassandra_local_dc",
+                            default=env("CRE_CASSANDRA_LOCAL_DC"),
+                            help="The data centre to prefer (default: the contact point's).")
+        parser.add_argument(*_flag("cassandra_tls_ca_file"), dest="cassandra_tls_ca_file",
+                            default=env("CRE_CASSANDRA_TLS_CA_FILE"),
+                            help="CA certificate file: connect with TLS, verifying the server.")
+        parser.add_argument(*_flag("cassandra_max_in_flight"), dest="cassandra_max_in_flight",
+                            type=int, default=128,
+                            help="Most asynchronous writes in flight per writer.")
+        parser.add_argument(*_flag("cassandra_batch_rows"), dest="cassandra_batch_rows",
+                            type=int, default=64,
+                            help="Most rows per unlogged batch (one replica's rows).")
+        parser.add_argument("--replication",
+                            default=env("CRE_CASSANDRA_REPLICATION", "SimpleStrategy:1"),
+                            help="Keyspace replication for `cre db migrate`: SimpleStrategy:<rf> "
+                            "or NetworkTopologyStrategy:<dc>=<rf>,...")
+
+    def cassandra_config(self) -> Optional[CassandraConfig]:
+        """The structured zone's connection, or None when none is configured."""
+        return cassandra_config(self)
+
+
+def cassandra_config(options: Any, required: bool = False) -> Optional[CassandraConfig]:
+    """The connection the ``CassandraOptions`` attributes of ``options`` describe; the local
+    default (127.0.0.1, keyspace cre) when ``required`` and nothing is configured."""
+    if not options.cassandra_hosts and not options.keyspace and not required:
+        return None
+    return CassandraConfig.from_hosts(
+        options.cassandra_hosts or "127.0.0.1", options.keyspace or "cre",
+        username=options.cassandra_username, password=options.cassandra_password,
+        consistency=options.cassandra_consistency, local_dc=options.cassandra_local_dc,
+        tls_ca_file=options.cassandra_tls_ca_file)

@@ -14,6 +14,13 @@ from typing import Optional
 FORMAT_VERSION = "1.0"
 SENDER = "ARKEA-BAF"
 
+SLOTS_PER_DAY = 6
+
+
+def vacation_id(business_date: datetime.date, slot: int) -> str:
+    return f"BAF_{business_date:%Y%m%d}_{slot:02d}"
+
+
 ARCHIVE_NAME = re.compile(r"^BAF_(?P<date>\d{8})_(?P<slot>0[1-6])\.tar\.bz2$")
 
 META, MONITOR, CRE, GESPARAM = "META", "MONITOR", "CRE", "GESPARAM"

@@ -30,6 +30,16 @@ class StagedFile:
 
 
 @dataclasses.dataclass
+class StructuredWrite:
+    """Rows a bundle wrote to one structured-zone table, or could not write and why."""
+
+    table: str
+    rows: int
+    failed: int = 0
+    error: str = ""
+
+
+@dataclasses.dataclass
 class _MemberTotals:
     loaded: int = 0
     rejected: int = 0
@@ -45,6 +55,8 @@ class VacationFacts:
     reject_codes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     errors: list[VacationError] = dataclasses.field(default_factory=list)
     staged: list[StagedFile] = dataclasses.field(default_factory=list)
+    rows_written: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    write_failures: list[StructuredWrite] = dataclasses.field(default_factory=list)
 
     def add(self, fact: Any) -> VacationFacts:
         if isinstance(fact, dict):
@@ -63,6 +75,10 @@ class VacationFacts:
             self.errors.append(fact)
         elif isinstance(fact, StagedFile):
             self.staged.append(fact)
+        elif isinstance(fact, StructuredWrite):
+            self.rows_written[fact.table] += fact.rows
+            if fact.failed:
+                self.write_failures.append(fact)
         elif isinstance(fact, VacationFacts):
             self.merge(fact)
         else:
@@ -81,6 +97,8 @@ class VacationFacts:
         self.reject_codes.update(other.reject_codes)
         self.errors.extend(other.errors)
         self.staged.extend(other.staged)
+        self.rows_written.update(other.rows_written)
+        self.write_failures.extend(other.write_failures)
 
 
 class CollectFacts(beam.CombineFn):

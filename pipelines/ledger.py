@@ -1,0 +1,204 @@
+"""The vacation ledger: each vacation's state in Cassandra, changed only by conditional writes.
+
+A run claims a vacation (LWT) before it writes anything, and every later transition is
+``IF run_id = <mine> AND state = <expected>``: two runs can never both own one vacation. A
+claim left by a run that died is taken over once its lease has expired, or at once when its
+process is known dead (same host, pid gone).
+
+Rows of the structured zone are visible only while their vacation is LOADED or DELIVERED.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import socket
+import uuid
+from typing import Any, Optional
+
+from cassandra.util import datetime_from_uuid1, uuid_from_time
+
+
+class State:
+    RECEIVED = "RECEIVED"
+    LANDED = "LANDED"
+    VALIDATED = "VALIDATED"
+    LOADED = "LOADED"
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+VISIBLE = frozenset({State.LOADED, State.DELIVERED})
+TERMINAL = frozenset({State.LOADED, State.DELIVERED, State.REJECTED})
+IN_PROGRESS = frozenset({State.LANDED, State.VALIDATED})
+
+
+class LedgerConflict(RuntimeError):
+    """Another run owns the vacation, or took it over: this run must stop."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What claiming a vacation gave: ``claimed``, ``duplicate`` or ``reused``."""
+
+    outcome: str
+    prior: Optional[dict]  # the ledger row found before the claim, if any
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_locally(owner: Optional[str]) -> bool:
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _utc(value: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
+    return value.replace(tzinfo=datetime.UTC) if value and value.tzinfo is None else value
+
+
+class Ledger:
+    """The ``vacations`` and ``vacation_history`` tables of one keyspace."""
+
+    _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
+                "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
+                "records", "loaded", "rejected", "errors", "summary")
+
+    def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
+        self._session = session
+        self.run_id = run_id or uuid.uuid4().hex
+        self._lease = datetime.timedelta(seconds=lease_seconds)
+        prepare = session.prepare
+        self._get = prepare(f"SELECT {', '.join(self._COLUMNS)} FROM vacations "
+                            "WHERE vacation_id = ?")
+        self._insert = prepare(
+            "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, run_id, "
+            "owner, lease_until, state_changed_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?) IF NOT EXISTS")
+        self._take = prepare(
+            "UPDATE vacations SET business_date = ?, slot = ?, state = ?, sha256 = ?, "
+            "run_id = ?, owner = ?, lease_until = ?, state_changed_at = ?, received_at = ?, "
+            "processed_at = null, outcome = null, records = null, loaded = null, "
+            "rejected = null, errors = null, summary = null "
+            "WHERE vacation_id = ? IF run_id = ? AND state = ?")
+        self._history = prepare(
+            "INSERT INTO vacation_history (vacation_id, at, state, run_id, sha256, message) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
+        self._history_of = prepare(
+            "SELECT at, state, run_id, sha256, message FROM vacation_history "
+            "WHERE vacation_id = ?")
+
+    def get(self, vacation_id: str) -> Optional[dict]:
+        row = self._session.execute(self._get, (vacation_id,)).one()
+        if row is None:
+            return None
+        found = dict(zip(self._COLUMNS, row))
+        for name in ("lease_until", "received_at", "processed_at"):
+            found[name] = _utc(found[name])
+        found["state_changed_at"] = {state: _utc(at) for state, at in
+                                     (found["state_changed_at"] or {}).items()}
+        return found
+
+    def history(self, vacation_id: str) -> list[dict]:
+        return [{"at": datetime_from_uuid1(at).replace(tzinfo=datetime.UTC), "state": state,
+                 "run_id": run_id, "sha256": sha256, "message": message}
+                for at, state, run_id, sha256, message in
+                self._session.execute(self._history_of, (vacation_id,))]
+
+    def note(self, vacation_id: str, state: str, sha256: Optional[str], message: str) -> None:
+        self._session.execute(self._history, (vacation_id, uuid_from_time(_now()), state,
+                                              self.run_id, sha256, message))
+
+    def claim(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
+              received_at: datetime.datetime) -> Claim:
+        """Makes this run the vacation's owner (state LANDED), unless it must not run."""
+        now = _now()
+        values = (business_date, slot, State.LANDED, sha256, self.run_id, _owner(),
+                  now + self._lease, {State.LANDED: now}, received_at)
+        prior = self.get(vacation_id)
+        if prior is None:
+            applied = self._session.execute(self._insert, (vacation_id, *values)).one()
+            if applied[0]:
+                self.note(vacation_id, State.LANDED, sha256, "claimed")
+                return Claim("claimed", None)
+            prior = self.get(vacation_id)
+        if prior["sha256"] == sha256 and prior["state"] in TERMINAL:
+            self.note(vacation_id, prior["state"], sha256, "duplicate: nothing done again")
+            return Claim("duplicate", prior)
+        if prior["state"] in VISIBLE:
+            self.note(vacation_id, prior["state"], sha256,
+                      f"refused: {vacation_id} is already {prior['state']} with another sha256")
+            return Claim("reused", prior)
+        if prior["state"] in IN_PROGRESS and not self._abandoned(prior, now):
+            raise LedgerConflict(
+                f"{vacation_id} is being ingested by run {prior['run_id']} ({prior['owner']}) "
+                f"until {prior['lease_until']:%Y-%m-%dT%H:%M:%SZ} at the latest; try again later")
+        applied = self._session.execute(
+            self._take, (*values, vacation_id, prior["run_id"], prior["state"])).one()
+        if not applied[0]:
+            raise LedgerConflict(f"another run claimed {vacation_id} at the same moment")
+        self.note(vacation_id, State.LANDED, sha256,
+                  f"claimed (was {prior['state']} by run {prior['run_id']})")
+        return Claim("claimed", prior)
+
+    @staticmethod
+    def _abandoned(row: dict, now: datetime.datetime) -> bool:
+        lease = row["lease_until"]
+        return lease is None or lease < now or _dead_locally(row["owner"])
+
+    def advance(self, vacation_id: str, from_state: str, to_state: str,
+                message: str = "", **fields: Any) -> None:
+        """Moves this run's vacation on; ``LedgerConflict`` if it is no longer ours."""
+        now = _now()
+        assignments = ["state = ?", "state_changed_at[?] = ?", "lease_until = ?"]
+        values: list[Any] = [to_state, to_state, now, now + self._lease]
+        for name, value in fields.items():
+            if name not in self._COLUMNS:
+                raise ValueError(f"vacations has no column {name}")
+            assignments.append(f"{name} = ?")
+            values.append(json.dumps(value) if name in ("errors", "summary") else value)
+        statement = self._session.prepare(
+            f"UPDATE vacations SET {', '.join(assignments)} WHERE vacation_id = ? "
+            "IF run_id = ? AND state = ?")
+        applied = self._session.execute(
+            statement, (*values, vacation_id, self.run_id, from_state)).one()
+        if not applied[0]:
+            raise LedgerConflict(f"run {self.run_id} no longer owns {vacation_id} in state "
+                                 f"{from_state}")
+        self.note(vacation_id, to_state, fields.get("sha256"), message or to_state.lower())
+
+    def transition_any(self, vacation_id: str, from_state: str, to_state: str,
+                       message: str) -> bool:
+        """An operator's transition (rollback): conditional on the state only."""
+        now = _now()
+        applied = self._session.execute(
+            "UPDATE vacations SET state = %s, state_changed_at[%s] = %s, run_id = %s "
+            "WHERE vacation_id = %s IF state = %s",
+            (to_state, to_state, now, self.run_id, vacation_id, from_state)).one()
+        if applied[0]:
+            self.note(vacation_id, to_state, None, message)
+        return bool(applied[0])
+
+    def states(self, vacation_ids: set[str]) -> dict[str, Optional[str]]:
+        found = {}
+        for vacation_id in vacation_ids:
+            row = self.get(vacation_id)
+            found[vacation_id] = row["state"] if row else None
+        return found

@@ -1,0 +1,227 @@
+"""The structured-zone commands of ``cre``: migrate, query, status, rejects, rollback.
+
+Plain text for people by default, ``--json`` for machines; both print the same facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from pipelines.ledger import VISIBLE, Ledger, State
+from pipelines.options import CassandraOptions, cassandra_config
+from pipelines.schema_migrations import migrate
+from pipelines.structured_zone import StructuredZone, slots
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    CassandraOptions._add_argparse_args(parser)
+    parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _print(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
+    if args.json:
+        print(json.dumps(document, default=_iso, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _table(rows: list[dict], columns: list[str]) -> Iterator[str]:
+    cells = [[("" if row.get(c) is None else str(_iso(row.get(c)))) for c in columns]
+             for row in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()
+    for line in cells:
+        yield "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Any]:
+    config = cassandra_config(args, required=True)
+    session = config.connect(config.keyspace)
+    try:
+        yield session
+    finally:
+        session.cluster.shutdown()
+
+
+def _day(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def db_migrate(args: argparse.Namespace) -> int:
+    config = cassandra_config(args, required=True)
+    applied = migrate(config, args.replication)
+    _print(args, {"keyspace": config.keyspace, "applied": applied},
+           [f"{config.keyspace}: applied {', '.join(applied)}" if applied
+            else f"{config.keyspace}: schema up to date"])
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    with _session(args) as session:
+        zone = StructuredZone(session)
+        if args.what == "events":
+            last = args.to or datetime.date.today()
+            first = args.from_ or last - datetime.timedelta(days=366)
+            rows = zone.events(args.account, first, last)
+            _print(args, rows, [*_table(rows, ["value_date", "cre_id", "event_type", "amount",
+                                               "currency", "event_ts", "vacation_id", "label"]),
+                                f"{len(rows)} events of {args.account} from {first} to {last}"])
+        elif args.what == "position":
+            rows = zone.position(args.account, args.date)
+            _print(args, rows, [*_table(rows, ["currency", "event_count", "debit_total",
+                                               "credit_total", "net_amount"]),
+                                f"position of {args.account} on {args.date}"]
+                   if rows else [f"no events of {args.account} on {args.date}"])
+        else:
+            found = zone.param(args.table, args.key, args.on)
+            _print(args, found, _table([found], list(found)) if found else
+                   [f"no value of {args.table}/{args.key} in force on {args.on}"])
+            return 0 if found else 3
+    return 0
+
+
+def _ledger_view(row: dict) -> dict:
+    view = {key: row[key] for key in ("vacation_id", "state", "outcome", "sha256", "records",
+                                      "loaded", "rejected", "received_at", "processed_at",
+                                      "run_id", "owner")}
+    view["visible"] = row["state"] in VISIBLE
+    view["state_changed_at"] = dict(sorted(row["state_changed_at"].items(),
+                                           key=lambda item: item[1]))
+    view["errors"] = json.loads(row["errors"]) if row["errors"] else []
+    return view
+
+
+def status(args: argparse.Namespace) -> int:
+    if bool(args.vacation_id) == bool(args.date):
+        print("cre status: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
+        return 2
+    with _session(args) as session:
+        ledger = Ledger(session)
+        if args.date:
+            views = []
+            for slot, vacation_id in enumerate(slots(args.date), start=1):
+                row = ledger.get(vacation_id)
+                views.append({"slot": slot, "vacation_id": vacation_id, "state": "MISSING"}
+                             if row is None else {"slot": slot, **_ledger_view(row)})
+            missing = [view["slot"] for view in views if view["state"] == "MISSING"]
+            _print(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
+                   [*_table(views, ["slot", "vacation_id", "state", "outcome", "records",
+                                    "loaded", "rejected", "processed_at"]),
+                    f"missing slots: {', '.join(map(str, missing)) or 'none'}"])
+            return 0
+        row = ledger.get(args.vacation_id)
+        if row is None:
+            _print(args, {"vacation_id": args.vacation_id, "state": "UNKNOWN"},
+                   [f"{args.vacation_id}: not in the ledger"])
+            return 3
+        view = {**_ledger_view(row), "history": ledger.history(args.vacation_id)}
+        lines = [f"{row['vacation_id']}  {row['state']}" +
+                 (f" ({row['outcome']})" if row["outcome"] else ""),
+                 f"sha256     {row['sha256']}",
+                 f"records    {row['records']}  loaded {row['loaded']}  "
+                 f"rejected {row['rejected']}",
+                 *(f"{state:<10} {at:%Y-%m-%d %H:%M:%S}" for state, at in
+                   view["state_changed_at"].items()),
+                 *(f"error      {error['code']}: {error['message']}" for error in view["errors"]),
+                 "history:",
+                 *(f"  {item['at']:%Y-%m-%d %H:%M:%S}  {item['state']:<11} {item['message']}"
+                   for item in view["history"])]
+        _print(args, view, lines)
+    return 0
+
+
+def rejects(args: argparse.Namespace) -> int:
+    with _session(args) as session:
+        zone = StructuredZone(session)
+        row = zone.ledger.get(args.vacation_id)
+        members = [member["name"] for member in
+                   json.loads(row["summary"]).get("members", [])] if row and row["summary"] else []
+        found = list(zone.rejects(args.vacation_id, members or zone.reject_members(
+            args.vacation_id)))
+        _print(args, found, [*_table(found, ["member_name", "record_number", "line_number",
+                                             "error_code", "error_message"]),
+                             f"{len(found)} rejected records in {args.vacation_id}"])
+    return 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    """Hides a vacation's rows at once (ledger), then deletes them; earlier versions return."""
+    with _session(args) as session:
+        zone = StructuredZone(session)
+        row = zone.ledger.get(args.vacation_id)
+        if row is None or row["state"] not in (*VISIBLE, State.ROLLED_BACK):
+            print(f"cre rollback: {args.vacation_id} is "
+                  f"{row['state'] if row else 'not in the ledger'}; only LOADED or DELIVERED "
+                  "vacations are rolled back", file=sys.stderr)
+            return 3
+        if row["state"] != State.ROLLED_BACK and not zone.ledger.transition_any(
+                args.vacation_id, row["state"], State.ROLLED_BACK, "rolled back by an operator"):
+            print(f"cre rollback: {args.vacation_id} changed state meanwhile; try again",
+                  file=sys.stderr)
+            return 1
+        deleted = zone.purge(args.vacation_id)
+        _print(args, {"vacation_id": args.vacation_id, "state": State.ROLLED_BACK,
+                      "deleted": deleted},
+               [f"{args.vacation_id} rolled back: deleted {deleted['cre']} CRE rows, "
+                f"{deleted['gesparam']} GESPARAM rows, {deleted['rejects']} reject members"])
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Registers the structured-zone subcommands on ``cre``'s parser."""
+    db = commands.add_parser("db", help="The structured zone's schema.")
+    db.add_argument("action", choices=("migrate",))
+    add_connection_arguments(db)
+    db.set_defaults(handler=db_migrate)
+
+    query_parser = commands.add_parser("query", help="Query the structured zone.")
+    kinds = query_parser.add_subparsers(dest="what", required=True)
+    events = kinds.add_parser("events", help="An account's events, newest first.")
+    events.add_argument("--account", required=True)
+    events.add_argument("--from", dest="from_", type=_day, help="First value date "
+                        "(default: a year before --to).")
+    events.add_argument("--to", type=_day, help="Last value date (default: today).")
+    position = kinds.add_parser("position", help="An account's position on a value date.")
+    position.add_argument("--account", required=True)
+    position.add_argument("--date", required=True, type=_day)
+    param = kinds.add_parser("param", help="A parameter's value in force on a date.")
+    param.add_argument("--table", required=True)
+    param.add_argument("--key", required=True)
+    param.add_argument("--on", required=True, type=_day)
+    for kind in (events, position, param):
+        add_connection_arguments(kind)
+        kind.set_defaults(handler=query)
+
+    status_parser = commands.add_parser("status", help="A vacation's state, or a date's slots.")
+    status_parser.add_argument("vacation_id", nargs="?")
+    status_parser.add_argument("--date", type=_day)
+    add_connection_arguments(status_parser)
+    status_parser.set_defaults(handler=status)
+
+    for name, handler, text in (("rejects", rejects, "A vacation's rejected records."),
+                                ("rollback", rollback, "Remove a loaded vacation's rows from "
+                                 "the structured zone; earlier versions are served again.")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("vacation_id")
+        add_connection_arguments(sub)
+        sub.set_defaults(handler=handler)

@@ -1,0 +1,80 @@
+"""Validated batches as the rows of the structured zone's tables (``schemas/cql``).
+
+Every row carries the vacation that wrote it: that is what makes a vacation's rows visible all
+at once (when the ledger says LOADED), lets a later vacation's correction win, and lets a
+rollback find and remove exactly what the vacation wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from transforms import contract
+from transforms.validate import ValidatedBatch
+
+
+def _constant(value: str, rows: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(np.zeros(rows, np.int32), [value]).cast(pa.string())
+
+
+def months(value_dates: pa.ChunkedArray) -> pa.Array:
+    """``yyyymm`` of each date: the month bucket of an account's events."""
+    days = value_dates.cast(pa.date32()).to_numpy().astype("datetime64[M]").astype(np.int64)
+    return pa.array((days // 12 + 1970) * 100 + days % 12 + 1, pa.int32())
+
+
+def _utc_micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The Avro timestamp-micros integers as an Arrow timestamp."""
+    return column.cast(pa.timestamp("us", tz="UTC"))
+
+
+def cre_events(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
+    records = batch.records
+    return pa.table({
+        "account_id": records["account_id"], "month": months(records["value_date"]),
+        "value_date": records["value_date"], "cre_id": records["cre_id"],
+        "vacation_id": _constant(vacation_id, records.num_rows),
+        "event_type": records["event_type"], "event_ts": _utc_micros(records["event_ts"]),
+        "amount": records["amount"], "currency": records["currency"],
+        "counterparty_iban": records["counterparty_iban"], "label": records["label"],
+    })
+
+
+def cre_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
+    records = batch.records
+    return pa.table({
+        "cre_id": records["cre_id"], "vacation_id": _constant(vacation_id, records.num_rows),
+        "account_id": records["account_id"], "value_date": records["value_date"],
+    })
+
+
+def gesparam_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
+    records = batch.records
+    return pa.table({
+        "table_code": records["table_code"], "param_key": records["param_key"],
+        "valid_from": records["valid_from"],
+        "vacation_id": _constant(vacation_id, records.num_rows),
+        "param_value": records["param_value"], "label": records["label"],
+        "valid_to": records["valid_to"],
+    })
+
+
+def rejects(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
+    table = batch.rejects
+    return pa.table({"vacation_id": _constant(vacation_id, table.num_rows),
+                     **{name: table[name] for name in table.column_names}})
+
+
+RowsFn = Callable[[ValidatedBatch, str], pa.Table]
+
+# what each data type writes: (step label, table, rows); rejects of both types share a table
+TABLES: dict[str, list[tuple[str, str, RowsFn]]] = {
+    contract.CRE: [("CreEvents", "cre_events_by_account", cre_events),
+                   ("CreVersions", "cre_event_versions", cre_versions),
+                   ("CreRejects", "rejects_by_vacation", rejects)],
+    contract.GESPARAM: [("GesparamVersions", "gesparam_versions", gesparam_versions),
+                        ("GesparamRejects", "rejects_by_vacation", rejects)],
+}
