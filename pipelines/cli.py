@@ -55,6 +55,14 @@ def _ingest(argv: list[str]) -> int:
     return contract.EXIT_CODES[outcome["status"]]
 
 
+def _without_driver_traceback(record: logging.LogRecord) -> bool:
+    """The driver logs a traceback for every refused connection: its message says enough."""
+    if record.name.startswith("cassandra"):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 def _first_line(error: BaseException) -> str:
     """The root cause's first line: Beam wraps a DoFn's error in its own."""
     while error.__cause__ is not None or error.__context__ is not None:
@@ -111,7 +119,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("cassandra").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_driver_traceback)
+    # the driver's warnings matter during a load; a query's failure is said in one line
+    logging.getLogger("cassandra").setLevel(
+        logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
     args = _parser().parse_args(argv)

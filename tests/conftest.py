@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from io_connectors.cassandra import CassandraConfig
+from pipelines.cassandra_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,14 +34,79 @@ class CreRun:
         return [error["code"] for error in self.summary["errors"]]
 
 
+def _environment(env: dict | None) -> dict:
+    """The test's environment: a structured zone only where the test gives one."""
+    base = {key: value for key, value in os.environ.items()
+            if not key.startswith("CRE_CASSANDRA_")}
+    return {**base, **(env or {})}
+
+
 def run_cre(*args: str, env: dict | None = None) -> CreRun:
     completed = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=600,
+        env=_environment(env), timeout=600,
     )
     return CreRun(completed)
+
+
+def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_environment(env))
 
 
 @pytest.fixture
 def cre():
     return run_cre
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cassandra_env(tmp_path_factory) -> Iterator[dict]:
+    """The Cassandra of ``CRE_CASSANDRA_HOSTS`` (``make test`` starts one), else one started
+    here on free ports and stopped at the end."""
+    if os.environ.get("CRE_CASSANDRA_HOSTS"):
+        yield {key: value for key, value in os.environ.items()
+               if key.startswith("CRE_CASSANDRA_") and key != "CRE_CASSANDRA_KEYSPACE"}
+        return
+    server = Server(tmp_path_factory.mktemp("cassandra"), free_port(), free_port())
+    server.start()
+    try:
+        yield {"CRE_CASSANDRA_HOSTS": f"127.0.0.1:{server.native_port}",
+               "CRE_CASSANDRA_USERNAME": "cassandra", "CRE_CASSANDRA_PASSWORD": "cassandra"}
+    finally:
+        server.stop()
+
+
+def config_of(env: dict) -> CassandraConfig:
+    return CassandraConfig.from_hosts(
+        env["CRE_CASSANDRA_HOSTS"], env.get("CRE_CASSANDRA_KEYSPACE", "cre"),
+        username=env.get("CRE_CASSANDRA_USERNAME"), password=env.get("CRE_CASSANDRA_PASSWORD"),
+        consistency="ONE")
+
+
+@pytest.fixture(scope="session")
+def structured(cassandra_env) -> Iterator[dict]:
+    """A structured zone of its own (a fresh keyspace, migrated by ``cre db migrate``): the
+    environment that points ``cre`` at it."""
+    env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": f"test_{uuid.uuid4().hex[:10]}",
+           "CRE_CASSANDRA_CONSISTENCY": "ONE"}
+    migrated = run_cre("db", "migrate", env=env)
+    assert migrated.code == 0, migrated.stderr
+    yield env
+    session = config_of(env).connect()
+    session.execute(f"DROP KEYSPACE IF EXISTS {env['CRE_CASSANDRA_KEYSPACE']}", timeout=120)
+    session.cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def zone_session(structured):
+    """A driver session on the test keyspace, for assertions."""
+    session = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
+    yield session
+    session.cluster.shutdown()

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
+from conftest import free_port
 
 from pipelines.cassandra_server import cql_answers
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_start_status_stop(cre, tmp_path):
-    native, storage = _free_port(), _free_port()
+    native, storage = free_port(), free_port()
     args = ["--home", str(tmp_path / "cassandra"), "--native-port", str(native),
             "--storage-port", str(storage)]
     try:

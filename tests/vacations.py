@@ -20,9 +20,10 @@ VACATION = "BAF_20261122_03"
 
 
 def valid_members(tmp: Path, cre_rows: int = 50, gesparam_rows: int = 10, seed: int = 1,
-                  encoding: str = "UTF-8") -> dict[str, bytes]:
+                  encoding: str = "UTF-8", business_date: str = "2026-11-22",
+                  slot: int = 3) -> dict[str, bytes]:
     """The members of a small generated vacation, META.json first, to mutate and rebuild."""
-    archive = generate_vacation(tmp / "generated", "2026-11-22", 3, cre_rows, gesparam_rows,
+    archive = generate_vacation(tmp / "generated", business_date, slot, cre_rows, gesparam_rows,
                                 seed, cre_members=2, encoding=encoding)
     return read_members(archive)
 
