@@ -7,6 +7,14 @@ ZONES := var/zones
 
 SHELL := /bin/bash
 .PHONY: setup run test lint bench clean
+# Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
+# start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
+LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
+	CRE_CASSANDRA_PASSWORD=cassandra CRE_CASSANDRA_CONSISTENCY=ONE
+# shell prefix: start the local Cassandra when none is configured; $$started says we did
+WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
+	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
+	&& export $(LOCAL_CASSANDRA); fi
 
 setup: $(VENV)/.installed
 
@@ -19,19 +27,28 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 
 run: setup
 	@mkdir -p $(RUN_DIR)
-	@archive=$$($(BIN)/cre generate --out $(RUN_DIR) --business-date 2026-11-22 --slot 3 \
+	@$(WITH_CASSANDRA) && $(BIN)/cre db migrate && \
+	archive=$$($(BIN)/cre generate --out $(RUN_DIR) --business-date 2026-11-22 --slot 3 \
 		--cre-rows 20000 --gesparam-rows 500 --seed 7) && \
 	echo "Generated $$archive" && \
 	$(BIN)/cre ingest --input $$archive --zones-root $(ZONES) 2>$(RUN_DIR)/ingest.log \
 		| tail -n 1 | $(BIN)/python -m json.tool; \
 	echo "Logs: $(RUN_DIR)/ingest.log   Zones: $(ZONES)/"; \
-	find $(ZONES)/proxy_producer -name '*.avro' -o -name '*.json' | sort
+	find $(ZONES)/proxy_producer -name '*.avro' -o -name '*.json' | sort; \
+	$(BIN)/cre status --date 2026-11-22 && \
+	account=$$($(BIN)/python -c "import sys, tarfile; t = tarfile.open(sys.argv[1]); \
+		m = next(m for m in t if 'CRE_' in m.name); \
+		print(t.extractfile(m).read().split(b'\n')[1].split(b';')[1].decode())" $$archive) && \
+	echo "cre query events --account $$account" && \
+	$(BIN)/cre query events --account $$account && \
+	echo "Cassandra keeps running for your queries: $(BIN)/cre cassandra stop"
 
 lint: setup
 	$(BIN)/ruff check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q tests
+	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q tests; rc=$$?; \
+	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
 
 bench: setup
 	$(BIN)/python bench/bench.py

@@ -17,31 +17,31 @@ inside a quoted value, ``\\n`` record ends, one header line; an empty value mean
 ``event_ts`` kept as sent (``2026-11-22T09:15:00+01:00``), ``value_date`` ``2026-11-22``,
 ``amount`` ``-1234.56``.
 
-Settings of ``cqlsh COPY FROM`` (PyPI cqlsh 6.2.2, one ``cqlsh -e`` per table):
-``HEADER=true, DELIMITER=',', QUOTE='"', ESCAPE='"'`` (cqlsh's default escape is ``\\``, which
-turns off the doubling of quotes), ``NULL=''``,
+Settings of cqlsh (PyPI cqlsh 6.2.2, one ``cqlsh -f SCRIPT`` process per table, see
+:func:`cqlsh_inputs`): ``COPY ... FROM`` with ``HEADER=true, DELIMITER=',', QUOTE='"',
+ESCAPE='"'`` (cqlsh's default escape ``\\`` turns off the doubling of quotes), ``NULL=''``,
 ``DATETIMEFORMAT='%Y-%m-%dT%H:%M:%S%z'`` (without it cqlsh falls back to a regex that does not
 know the ``T`` and silently loads midnight), ``NUMPROCESSES=2`` (its default is cores - 1 = 1;
-2 was the fastest of 1, 2 and 3 here, see the report), ``CHUNKSIZE=5000, MAXBATCHSIZE=20,
-MINBATCHSIZE=10`` (its defaults), ``INGESTRATE=1000000`` (above anything reached, so the chunk
-bounds stay at multiples of CHUNKSIZE lines, see below), ``PREPAREDSTATEMENTS=true`` (default),
-``MAXPARSEERRORS=0, MAXINSERTERRORS=0`` (fail, not skip). cqlsh cuts its input into chunks of
-CHUNKSIZE *lines*, not records, so a quoted label holding a line break that straddles a chunk
-bound would be split in two (the first half loaded, truncated, the second a parse error);
-:func:`prepare_tool_csvs` therefore moves such rare records (0.5 % of labels in generated data)
-a little later in the file so that none straddles a bound of :data:`CQLSH_CHUNKSIZE` lines.
-cqlsh reads the file in text mode, so a ``\\r\\n`` inside a label is loaded as ``\\n``: the
-sample check accepts that one difference for cqlsh only.
+1 and 2 were within noise of each other here, 3 slower), ``CHUNKSIZE=5000, MAXBATCHSIZE=20,
+MINBATCHSIZE=10, INGESTRATE=100000, PREPAREDSTATEMENTS=true`` (its defaults, written out),
+``MAXPARSEERRORS=0, MAXINSERTERRORS=0`` (fail instead of skipping rows). COPY FROM cannot load
+a quoted value holding a line break (it counts lines as rows and stalls), so the records with
+one (0.5 % of generated labels) follow in the same script as ``BEGIN UNLOGGED BATCH`` of
+:data:`CQLSH_INSERTS_PER_BATCH` INSERTs, timed with the rest.
 
 Settings of DSBulk 1.10.0 (jars from Maven Central via ``bench/dsbulk/pom.xml``, cached in
 ``var/dsbulk-lib``; one JVM per table, ``java -cp 'var/dsbulk-lib/*'
-com.datastax.oss.dsbulk.runner.DataStaxBulkLoader load``): its defaults for speed (batching by
-partition key ``batch.mode=PARTITION_KEY``, ``batch.maxBatchStatements=32``,
-``executor.maxInFlight=1024``, ``engine.maxConcurrentQueries=AUTO``, ``connector.csv.maxConcurrentFiles=AUTO``,
-``schema.nullToUnset=true``, consistency ``LOCAL_ONE``), the JVM's default heap, and
-``-header true -delim , -quote '"' -escape '"'``, ``--codec.timestamp ISO_OFFSET_DATE_TIME``,
-``--codec.date ISO_LOCAL_DATE``, ``-maxErrors 0`` (fail on the first bad row),
-``--log.directory var/dsbulk-logs``, ``--monitoring.reportRate 1 minute``.
+com.datastax.oss.dsbulk.runner.DataStaxBulkLoader load``, the JVM's default heap): the format
+options ``-header true -delim , -quote '"\\""' -escape '"\\""'`` (HOCON strings; DSBulk's
+default escape is ``\\``), ``--codec.timestamp ISO_OFFSET_DATE_TIME --codec.date
+ISO_LOCAL_DATE``, ``-maxErrors 0``, ``--log.directory var/dsbulk-logs``; for speed
+:data:`DSBULK_TUNING` = ``--batch.mode REPLICA_SET`` (batches of up to
+``batch.maxBatchStatements=32`` statements per replica set, the same idea as cqlsh's batches per
+replica; DSBulk's default ``PARTITION_KEY`` only batches rows of one partition, which these
+tables almost never have twice, and was 3 times slower here); everything else DSBulk's defaults
+(``engine.maxConcurrentQueries=AUTO``, ``executor.maxInFlight`` and ``maxPerSecond`` unlimited,
+``schema.nullToUnset=true``, consistency ``LOCAL_ONE``). ``main --dsbulk-defaults`` measures
+DSBulk without :data:`DSBULK_TUNING`.
 """
 
 from __future__ import annotations
@@ -105,14 +105,13 @@ CREATE TABLE IF NOT EXISTS {ks}.cre_event_versions (
 ) WITH CLUSTERING ORDER BY (vacation_id DESC)""",
 }
 
-CQLSH_CHUNKSIZE = 5000
 CQLSH_INSERTS_PER_BATCH = 10  # stays under batch_size_warn_threshold (5 KiB)
 _UNQUOTED = {"month", "amount"}  # int and decimal literals
 CQLSH_OPTIONS = {
     "HEADER": "true", "DELIMITER": ",", "QUOTE": '"', "ESCAPE": '"', "NULL": "",
     "DATETIMEFORMAT": "%Y-%m-%dT%H:%M:%S%z", "NUMPROCESSES": "2",
-    "CHUNKSIZE": str(CQLSH_CHUNKSIZE), "MAXBATCHSIZE": "20", "MINBATCHSIZE": "10",
-    "INGESTRATE": "1000000", "PREPAREDSTATEMENTS": "true", "MAXPARSEERRORS": "0",
+    "CHUNKSIZE": "5000", "MAXBATCHSIZE": "20", "MINBATCHSIZE": "10",
+    "INGESTRATE": "100000", "PREPAREDSTATEMENTS": "true", "MAXPARSEERRORS": "0",
     "MAXINSERTERRORS": "0",
 }
 DSBULK_OPTIONS = (
@@ -120,11 +119,13 @@ DSBULK_OPTIONS = (
     "--codec.timestamp", "ISO_OFFSET_DATE_TIME", "--codec.date", "ISO_LOCAL_DATE",
     "-maxErrors", "0", "--monitoring.reportRate", "1 minute",
 )
+DSBULK_TUNING = ("--batch.mode", "REPLICA_SET")
 
 _CRE_MEMBER = re.compile(r"^(?:[^/]+/)?CRE_\d{4}\.csv$")
 _ARCHIVE = re.compile(r"^(BAF_\d{8}_\d{2})\.tar\.bz2$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what Python's text mode (cqlsh) counts as a line end
 _SAMPLES_PER_KIND = 3
+_CQLSH_TROUBLE = re.compile(r"Error|Exception|Failed to import|aborting")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,7 +474,7 @@ def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password:
         started = time.monotonic()
         output = _run(command, f"cqlsh {script.name}", env, CQLSH_ERRORS / f"{table}.log")
         elapsed += time.monotonic() - started
-        if "Failed to import" in output or "rror" in output or errors.exists():
+        if _CQLSH_TROUBLE.search(output) or errors.exists():
             raise RuntimeError(f"cqlsh {script} reported errors (see {errors}):\n"
                                f"{output[-3000:]}")
     verify_load("cqlsh", csvs, host, port, user, password, keyspace)
@@ -494,11 +495,11 @@ def dsbulk_jars() -> Path:
 
 
 def dsbulk_load(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
-                keyspace: str = KEYSPACE) -> float:
+                keyspace: str = KEYSPACE, tuning: Sequence[str] = DSBULK_TUNING) -> float:
     """Loads both CSVs with DSBulk; returns the wall-clock seconds of both loads.
 
     Raises if DSBulk does not exit 0 (``-maxErrors 0``) or the check afterwards (not timed)
-    finds a difference.
+    finds a difference. ``tuning``: settings for speed on top of the format ones.
     """
     lib = dsbulk_jars()
     _reset(host, port, user, password, keyspace)
@@ -507,7 +508,7 @@ def dsbulk_load(csvs: dict[str, Path], host: str, port: int, user: str, password
         command = ["java", "-cp", f"{lib}/*", DSBULK_MAIN, "load",
                    "-url", str(path.resolve()), "-k", keyspace, "-t", table,
                    "-h", host, "-port", str(port), "-u", user, "-p", password,
-                   "--log.directory", str(DSBULK_LOGS), *DSBULK_OPTIONS]
+                   "--log.directory", str(DSBULK_LOGS), *DSBULK_OPTIONS, *tuning]
         started = time.monotonic()
         _run(command, f"dsbulk load into {table}", log=DSBULK_LOGS / f"{table}.out")
         elapsed += time.monotonic() - started
@@ -516,6 +517,14 @@ def dsbulk_load(csvs: dict[str, Path], host: str, port: int, user: str, password
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _dsbulk_defaults(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
+                     keyspace: str = KEYSPACE) -> float:
+    return dsbulk_load(csvs, host, port, user, password, keyspace, tuning=())
+
+
+TOOLS = {"cqlsh": cqlsh_copy, "dsbulk": dsbulk_load, "dsbulk-defaults": _dsbulk_defaults}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -529,8 +538,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--user", default="cassandra")
     parser.add_argument("--password", default="cassandra")
     parser.add_argument("--keyspace", default=KEYSPACE)
-    parser.add_argument("--tools", nargs="+", choices=("cqlsh", "dsbulk"),
-                        default=["cqlsh", "dsbulk"])
+    parser.add_argument("--tools", nargs="+", choices=tuple(TOOLS), default=["cqlsh", "dsbulk"],
+                        help="dsbulk-defaults: DSBulk without DSBULK_TUNING")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -540,19 +549,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     total = sum(records.values())
     print(f"prepared {', '.join(f'{t}: {n:,}' for t, n in records.items())} records in "
           f"{time.monotonic() - started:.0f} s (not timed) into {out}", file=sys.stderr)
-    tools = {"cqlsh": cqlsh_copy, "dsbulk": dsbulk_load}
     results = []
     for name in args.tools:
-        seconds = tools[name](csvs, args.host, args.port, args.user, args.password,
+        seconds = TOOLS[name](csvs, args.host, args.port, args.user, args.password,
                               args.keyspace)
-        results.append((name, seconds))
-        print(f"{name}: {seconds:.1f} s, checked", file=sys.stderr)
-    print(f"{'tool':<8} {'rows (both tables)':>18} {'seconds':>8} {'rows/s':>9} "
-          f"{'CRE rows/s':>10}")
+        results.append((name, seconds, os.getloadavg()[0]))
+        print(f"{name}: {seconds:.1f} s, row counts and samples checked", file=sys.stderr)
+    print(f"{'tool':<16} {'rows (both tables)':>18} {'seconds':>8} {'rows/s':>9} "
+          f"{'CRE rows/s':>10} {'load avg 1 min after':>20}")
     cre = records["cre_event_versions"]
-    for name, seconds in results:
-        print(f"{name:<8} {total:>18,} {seconds:>8.1f} {total / seconds:>9,.0f} "
-              f"{cre / seconds:>10,.0f}")
+    for name, seconds, load in results:
+        print(f"{name:<16} {total:>18,} {seconds:>8.1f} {total / seconds:>9,.0f} "
+              f"{cre / seconds:>10,.0f} {load:>20.1f}")
     return 0
 
 

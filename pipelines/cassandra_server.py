@@ -22,6 +22,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 TEMPLATES = PROJECT / "cassandra"
 DEFAULT_HOME = PROJECT / "var" / "cassandra"
 JARS = PROJECT / "var" / "cassandra-lib"  # shared by every home: fetched once per machine
+DEFAULT_USER = DEFAULT_PASSWORD = "cassandra"  # a local development server's superuser
 
 
 def cql_answers(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -97,7 +98,8 @@ class Server:
             "java", f"-Xms{self.heap}", f"-Xmx{self.heap}", f"-javaagent:{jamm}", *options,
             f"-Dcassandra.config=file://{config}", "-Dcassandra-foreground=yes",
             f"-Dcassandra.storagedir={data}", f"-Dcassandra.logdir={self.home}",
-            "-Dcassandra.jmx.local.port=0", "-cp", f"{lib}/*",
+            "-Dcassandra.jmx.local.port=0", "-Dcassandra.superuser_setup_delay_ms=0",
+            "-cp", f"{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
         with open(self.log_file, "ab") as log:
@@ -109,12 +111,34 @@ class Server:
             if process.poll() is not None:
                 raise RuntimeError(f"Cassandra exited with {process.returncode}; "
                                    f"see {self.log_file}")
-            if self.running():
+            if self.running() and self._accepts_login():
                 return
             time.sleep(1)
         self.stop()
         raise RuntimeError(f"Cassandra did not answer CQL within {timeout:.0f} s; "
                            f"see {self.log_file}")
+
+    def _accepts_login(self) -> bool:
+        """The default superuser exists a moment after CQL first answers."""
+        from io_connectors.cassandra import CassandraConfig, CassandraUnavailable
+
+        config = CassandraConfig(("127.0.0.1",), "system", self.native_port,
+                                 username=DEFAULT_USER, password=DEFAULT_PASSWORD,
+                                 consistency="ONE")
+        try:
+            config.connect().cluster.shutdown()
+        except CassandraUnavailable:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """Stops the server abruptly, as a crash would (tests of recovery use it)."""
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.1)
+            self.pid_file.unlink(missing_ok=True)
 
     def stop(self, timeout: float = 60.0) -> None:
         pid = self.pid()

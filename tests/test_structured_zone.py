@@ -206,12 +206,10 @@ def test_bad_credentials_or_no_server_fail_in_one_line(structured, tmp_path):
             assert reason in run.stderr.strip().splitlines()[-1]
 
 
-def _count(session, vacation_id: str) -> tuple[int, int]:
-    versions = session.execute("SELECT count(*) FROM cre_event_versions WHERE vacation_id = %s",
-                               (vacation_id,), timeout=120).one()[0]
-    events = sum(1 for row in session.execute(
-        "SELECT vacation_id FROM cre_events_by_account", timeout=120) if row[0] == vacation_id)
-    return versions, events
+def _scan(session, table: str, key: str) -> tuple[int, int]:
+    """Rows and distinct keys of a whole table, page by page."""
+    keys = [row[0] for row in session.execute(f"SELECT {key} FROM {table}", timeout=120)]
+    return len(keys), len(set(keys))
 
 
 def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
@@ -222,7 +220,7 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
            "CRE_CASSANDRA_KEYSPACE": "midload", "CRE_CASSANDRA_CONSISTENCY": "ONE"}
     try:
         assert run_cre("db", "migrate", env=env).code == 0
-        archive = generate_vacation(tmp_path, "2026-10-08", 1, 300_000, 10, seed=51)
+        archive = generate_vacation(tmp_path, "2026-10-08", 1, 150_000, 10, seed=51)
         zones = str(tmp_path / "zones")
         load = start_cre("ingest", "--input", str(archive), "--zones-root", zones, env=env)
         session = config_of(env).connect("midload")
@@ -232,7 +230,7 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
                 break
             time.sleep(0.2)
         session.cluster.shutdown()
-        server.stop()
+        server.kill()
         _, stderr = load.communicate(timeout=300)
         assert load.returncode == 1, stderr[-3000:]
         assert "error:" in stderr.strip().splitlines()[-1]
@@ -240,9 +238,10 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
         server.start()
         rerun = run_cre("ingest", "--input", str(archive), "--zones-root", zones, env=env)
         assert rerun.code == 0, rerun.stderr[-3000:]
-        assert rerun.summary["totals"]["loaded"] == 300_010
+        assert rerun.summary["totals"]["loaded"] == 150_010
         session = config_of(env).connect("midload")
-        assert _count(session, "BAF_20261008_01") == (300_000, 300_000)
+        assert _scan(session, "cre_event_versions", "cre_id") == (150_000, 150_000)
+        assert _scan(session, "cre_events_by_account", "cre_id") == (150_000, 150_000)
         history = Ledger(session).history("BAF_20261008_01")
         assert [item["state"] for item in history][:3] == ["LOADED", "VALIDATED", "LANDED"]
         session.cluster.shutdown()

@@ -1,0 +1,142 @@
+"""The Cassandra connector: wire values, the sink with its dead letters, the source."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from cassandra import cqltypes
+from conftest import config_of
+
+from io_connectors import cql_values
+from io_connectors.cassandra import (
+    MAX_TOKEN,
+    MIN_TOKEN,
+    ReadFromCassandra,
+    WriteToCassandra,
+    token_ranges,
+)
+
+UTC = datetime.UTC
+SAMPLES = [
+    ("text", cqltypes.UTF8Type, pa.array(["é;\"x", "", None, "plain"])),
+    ("int", cqltypes.Int32Type, pa.array([0, -1, None, 2**31 - 1], pa.int32())),
+    ("bigint", cqltypes.LongType, pa.array([0, -(2**63), None, 2**63 - 1], pa.int64())),
+    ("double", cqltypes.DoubleType, pa.array([0.5, -1e300, None, 3.0])),
+    ("boolean", cqltypes.BooleanType, pa.array([True, False, None, True])),
+    ("date", cqltypes.SimpleDateType,
+     pa.array([datetime.date(2026, 11, 22), datetime.date(1900, 1, 1), None,
+               datetime.date(1970, 1, 1)])),
+    ("timestamp", cqltypes.DateType,
+     pa.array([datetime.datetime(2026, 11, 22, 9, 15, 0, 123456, UTC),
+               datetime.datetime(1960, 1, 1, tzinfo=UTC), None,
+               datetime.datetime(1970, 1, 1, tzinfo=UTC)], pa.timestamp("us", "UTC"))),
+    ("decimal", cqltypes.DecimalType,
+     pa.array([Decimal("0.00"), Decimal("-0.01"), None, Decimal("9999999999999999.99"),
+               Decimal("-128.00"), Decimal("1.27"), Decimal("-1.28"), Decimal("327.67")],
+              pa.decimal128(18, 2))),
+]
+
+
+@pytest.mark.parametrize("cql_type, driver_type, values", SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_column_serializers_match_the_driver(cql_type, driver_type, values):
+    serialized = cql_values.SERIALIZERS[cql_type](pa.chunked_array([values]))
+    expected = [None if value is None else driver_type.serialize(value, 5)
+                for value in values.to_pylist()]
+    if cql_type == "timestamp":  # the driver truncates to milliseconds too
+        expected = [None if value is None else driver_type.serialize(
+            value.replace(microsecond=value.microsecond // 1000 * 1000), 5)
+            for value in values.to_pylist()]
+    assert serialized == expected
+
+
+def test_serializers_handle_sliced_chunks():
+    values = pa.chunked_array([pa.array([Decimal("1.00"), Decimal("-2.50")], pa.decimal128(18, 2)),
+                               pa.array([Decimal("3.25"), Decimal("4.00"), Decimal("-5.00")],
+                                        pa.decimal128(18, 2)).slice(1)])
+    assert cql_values.SERIALIZERS["decimal"](values) == [
+        cqltypes.DecimalType.serialize(Decimal(text), 5)
+        for text in ("1.00", "-2.50", "4.00", "-5.00")]
+
+
+def test_token_ranges_cover_the_ring_once():
+    ranges = token_ranges([-(2**40), 0, 2**50], splits_per_range=3)
+    assert ranges[0][0] == MIN_TOKEN and ranges[-1][1] == MAX_TOKEN
+    assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+    assert all(start < end for start, end in ranges)
+    assert len(ranges) == 12
+
+
+@pytest.fixture(scope="module")
+def probe(structured, zone_session):
+    zone_session.execute("CREATE TABLE IF NOT EXISTS connector_probe (k text, c int, d date, "
+                         "t timestamp, amount decimal, flag boolean, note text, "
+                         "PRIMARY KEY ((k), c))", timeout=60)
+    return config_of(structured)
+
+
+def _rows(first: int, count: int, keys: int = 7) -> pa.Table:
+    return pa.table({
+        "k": pa.array([f"key-{index % keys}" for index in range(first, first + count)]),
+        "c": pa.array(range(first, first + count), pa.int32()),
+        "d": pa.array([datetime.date(2026, 1, 1) + datetime.timedelta(days=index)
+                       for index in range(first, first + count)]),
+        "t": pa.array([datetime.datetime(2026, 1, 1, tzinfo=UTC)
+                       + datetime.timedelta(seconds=index)
+                       for index in range(first, first + count)], pa.timestamp("us", "UTC")),
+        "amount": pa.array([Decimal(index) / 100 for index in range(first, first + count)],
+                           pa.decimal128(18, 2)),
+        "flag": pa.array([index % 2 == 0 for index in range(first, first + count)]),
+        "note": pa.array([None if index % 3 else f"n{index}"
+                          for index in range(first, first + count)], pa.string()),
+    })
+
+
+def test_write_then_read_round_trip(probe, zone_session):
+    batches = [_rows(0, 500), _rows(500, 700)]
+    with TestPipeline() as pipeline:
+        result = (pipeline
+                  | "Batches" >> beam.Create(batches)
+                  | "Write" >> WriteToCassandra(probe, "connector_probe", batch_rows=16,
+                                                max_in_flight=8))
+        assert_that(result.written | beam.CombineGlobally(sum), equal_to([1200]), label="All")
+        assert_that(result.failed, equal_to([]), label="NoneFailed")
+    expected = [tuple(row.values()) for batch in batches for row in batch.to_pylist()]
+    with TestPipeline() as pipeline:
+        read = (pipeline
+                | "Read" >> ReadFromCassandra(probe, "connector_probe",
+                                              ["k", "c", "d", "t", "amount", "flag", "note"],
+                                              splits_per_range=2, page_rows=100)
+                | "Rows" >> beam.FlatMap(lambda table: [tuple(row.values())
+                                                        for row in table.to_pylist()]))
+        assert_that(read, equal_to([
+            (k, c, d, t.replace(tzinfo=None), amount, flag, note)
+            for k, c, d, t, amount, flag, note in expected]))
+
+
+def test_rows_the_server_refuses_come_out_as_dead_letters(probe):
+    good = _rows(2000, 5)
+    bad = pa.table({**{name: good[name].slice(0, 1) for name in good.column_names},
+                    "k": pa.array([None], pa.string())})
+    with TestPipeline() as pipeline:
+        result = (pipeline
+                  | "Batches" >> beam.Create([pa.concat_tables([good, bad])])
+                  | "Write" >> WriteToCassandra(probe, "connector_probe", batch_rows=1))
+        assert_that(result.written | beam.CombineGlobally(sum), equal_to([5]), label="Written")
+        assert_that(result.failed | beam.Map(lambda failure: (
+            failure.table, failure.rows.num_rows, failure.attempts, "null" in failure.error)),
+            equal_to([("connector_probe", 1, 1, True)]), label="DeadLetters")
+
+
+def test_arguments_are_checked(probe):
+    with pytest.raises(ValueError, match="invalid table"):
+        WriteToCassandra(probe, "x; DROP TABLE y")
+    with pytest.raises(ValueError, match="positive"):
+        WriteToCassandra(probe, "connector_probe", max_in_flight=0)
+    with pytest.raises(ValueError, match="positive"):
+        ReadFromCassandra(probe, "connector_probe", page_rows=0)
