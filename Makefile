@@ -51,7 +51,7 @@ test: setup lint
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
 
 bench: setup
-	$(BIN)/python bench/bench.py
+	@$(WITH_CASSANDRA) && $(BIN)/python bench/bench.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -123,8 +123,9 @@ DSBULK_TUNING = ("--batch.mode", "REPLICA_SET")
 
 _CRE_MEMBER = re.compile(r"^(?:[^/]+/)?CRE_\d{4}\.csv$")
 _ARCHIVE = re.compile(r"^(BAF_\d{8}_\d{2})\.tar\.bz2$")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what Python's text mode (cqlsh) counts as a line end
 _SAMPLES_PER_KIND = 3
+_CQLSH_COPY_TIME = re.compile(r"rows imported from \d+ files? in (?:(\d+) days?, (\d+) hours?, "
+                              r"(\d+) minutes?, and )?([\d.]+) seconds")
 _CQLSH_TROUBLE = re.compile(r"Error|Exception|Failed to import|aborting")
 
 
@@ -477,6 +478,13 @@ def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password:
         if _CQLSH_TROUBLE.search(output) or errors.exists():
             raise RuntimeError(f"cqlsh {script} reported errors (see {errors}):\n"
                                f"{output[-3000:]}")
+        copy = _CQLSH_COPY_TIME.search(output)
+        if copy:
+            days, hours, minutes, seconds = (float(part or 0) for part in copy.groups())
+            inserts = script.read_text(encoding="utf-8").count("\nINSERT INTO ")
+            print(f"cqlsh {table}: {time.monotonic() - started:.1f} s, of which COPY FROM "
+                  f"{((days * 24 + hours) * 60 + minutes) * 60 + seconds:.1f} s; "
+                  f"{inserts:,} records with a line break as INSERTs", file=sys.stderr)
     verify_load("cqlsh", csvs, host, port, user, password, keyspace)
     return elapsed
 
