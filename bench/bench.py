@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import loaders  # noqa: E402
+import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
+
 from pipelines.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
