@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import time
@@ -25,15 +26,29 @@ JARS = PROJECT / "var" / "cassandra-lib"  # shared by every home: fetched once p
 DEFAULT_USER = DEFAULT_PASSWORD = "cassandra"  # a local development server's superuser
 
 
-def cql_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+def cql_answers(host: str, port: int, timeout: float = 2.0,
+                tls_ca_file: Optional[Path] = None) -> bool:
     """Whether a CQL server answers an OPTIONS request (protocol v4) with SUPPORTED."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            connection = raw
+            if tls_ca_file:
+                context = ssl.create_default_context(cafile=str(tls_ca_file))
+                connection = context.wrap_socket(raw, server_hostname=host)
             connection.sendall(bytes([0x04, 0, 0, 0, 0x05, 0, 0, 0, 0]))
             header = connection.recv(9)
     except OSError:
         return False
     return len(header) == 9 and header[0] == 0x84 and header[4] == 0x06
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """The server's PKCS12 keystore, and the CA certificate (PEM) clients verify it with."""
+
+    keystore: Path
+    password: str
+    ca_file: Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Server:
     native_port: int = 9042
     storage_port: int = 7000
     heap: str = "1g"
+    tls: Optional[TlsFiles] = None  # clients must then connect with TLS
 
     @property
     def pid_file(self) -> Path:
@@ -79,7 +95,8 @@ class Server:
             return None
 
     def running(self) -> bool:
-        return cql_answers("127.0.0.1", self.native_port)
+        return cql_answers("127.0.0.1", self.native_port,
+                           tls_ca_file=self.tls.ca_file if self.tls else None)
 
     def start(self, timeout: float = 240.0) -> None:
         """Starts the server and returns once CQL answers; harmless when it already runs."""
@@ -89,8 +106,13 @@ class Server:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.home / "cassandra.yaml"
-        config.write_text(string.Template((TEMPLATES / "cassandra.yaml").read_text()).substitute(
-            data=data, storage_port=self.storage_port, native_port=self.native_port))
+        text = string.Template((TEMPLATES / "cassandra.yaml").read_text()).substitute(
+            data=data, storage_port=self.storage_port, native_port=self.native_port)
+        if self.tls:
+            text += ("client_encryption_options:\n  enabled: true\n  optional: false\n"
+                     f"  keystore: {self.tls.keystore}\n"
+                     f"  keystore_password: {self.tls.password}\n  store_type: PKCS12\n")
+        config.write_text(text)
         jamm = next(lib.glob("jamm-*.jar"))
         options = [line for line in (TEMPLATES / "jvm17.options").read_text().splitlines()
                    if line and not line.startswith("#")]
@@ -124,7 +146,8 @@ class Server:
 
         config = CassandraConfig(("127.0.0.1",), "system", self.native_port,
                                  username=DEFAULT_USER, password=DEFAULT_PASSWORD,
-                                 consistency="ONE")
+                                 consistency="ONE",
+                                 tls_ca_file=str(self.tls.ca_file) if self.tls else None)
         try:
             config.connect().cluster.shutdown()
         except CassandraUnavailable:
