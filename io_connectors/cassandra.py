@@ -39,6 +39,7 @@ from cassandra import (
 )
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.connection import ConnectionException
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
@@ -276,7 +277,7 @@ class _WriteFn(beam.DoFn):
             raise ValueError(f"the columns written to {self._table} lack its key {missing}")
         self._partition = [names.index(column.name) for column in table.partition_key]
         self._insert = self._session.prepare(
-            f"INSERT INTO {self._table} ({', '.join(names)}) "
+            f"INSERT INTO {self._config.keyspace}.{self._table} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' * len(names))})")
         self._insert.is_idempotent = True
 
@@ -412,8 +413,7 @@ class WriteToCassandra(beam.PTransform):
                  *, max_in_flight: int = 128, batch_rows: int = 64, batch_bytes: int = 48 << 10,
                  max_attempts: int = 8, backoff_seconds: float = 0.2):
         super().__init__()
-        if not table.replace("_", "").isalnum():
-            raise ValueError(f"invalid table name {table!r}")
+        _check_table(table)
         if max_in_flight < 1 or batch_rows < 1 or batch_bytes < 1 or max_attempts < 1:
             raise ValueError("max_in_flight, batch_rows, batch_bytes and max_attempts must be "
                              "positive")
@@ -464,69 +464,87 @@ class _SplitFn(beam.DoFn):
         yield from token_ranges(ring, self._splits_per_range)
 
 
-class _ReadRangeFn(beam.DoFn):
-    def __init__(self, config: CassandraConfig, table: str, columns: Sequence[str],
-                 page_rows: int):
+def _arrow(names: Sequence[str], types: dict[str, str], rows: Sequence[tuple]) -> pa.Table:
+    columns = {}
+    for index, name in enumerate(names):
+        values = [row[index] for row in rows]
+        if types[name] == "date":
+            values = [None if value is None else value.date() for value in values]
+        columns[name] = pa.array(values)
+    return pa.table(columns)
+
+
+class _TableReaderFn(beam.DoFn):
+    """Opens the shared session and learns the table's columns and key."""
+
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]]):
         self._config = config
         self._table = table
         self._columns = columns
-        self._page_rows = page_rows
         self._rows_read = beam.metrics.Metrics.counter(f"cassandra.{table}", "rows_read")
 
     def setup(self) -> None:
         self._session = SESSIONS.acquire(self._config)
         metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
-        table = metadata.tables[self._table]
-        columns = list(self._columns or table.columns)
-        self._names = columns
-        self._types = {name: table.columns[name].cql_type for name in columns}
-        key = ", ".join(column.name for column in table.partition_key)
-        self._select = self._session.prepare(
-            f"SELECT {', '.join(columns)} FROM {self._table} "
-            f"WHERE token({key}) > ? AND token({key}) <= ?")
-        self._select.fetch_size = self._page_rows
-
-    def process(self, token_range: tuple[int, int]) -> Iterator[pa.Table]:
-        result = self._session.execute(self._select, token_range)
-        while True:
-            rows = result.current_rows
-            if rows:
-                self._rows_read.inc(len(rows))
-                yield self._to_arrow(rows)
-            if not result.has_more_pages:
-                break
-            result.fetch_next_page()
+        self._metadata = metadata.tables[self._table]
+        self._names = list(self._columns or self._metadata.columns)
+        self._types = {name: self._metadata.columns[name].cql_type for name in self._names}
+        self._select = f"SELECT {', '.join(self._names)} FROM {self._config.keyspace}.{self._table}"
 
     def teardown(self) -> None:
         SESSIONS.release(self._config)
 
-    def _to_arrow(self, rows: Sequence[tuple]) -> pa.Table:
-        columns = {}
-        for name, values in zip(self._names, zip(*rows)):
-            if self._types[name] == "date":
-                values = [None if value is None else value.date() for value in values]
-            columns[name] = pa.array(values)
-        return pa.table(columns)
+
+class _ReadRangeFn(_TableReaderFn):
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
+                 where: Optional[str], values: tuple, page_rows: int):
+        super().__init__(config, table, columns)
+        self._where = where
+        self._values = values
+        self._page_rows = page_rows
+
+    def setup(self) -> None:
+        super().setup()
+        key = ", ".join(column.name for column in self._metadata.partition_key)
+        where = f" AND {self._where}" if self._where else ""
+        self._statement = self._session.prepare(
+            f"{self._select} WHERE token({key}) > ? AND token({key}) <= ?{where}")
+        self._statement.fetch_size = self._page_rows
+
+    def process(self, token_range: tuple[int, int]) -> Iterator[pa.Table]:
+        result = self._session.execute(self._statement, (*token_range, *self._values))
+        while True:
+            rows = result.current_rows
+            if rows:
+                self._rows_read.inc(len(rows))
+                yield _arrow(self._names, self._types, rows)
+            if not result.has_more_pages:
+                break
+            result.fetch_next_page()
 
 
 class ReadFromCassandra(beam.PTransform):
-    """Reads a whole table as batches of records (``pyarrow.Table``, one per page).
+    """Reads a table (or the rows of it ``where`` selects, e.g. through an SAI index) as
+    batches of records (``pyarrow.Table``, one per page).
 
     The ring is cut at every node's tokens, each range again into ``splits_per_range`` pieces;
     a reshuffle spreads the ranges over the workers.
     """
 
     def __init__(self, config: CassandraConfig, table: str,
-                 columns: Optional[Iterable[str]] = None, *, splits_per_range: int = 4,
-                 page_rows: int = 5000):
+                 columns: Optional[Iterable[str]] = None, *, where: Optional[str] = None,
+                 values: Sequence[Any] = (), splits_per_range: int = 4, page_rows: int = 5000):
         super().__init__()
-        if not table.replace("_", "").isalnum():
-            raise ValueError(f"invalid table name {table!r}")
+        _check_table(table)
         if splits_per_range < 1 or page_rows < 1:
             raise ValueError("splits_per_range and page_rows must be positive")
+        if where is not None and where.count("?") != len(values):
+            raise ValueError("where needs one value per ? marker")
         self._config = config
         self._table = table
         self._columns = tuple(columns) if columns else None
+        self._where = where
+        self._values = tuple(values)
         self._splits_per_range = splits_per_range
         self._page_rows = page_rows
 
@@ -535,10 +553,62 @@ class ReadFromCassandra(beam.PTransform):
                 | "Start" >> beam.Create([None])
                 | "SplitTokenRing" >> beam.ParDo(_SplitFn(self._config, self._splits_per_range))
                 | "SpreadRanges" >> beam.Reshuffle()
-                | "ReadRanges" >> beam.ParDo(_ReadRangeFn(self._config, self._table,
-                                                           self._columns, self._page_rows)))
+                | "ReadRanges" >> beam.ParDo(_ReadRangeFn(
+                    self._config, self._table, self._columns, self._where, self._values,
+                    self._page_rows)))
 
     def display_data(self) -> dict:
         return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
-                "table": self._table, "splits_per_range": self._splits_per_range,
-                "page_rows": self._page_rows}
+                "table": self._table, "where": self._where or "",
+                "splits_per_range": self._splits_per_range, "page_rows": self._page_rows}
+
+
+class _ReadKeysFn(_TableReaderFn):
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
+                 key_columns: Sequence[str], concurrency: int):
+        super().__init__(config, table, columns)
+        self._key_columns = key_columns
+        self._concurrency = concurrency
+
+    def setup(self) -> None:
+        super().setup()
+        where = " AND ".join(f"{column} = ?" for column in self._key_columns)
+        self._statement = self._session.prepare(f"{self._select} WHERE {where}")
+
+    def process(self, keys: Sequence[tuple]) -> Iterator[pa.Table]:
+        results = execute_concurrent_with_args(self._session, self._statement, keys,
+                                               concurrency=self._concurrency,
+                                               raise_on_first_error=True)
+        rows = [row for _, result in results for row in result]
+        self._rows_read.inc(len(rows))
+        yield _arrow(self._names, self._types, rows)
+
+
+class ReadAllFromCassandra(beam.PTransform):
+    """For batches of keys (lists of tuples of ``key_columns`` values: a partition key, maybe
+    with clustering columns), the matching rows, one ``pyarrow.Table`` per batch."""
+
+    def __init__(self, config: CassandraConfig, table: str, key_columns: Sequence[str],
+                 columns: Optional[Iterable[str]] = None, *, concurrency: int = 64):
+        super().__init__()
+        _check_table(table)
+        if not key_columns or concurrency < 1:
+            raise ValueError("key_columns must not be empty and concurrency must be positive")
+        self._config = config
+        self._table = table
+        self._key_columns = tuple(key_columns)
+        self._columns = tuple(columns) if columns else None
+        self._concurrency = concurrency
+
+    def expand(self, keys: beam.PCollection) -> beam.PCollection:
+        return keys | "ReadKeys" >> beam.ParDo(_ReadKeysFn(
+            self._config, self._table, self._columns, self._key_columns, self._concurrency))
+
+    def display_data(self) -> dict:
+        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
+                "table": self._table, "key_columns": ",".join(self._key_columns)}
+
+
+def _check_table(table: str) -> None:
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"invalid table name {table!r}")

@@ -12,13 +12,14 @@ from typing import Optional
 from io_connectors.cassandra import CassandraUnavailable
 from pipelines import zone_commands
 from pipelines.cassandra_server import DEFAULT_HOME
+from pipelines.deliver import DeliveryError
 from pipelines.ledger import LedgerConflict
 from pipelines.options import CassandraOptions, IngestOptions
 from transforms import contract
 
 _LOG = logging.getLogger("cre")
 # failures of the platform, not of the input: one line, exit 1, no traceback
-_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict)
+_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -40,7 +41,9 @@ def _ingest(argv: list[str]) -> int:
     IngestOptions._add_argparse_args(usage)
     CassandraOptions._add_argparse_args(usage)
     usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
-    usage.parse_known_args(argv)  # exits 2 with a message on bad usage
+    known, _ = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
+    if not known.input or not known.zones_root:
+        usage.error("--input and --zones-root are required")
     try:
         outcome = run_ingest(argv)
     except _PLATFORM_ERRORS as error:
@@ -124,9 +127,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     # the driver's warnings matter during a load; a query's failure is said in one line
     logging.getLogger("cassandra").setLevel(
         logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
+    logging.getLogger("cassandra.protocol").setLevel(logging.ERROR)  # the server's advice
+    logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
-    args = _parser().parse_args(argv)
+    args, beam_args = _parser().parse_known_args(argv)
+    if beam_args and args.command != "deliver":
+        _parser().parse_args(argv)  # exits 2, naming the unknown arguments
+    args.beam_args = beam_args
     try:
         return args.handler(args)
     except _PLATFORM_ERRORS as error:

@@ -10,12 +10,13 @@ import uuid
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from io_connectors import zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
+from pipelines.deliver import deliver
 from pipelines.ledger import Ledger, State
 from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.structured_zone import StructuredZone
@@ -163,6 +164,8 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
     if claim.outcome == "duplicate":
         _LOG.info("%s: this archive was already ingested (%s)", vacation_id,
                   claim.prior["state"])
+        if claim.prior["delivered_at"] is None:  # a crash after loading: finish the job
+            _deliver(pipeline_options, ledger, vacation_id)
         return _duplicate(json.loads(claim.prior["summary"]), context.received_at)
     if claim.outcome == "reused":
         return _reused(context, claim.prior["sha256"])
@@ -185,10 +188,23 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
                        ", ".join(error["code"] for error in outcome["errors"]), **fields)
         _LOG.info("%s: removed the rows of the rejected vacation: %s", vacation_id,
                   zone.purge(vacation_id, keep_rejects=True))
-        return outcome
-    ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
-    ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
+    else:
+        ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
+        ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
+    _deliver(pipeline_options, ledger, vacation_id)
     return outcome
+
+
+def _deliver(pipeline_options: PipelineOptions, ledger: Ledger, vacation_id: str) -> None:
+    """The outbound package, unless --no-deliver: its own pipeline, after the ledger says the
+    vacation's rows are final."""
+    options = pipeline_options.view_as(IngestOptions)
+    if options.no_deliver:
+        return
+    config = pipeline_options.view_as(CassandraOptions).cassandra_config()
+    runner = pipeline_options.view_as(StandardOptions).runner
+    deliver(ledger._session, config, vacation_id, options.outbound_root or options.zones_root,
+            pipeline_args=[f"--runner={runner}"] if runner else [])
 
 
 def _fail(ledger: Ledger, vacation_id: str, error: Exception) -> None:

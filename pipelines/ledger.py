@@ -79,7 +79,7 @@ class Ledger:
 
     _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
                 "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
-                "records", "loaded", "rejected", "errors", "summary")
+                "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery")
 
     def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
         self._session = session
@@ -110,8 +110,10 @@ class Ledger:
         if row is None:
             return None
         found = dict(zip(self._COLUMNS, row))
-        for name in ("lease_until", "received_at", "processed_at"):
+        for name in ("lease_until", "received_at", "processed_at", "delivered_at"):
             found[name] = _utc(found[name])
+        if found["business_date"] is not None:
+            found["business_date"] = found["business_date"].date()
         found["state_changed_at"] = {state: _utc(at) for state, at in
                                      (found["state_changed_at"] or {}).items()}
         return found
@@ -183,6 +185,23 @@ class Ledger:
             raise LedgerConflict(f"run {self.run_id} no longer owns {vacation_id} in state "
                                  f"{from_state}")
         self.note(vacation_id, to_state, fields.get("sha256"), message or to_state.lower())
+
+    def record_delivery(self, vacation_id: str, state: str, delivery: str) -> datetime.datetime:
+        """A LOADED vacation becomes DELIVERED; a REJECTED one keeps its state. Conditional on
+        the state it was read in, so a rollback meanwhile is never overwritten."""
+        now = _now()
+        moves = state == State.LOADED
+        applied = self._session.execute(
+            "UPDATE vacations SET state = %s, delivered_at = %s, delivery = %s"
+            + (", state_changed_at[%s] = %s" if moves else "")
+            + " WHERE vacation_id = %s IF state = %s",
+            (State.DELIVERED if moves else state, now, delivery,
+             *((State.DELIVERED, now) if moves else ()), vacation_id, state)).one()
+        if not applied[0]:
+            raise LedgerConflict(f"{vacation_id} left state {state} while it was delivered")
+        self.note(vacation_id, State.DELIVERED if moves else state, None,
+                  f"delivered {json.loads(delivery)['path']}")
+        return now
 
     def transition_any(self, vacation_id: str, from_state: str, to_state: str,
                        message: str) -> bool:

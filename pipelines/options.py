@@ -20,9 +20,10 @@ class IngestOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--input", required=True,
+        # not required=True: Beam parses every options class for every pipeline in the process
+        parser.add_argument("--input",
                             help="The vacation archive BAF_<YYYYMMDD>_<NN>.tar.bz2, local or gs://.")
-        parser.add_argument("--zones-root", "--zones_root", dest="zones_root", required=True,
+        parser.add_argument("--zones-root", "--zones_root", dest="zones_root",
                             help="Root of the zones (landing/, proxy_producer/), local or gs://.")
         parser.add_argument("--max-reject-ratio", "--max_reject_ratio", dest="max_reject_ratio",
                             type=float, default=contract.DEFAULT_MAX_REJECT_RATIO,
@@ -38,9 +39,20 @@ class IngestOptions(PipelineOptions):
                             help="Highest compression ratio (uncompressed/compressed).")
         parser.add_argument("--avro-codec", "--avro_codec", dest="avro_codec", default="snappy",
                             choices=CODECS, help="Codec of the Proxy Producer Avro files.")
+        add_outbound_root(parser)
+        parser.add_argument("--no-deliver", "--no_deliver", dest="no_deliver",
+                            action="store_true",
+                            help="Do not deliver the Arkea ABS package at the end (cre deliver "
+                            "does it later). Without a structured zone nothing is delivered.")
 
     def limits(self) -> contract.Limits:
         return contract.Limits(self.max_members, self.max_uncompressed_bytes, self.max_ratio)
+
+
+def add_outbound_root(parser) -> None:
+    parser.add_argument("--outbound-root", "--outbound_root", dest="outbound_root",
+                        help="Root of outbound/arkea_abs/, local or gs:// (default: the zones "
+                        "root).")
 
 
 def _flag(name: str) -> tuple[str, str]:

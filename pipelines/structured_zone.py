@@ -18,7 +18,6 @@ from cassandra.concurrent import execute_concurrent_with_args
 from pipelines.ledger import VISIBLE, Ledger
 from transforms import contract
 
-DEBIT_TYPES = frozenset({"DEBIT", "TRANSFER_OUT", "FEE"})  # spec 4: the others are credits
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "event_ts",
                   "amount", "currency", "counterparty_iban", "label")
 
@@ -101,7 +100,7 @@ class StructuredZone:
                 "currency": event["currency"], "event_count": 0,
                 "debit_total": Decimal("0.00"), "credit_total": Decimal("0.00")})
             total["event_count"] += 1
-            side = "debit_total" if event["event_type"] in DEBIT_TYPES else "credit_total"
+            side = "debit_total" if event["event_type"] in contract.DEBIT_TYPES else "credit_total"
             total[side] += abs(event["amount"])
         for total in totals.values():
             total["net_amount"] = total["credit_total"] - total["debit_total"]

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipelines.ledger import VISIBLE, Ledger, State
-from pipelines.options import CassandraOptions, cassandra_config
+from pipelines.options import CassandraOptions, add_outbound_root, cassandra_config
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
 
@@ -187,6 +187,20 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def deliver_command(args: argparse.Namespace) -> int:
+    from pipelines.deliver import deliver
+
+    with _session(args) as session:
+        config = cassandra_config(args, required=True)
+        result = deliver(session, config, args.vacation, args.outbound_root or args.zones_root,
+                         args.redeliver, args.beam_args)
+    _print(args, result, [f"{result['vacation_id']}: "
+                          + ("delivered " if result["delivered"] else "already delivered ")
+                          + f"{result['path']} ({result['bytes']} bytes, sha256 "
+                          f"{result['sha256']})"])
+    return 0
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
     db = commands.add_parser("db", help="The structured zone's schema.")
@@ -217,6 +231,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     status_parser.add_argument("--date", type=_day)
     add_connection_arguments(status_parser)
     status_parser.set_defaults(handler=status)
+
+    deliver_parser = commands.add_parser(
+        "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
+        description="Any other option is a Beam pipeline option (--runner, ...).")
+    deliver_parser.add_argument("--vacation", required=True, help="BAF_<YYYYMMDD>_<NN>")
+    deliver_parser.add_argument("--zones-root", required=True)
+    add_outbound_root(deliver_parser)
+    deliver_parser.add_argument("--redeliver", action="store_true",
+                                help="Deliver again a vacation already delivered.")
+    add_connection_arguments(deliver_parser)
+    deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
 
     for name, handler, text in (("rejects", rejects, "A vacation's rejected records."),
                                 ("rollback", rollback, "Remove a loaded vacation's rows from "

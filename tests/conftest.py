@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,40 @@ def zone_session(structured):
     session = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
     yield session
     session.cluster.shutdown()
+
+
+BUCKET = "mmg-dataplatform"
+
+
+@pytest.fixture
+def gcs(tmp_path):
+    """A gcp-storage-emulator server on a loopback port, with one bucket; stopped after."""
+    port = free_port()
+    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
+    server = subprocess.Popen(
+        [str(emulator), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+         "--default-bucket", BUCKET],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    host = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = host
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    try:
+        yield host, client.bucket(BUCKET)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous

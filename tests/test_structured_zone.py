@@ -18,7 +18,8 @@ from vacations import data_records, refresh, valid_members, write_archive
 from pipelines.cassandra_server import Server
 from pipelines.generator import generate_vacation, read_members
 from pipelines.ledger import Ledger, LedgerConflict, State
-from pipelines.structured_zone import DEBIT_TYPES, StructuredZone
+from pipelines.structured_zone import StructuredZone
+from transforms.contract import DEBIT_TYPES
 
 
 def _ingest(structured, archive, tmp_path, *extra):

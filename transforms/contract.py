@@ -44,6 +44,7 @@ MONITOR_COLUMNS = ("member_name", "type", "record_count", "amount_sum")
 COLUMNS = {CRE: CRE_COLUMNS, GESPARAM: GESPARAM_COLUMNS, MONITOR: MONITOR_COLUMNS}
 KEYS = {CRE: ("cre_id",), GESPARAM: ("table_code", "param_key", "valid_from")}
 
+DEBIT_TYPES = frozenset({"DEBIT", "TRANSFER_OUT", "FEE"})  # spec 4: the other types credit
 EVENT_TYPES = ("DEBIT", "CREDIT", "TRANSFER_IN", "TRANSFER_OUT", "FEE", "INTEREST", "REVERSAL")
 ENCODINGS = {"UTF-8": "utf-8", "ISO-8859-1": "latin-1"}
 DEFAULT_ENCODING = "UTF-8"

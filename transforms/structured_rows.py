@@ -48,6 +48,7 @@ def cre_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
     return pa.table({
         "cre_id": records["cre_id"], "vacation_id": _constant(vacation_id, records.num_rows),
         "account_id": records["account_id"], "value_date": records["value_date"],
+        "currency": records["currency"],
     })
 
 
