@@ -41,6 +41,7 @@ run: setup
 		print(t.extractfile(m).read().split(b'\n')[1].split(b';')[1].decode())" $$archive) && \
 	echo "cre query events --account $$account" && \
 	$(BIN)/cre query events --account $$account && \
+	echo "Delivered to Arkea ABS:" && find $(ZONES)/outbound -name '*.tar.bz2' && \
 	echo "Cassandra keeps running for your queries: $(BIN)/cre cassandra stop"
 
 lint: setup

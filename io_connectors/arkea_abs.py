@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.display import DisplayDataItem
 
@@ -62,7 +63,7 @@ def stage(path: str, data: bytes) -> str:
     """Writes the bytes where ABS does not look yet; returns what ``commit`` publishes."""
     staged = path if _on_object_store(path) else f"{path}{_PARTIAL}{uuid.uuid4().hex}"
     zones.ensure_parent(staged)
-    with FileSystems.create(staged) as handle:
+    with FileSystems.create(staged, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         handle.write(data)
     return staged
 

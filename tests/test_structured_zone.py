@@ -24,7 +24,7 @@ from transforms.contract import DEBIT_TYPES
 
 def _ingest(structured, archive, tmp_path, *extra):
     run = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),
-                  *extra, env=structured)
+                  "--no-deliver", *extra, env=structured)  # test_deliver.py covers delivery
     assert run.summary is not None, run.stderr[-3000:]
     return run
 
@@ -223,7 +223,8 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
         assert run_cre("db", "migrate", env=env).code == 0
         archive = generate_vacation(tmp_path, "2026-10-08", 1, 150_000, 10, seed=51)
         zones = str(tmp_path / "zones")
-        load = start_cre("ingest", "--input", str(archive), "--zones-root", zones, env=env)
+        load = start_cre("ingest", "--input", str(archive), "--zones-root", zones,
+                         "--no-deliver", env=env)
         session = config_of(env).connect("midload")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and load.poll() is None:
@@ -237,7 +238,8 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
         assert "error:" in stderr.strip().splitlines()[-1]
 
         server.start()
-        rerun = run_cre("ingest", "--input", str(archive), "--zones-root", zones, env=env)
+        rerun = run_cre("ingest", "--input", str(archive), "--zones-root", zones,
+                        "--no-deliver", env=env)
         assert rerun.code == 0, rerun.stderr[-3000:]
         assert rerun.summary["totals"]["loaded"] == 150_010
         session = config_of(env).connect("midload")
