@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import BUCKET, run_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
+from io_connectors import arkea_abs
 from pipelines.generator import generate_vacation, read_members
 from transforms import pivot_package
 from transforms.contract import DEBIT_TYPES
@@ -90,9 +91,13 @@ def test_deliver_once_unless_redelivered(structured, tmp_path):
     assert run.summary["status"] == "ACCEPTED_WITH_REJECTS"
     assert not (zones / "outbound").exists()
 
+    package_path = arkea_abs.package_path(str(zones), "2026-09-02", "BAF_20260902_01")
+    partial = arkea_abs.stage(package_path, b"half a package")  # a delivery that died here
+    assert not arkea_abs.delivered(package_path)
     args = ("deliver", "--vacation", "BAF_20260902_01", "--zones-root", str(zones), "--json")
     first = json.loads(run_cre(*args, env=structured).stdout.strip().splitlines()[-1])
     package_file = Path(first["path"])
+    assert first["path"] == package_path and not Path(partial).exists()
     before = package_file.read_bytes()
     again = json.loads(run_cre(*args, env=structured).stdout.strip().splitlines()[-1])
     assert (first["delivered"], again["delivered"]) == (True, False)
