@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from io_connectors.cassandra import CassandraUnavailable
-from pipelines import zone_commands
+from pipelines import collect_commands, zone_commands
 from pipelines.cassandra_server import DEFAULT_HOME
 from pipelines.deliver import DeliveryError
 from pipelines.ledger import LedgerConflict
@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     cassandra.set_defaults(handler=_cassandra)
     generate.set_defaults(handler=_generate)
     zone_commands.add_parsers(commands)
+    collect_commands.add_parsers(commands)
     return parser
 
 

@@ -1,0 +1,120 @@
+"""The collection commands of ``cre``: tenants, serve, fetchdata."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from pipelines.options import cassandra_config
+from pipelines.zone_commands import add_connection_arguments
+
+_LOG = logging.getLogger(__name__)
+
+
+def _password(args: argparse.Namespace) -> str:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass("password: ")
+
+
+def tenants(args: argparse.Namespace) -> int:
+    from pipelines.tenants import TenantStore
+
+    store = TenantStore(Path(args.tenants))
+    try:
+        if args.action == "add":
+            store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes)
+        elif args.action == "passwd":
+            store.passwd(args.name, _password(args))
+        elif args.action == "remove":
+            store.remove(args.name)
+        else:
+            for tenant in store.load().values():
+                limits = tenant.constraints()
+                print(f"{tenant.name}  formats {','.join(tenant.formats)}  max files "
+                      f"{limits['max_files_per_upload_session']}  max bytes "
+                      f"{limits['max_bytes_per_file']}")
+    except ValueError as error:
+        print(f"cre tenants: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pipelines.collect_service import create_app
+    from pipelines.ingest_manager import IngestManager
+
+    config = cassandra_config(args, required=True)
+    session = config.connect(config.keyspace)
+    stop = threading.Event()
+    if not args.no_manager:
+        manager = IngestManager(session, args.zones_root, args.tenants, args.parallelism)
+        threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
+                         daemon=True).start()
+    app = create_app(args.zones_root, args.tenants, session, args.token_seconds)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        stop.set()
+        session.cluster.shutdown()
+    return 0
+
+
+def fetchdata_command(args: argparse.Namespace) -> int:
+    from pipelines.fetchdata import fetchdata, table
+
+    password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
+    try:
+        outcomes = fetchdata(args.server, args.user, password, Path(args.dir))
+    except (PermissionError, OSError) as error:
+        print(f"cre fetchdata: error: {error}", file=sys.stderr)
+        return 1
+    print(table(outcomes))
+    return 0 if all(outcome.result in ("sent", "skipped") for outcome in outcomes) else 1
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    tenant_parser = commands.add_parser("tenants", help="The senders allowed to upload.")
+    tenant_parser.add_argument("action", choices=("add", "list", "passwd", "remove"))
+    tenant_parser.add_argument("name", nargs="?")
+    tenant_parser.add_argument("--tenants", default="var/tenants.json",
+                               help="The tenants file (default var/tenants.json).")
+    tenant_parser.add_argument("--password-stdin", action="store_true",
+                               help="Read the password from standard input.")
+    tenant_parser.add_argument("--formats", nargs="+", help="Allowed file name endings.")
+    tenant_parser.add_argument("--max-files", type=int, default=10,
+                               help="Most files per upload session.")
+    tenant_parser.add_argument("--max-bytes", type=int, default=20 << 30,
+                               help="Most bytes per file.")
+    tenant_parser.set_defaults(handler=tenants)
+
+    serve_parser = commands.add_parser("serve", help="The collection service and its ingest "
+                                       "manager.")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser.add_argument("--zones-root", required=True)
+    serve_parser.add_argument("--tenants", default="var/tenants.json")
+    serve_parser.add_argument("--token-seconds", type=float, default=900.0,
+                              help="Lifetime of a bearer token.")
+    serve_parser.add_argument("--parallelism", type=int, default=2,
+                              help="Most ingests running at once.")
+    serve_parser.add_argument("--no-manager", action="store_true",
+                              help="Only collect: ingests run elsewhere.")
+    add_connection_arguments(serve_parser)
+    serve_parser.set_defaults(handler=serve)
+
+    fetch = commands.add_parser("fetchdata", help="Send a folder of files to the collection "
+                                "service.")
+    fetch.add_argument("-u", "--user", required=True)
+    fetch.add_argument("-p", "--password", help="Prefer the CRE_PASSWORD variable or the "
+                       "prompt: a command line shows in the process list.")
+    fetch.add_argument("-d", "--dir", default="client-input-dir")
+    fetch.add_argument("--server", default="http://127.0.0.1:8080")
+    fetch.set_defaults(handler=fetchdata_command)

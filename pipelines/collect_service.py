@@ -1,0 +1,267 @@
+"""The collection service (``cre serve``): tenants upload vacations, which land and are queued.
+
+FastAPI under uvicorn. A tenant logs in with HTTP Basic for a short-lived bearer token; an
+upload is streamed to a temporary name in ``landing/`` while it is checked (format, size) and
+hashed, then renamed under its sha256 (the layout ``cre ingest`` lands to), recorded in the
+tenant's own partition of ``uploads`` and queued as RECEIVED in the vacation ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+import uuid
+from typing import Optional
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from io_connectors import zones
+from pipelines.ledger import State
+from pipelines.tenants import Tenant, TenantStore
+from transforms.contract import VacationName
+
+_LOG = logging.getLogger(__name__)
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass
+class _Session:
+    tenant: str
+    expires: float
+    files: int = 0
+
+
+class _LoginGuard:
+    """Failed logins: slowed down (a growing delay) and refused for a while after too many, per
+    tenant name and per client address."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0):
+        self._limit = limit
+        self._window = window
+        self._failures: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> collections.deque:
+        failures = self._failures[key]
+        while failures and failures[0] < now - self._window:
+            failures.popleft()
+        return failures
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(key, now)) >= self._limit for key in keys)
+
+    def failed(self, *keys: str) -> float:
+        """Records a failure; returns the delay to impose before answering."""
+        now = time.monotonic()
+        with self._lock:
+            counts = []
+            for key in keys:
+                failures = self._recent(key, now)
+                failures.append(now)
+                counts.append(len(failures))
+        return min(0.25 * 2 ** (max(counts) - 1), 4.0)
+
+
+def create_app(zones_root: str, tenants_path: str, session, token_seconds: float = 900.0,
+               max_login_failures: int = 5) -> FastAPI:
+    """The service's application; ``session`` is a Cassandra session on the keyspace."""
+    app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
+    store = TenantStore(tenants_path)
+    sessions: dict[str, _Session] = {}
+    guard = _LoginGuard(max_login_failures)
+    registry = CollectorRegistry()
+    uploads_total = Counter("cre_uploads_total", "Uploads by outcome.", ["tenant", "outcome"],
+                            registry=registry)
+    upload_bytes = Counter("cre_upload_bytes_total", "Bytes received.", ["tenant"],
+                           registry=registry)
+    logins_failed = Counter("cre_login_failures_total", "Refused logins.", registry=registry)
+    upload_seconds = Histogram("cre_upload_seconds", "Upload durations.", registry=registry)
+    insert_upload = session.prepare(
+        "INSERT INTO uploads (tenant, upload_id, file_name, sha256, bytes, received_at, "
+        "business_date, vacation_id, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    claim_sha = session.prepare(
+        "INSERT INTO uploads_by_sha256 (tenant, sha256, upload_id) VALUES (?, ?, ?) "
+        "IF NOT EXISTS")
+    columns = ("upload_id", "file_name", "sha256", "bytes", "received_at", "business_date",
+               "vacation_id")
+    upload_of = session.prepare(f"SELECT {', '.join(columns)} FROM uploads "
+                                "WHERE tenant = ? AND upload_id = ?")
+    uploads_of = session.prepare(f"SELECT {', '.join(columns)} FROM uploads WHERE tenant = ?")
+    queue = session.prepare(
+        "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, tenant, "
+        "landed_path, received_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "IF NOT EXISTS")
+    ledger_of = session.prepare(
+        "SELECT state, outcome, sha256, summary, delivered_at FROM vacations "
+        "WHERE vacation_id = ?")
+
+    def tenant_of(request: Request) -> tuple[Tenant, _Session]:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        found = sessions.get(token)
+        if found is None or found.expires < time.monotonic():
+            sessions.pop(token, None)
+            raise HTTPException(401, "a valid bearer token is required (POST /v1/token)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        tenant = store.load().get(found.tenant)
+        if tenant is None:
+            raise HTTPException(401, "this tenant no longer exists")
+        return tenant, found
+
+    @app.post("/v1/token")
+    async def token(request: Request) -> dict:
+        client = request.client.host if request.client else "?"
+        name, password = _basic(request.headers.get("authorization", ""))
+        keys = (f"tenant:{name}", f"client:{client}")
+        if guard.blocked(*keys):
+            raise HTTPException(429, "too many failed logins; try again later",
+                                headers={"Retry-After": "300"})
+        tenant = await asyncio.to_thread(store.authenticate, name, password)
+        if tenant is None:
+            logins_failed.inc()
+            await asyncio.sleep(guard.failed(*keys))
+            raise HTTPException(401, "wrong tenant or password",
+                                headers={"WWW-Authenticate": "Basic"})
+        issued = secrets.token_urlsafe(32)
+        sessions[issued] = _Session(tenant.name, time.monotonic() + token_seconds)
+        return {"access_token": issued, "token_type": "bearer", "expires_in": token_seconds}
+
+    @app.get("/v1/constraints")
+    def constraints(request: Request) -> dict:
+        return tenant_of(request)[0].constraints()
+
+    @app.put("/v1/uploads/{filename}")
+    async def upload(filename: str, request: Request):
+        tenant, current = tenant_of(request)
+        started = time.monotonic()
+        if not filename.endswith(tenant.formats) or "/" in filename:
+            uploads_total.labels(tenant.name, "bad_format").inc()
+            raise HTTPException(415, f"{filename}: allowed formats are "
+                                f"{', '.join(tenant.formats)}")
+        name = VacationName.parse(filename)
+        if name is None:
+            uploads_total.labels(tenant.name, "bad_name").inc()
+            raise HTTPException(422, f"{filename} is not a vacation BAF_<YYYYMMDD>_<NN>.tar.bz2")
+        if current.files >= tenant.max_files:
+            uploads_total.labels(tenant.name, "too_many_files").inc()
+            raise HTTPException(429, f"at most {tenant.max_files} files per upload session; "
+                                "ask for a new token")
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > tenant.max_bytes:
+            uploads_total.labels(tenant.name, "too_large").inc()
+            raise HTTPException(413, f"{filename}: {declared} bytes, more than the "
+                                f"{tenant.max_bytes} allowed")
+        current.files += 1
+        folder = zones.join(zones_root, zones.LANDING, name.business_date, name.vacation_id)
+        temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
+        zones.ensure_parent(temporary)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with FileSystems.create(temporary,
+                                    compression_type=CompressionTypes.UNCOMPRESSED) as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > tenant.max_bytes:
+                        uploads_total.labels(tenant.name, "too_large").inc()
+                        raise HTTPException(413, f"{filename}: more than the "
+                                            f"{tenant.max_bytes} bytes allowed")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            FileSystems.delete([temporary])
+            raise
+        sha256 = digest.hexdigest()
+        upload_id = uuid.uuid4().hex
+        first = session.execute(claim_sha, (tenant.name, sha256, upload_id)).one()
+        if not first[0]:  # the same content again: answer with the first upload
+            FileSystems.delete([temporary])
+            uploads_total.labels(tenant.name, "duplicate").inc()
+            return JSONResponse(
+                {"upload_id": first[-1], "sha256": sha256, "duplicate": True}, 200)
+        final = zones.join(folder, sha256, filename)
+        if FileSystems.exists(final):
+            FileSystems.delete([temporary])
+        else:
+            zones.rename(temporary, final)
+            zones.write_atomically(f"{final}.sha256", f"{sha256}  {filename}\n".encode())
+        now = datetime.datetime.now(datetime.UTC)
+        day = datetime.date.fromisoformat(name.business_date)
+        session.execute(insert_upload, (tenant.name, upload_id, filename, sha256, size, now,
+                                        day, name.vacation_id, final))
+        session.execute(queue, (name.vacation_id, day, name.slot, State.RECEIVED, sha256,
+                                tenant.name, final, now, {State.RECEIVED: now}))
+        uploads_total.labels(tenant.name, "received").inc()
+        upload_bytes.labels(tenant.name).inc(size)
+        upload_seconds.observe(time.monotonic() - started)
+        _LOG.info("%s uploaded %s (%d bytes, sha256 %s)", tenant.name, filename, size, sha256)
+        return JSONResponse({"upload_id": upload_id, "sha256": sha256, "bytes": size,
+                             "vacation_id": name.vacation_id, "duplicate": False}, 201)
+
+    def view(values: tuple) -> dict:
+        row = dict(zip(columns, values))
+        ledger = session.execute(ledger_of, (row["vacation_id"],)).one()
+        status, summary = State.RECEIVED, None
+        if ledger is not None and ledger[2] == row["sha256"]:
+            state, outcome, _, text, _ = ledger
+            summary = json.loads(text) if text else None
+            status = {State.RECEIVED: "QUEUED", State.LANDED: "INGESTING",
+                      State.VALIDATED: "INGESTING"}.get(state, state)
+            if state == State.LOADED and outcome:
+                status = outcome
+        return {**row, "received_at": row["received_at"].isoformat() + "Z",
+                "business_date": row["business_date"].date().isoformat(),
+                "status": status, "summary": summary}
+
+    @app.get("/v1/uploads/{upload_id}")
+    def upload_status(upload_id: str, request: Request) -> dict:
+        tenant, _ = tenant_of(request)
+        row = session.execute(upload_of, (tenant.name, upload_id)).one()
+        if row is None:  # another tenant's upload is as unknown as a made-up id
+            raise HTTPException(404, f"no upload {upload_id}")
+        return view(row)
+
+    @app.get("/v1/uploads")
+    def uploads(request: Request, date: Optional[str] = None,
+                sha256: Optional[str] = None) -> list[dict]:
+        tenant, _ = tenant_of(request)
+        rows = session.execute(uploads_of, (tenant.name,))
+        return [view(row) for row in rows
+                if (date is None or row[5].date().isoformat() == date)
+                and (sha256 is None or row[2] == sha256)]
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        session.execute("SELECT now() FROM system.local")
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _basic(header: str) -> tuple[str, str]:
+    if not header.lower().startswith("basic "):
+        raise HTTPException(401, "HTTP Basic credentials are required",
+                            headers={"WWW-Authenticate": "Basic"})
+    try:
+        name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        raise HTTPException(401, "malformed Basic credentials") from None
+    return name, password
