@@ -130,6 +130,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
     logging.getLogger("cassandra.protocol").setLevel(logging.ERROR)  # the server's advice
     logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
     args, beam_args = _parser().parse_known_args(argv)

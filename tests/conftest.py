@@ -35,7 +35,7 @@ class CreRun:
         return [error["code"] for error in self.summary["errors"]]
 
 
-def _environment(env: dict | None) -> dict:
+def cre_environment(env: dict | None) -> dict:
     """The test's environment: a structured zone only where the test gives one."""
     base = {key: value for key, value in os.environ.items()
             if not key.startswith("CRE_CASSANDRA_")}
@@ -45,7 +45,7 @@ def _environment(env: dict | None) -> dict:
 def run_cre(*args: str, env: dict | None = None) -> CreRun:
     completed = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        env=_environment(env), timeout=600,
+        env=cre_environment(env), timeout=600,
     )
     return CreRun(completed)
 
@@ -53,7 +53,7 @@ def run_cre(*args: str, env: dict | None = None) -> CreRun:
 def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_environment(env))
+                            env=cre_environment(env))
 
 
 @pytest.fixture

@@ -1,0 +1,215 @@
+"""The collection service for real: ``cre serve`` under uvicorn on a loopback port, driven by
+``cre fetchdata`` and by an HTTP client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ROOT, cre_environment, free_port, run_cre
+
+from pipelines.generator import generate_vacation
+from pipelines.structured_zone import StructuredZone
+
+PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
+
+
+def _add_tenant(tenants: Path, name: str, *options: str) -> None:
+    added = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "tenants", "add", name, "--tenants",
+         str(tenants), "--password-stdin", *options], cwd=ROOT, input=PASSWORDS[name] + "\n",
+        capture_output=True, text=True, env=cre_environment(None))
+    assert added.returncode == 0, added.stderr
+
+
+class Service:
+    """A ``cre serve`` process (its own process group, so its ingests die with it)."""
+
+    def __init__(self, folder: Path, env: dict, *options: str):
+        self.folder, self.env, self.options = folder, env, options
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        log = open(self.folder / "serve.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(self.port),
+             "--zones-root", str(self.folder / "zones"), "--tenants",
+             str(self.folder / "tenants.json"), *self.options], cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env=cre_environment({**self.env, "CRE_MANAGER_LOG_DIR": str(self.folder)}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise AssertionError((self.folder / "serve.log").read_text()[-3000:])
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def client(self, tenant: str) -> httpx.Client:
+        token = httpx.post(f"{self.url}/v1/token", auth=(tenant, PASSWORDS[tenant]))
+        assert token.status_code == 200, token.text
+        return httpx.Client(base_url=self.url, timeout=30, headers={
+            "Authorization": f"Bearer {token.json()['access_token']}"})
+
+
+@pytest.fixture
+def service(structured, tmp_path):
+    _add_tenant(tmp_path / "tenants.json", "arkea", "--max-files", "3", "--max-bytes",
+                "5000000")
+    _add_tenant(tmp_path / "tenants.json", "other", "--max-files", "1", "--max-bytes", "1000")
+    running = Service(tmp_path, structured, "--token-seconds", "20")
+    yield running
+    running.kill()
+
+
+def _wait_for(client: httpx.Client, date: str, count: int, states: set[str],
+              timeout: float = 240) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        uploads = client.get("/v1/uploads", params={"date": date}).json()
+        if len(uploads) == count and all(u["status"] in states for u in uploads):
+            return uploads
+        time.sleep(1)
+    raise AssertionError(f"uploads did not reach {states}: {uploads}")
+
+
+def test_fetchdata_round_trip_to_delivered(service, tmp_path):
+    inbox = tmp_path / "client-input-dir"
+    for slot in (1, 2):
+        generate_vacation(inbox, "2026-07-01", slot, 300, 4, seed=70 + slot)
+    (inbox / "notes.txt").write_text("not a vacation")
+    fetch = run_cre("fetchdata", "-u", "arkea", "-d", str(inbox), "--server", service.url,
+                    env={"CRE_PASSWORD": PASSWORDS["arkea"]})
+    assert fetch.code == 1, fetch.stderr  # notes.txt could not be sent
+    lines = fetch.stdout.splitlines()
+    assert lines[0].split() == ["file", "result", "why", "upload", "id"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["BAF_20260701_01.tar.bz2", "sent"], ["BAF_20260701_02.tar.bz2", "sent"],
+        ["notes.txt", "refused"]]
+    with service.client("arkea") as client:
+        uploads = _wait_for(client, "2026-07-01", 2, {"DELIVERED"})
+    assert {u["summary"]["status"] for u in uploads} == {"ACCEPTED"}
+    for slot in (1, 2):
+        assert (tmp_path / "zones/outbound/arkea_abs/2026-07-01"
+                / f"MMG_ABS_20260701_0{slot}.tar.bz2").exists()
+    (inbox / "notes.txt").unlink()
+    again = run_cre("fetchdata", "-u", "arkea", "-d", str(inbox), "--server", service.url,
+                    env={"CRE_PASSWORD": PASSWORDS["arkea"]})
+    assert again.code == 0 and again.stdout.count("skipped") == 2
+
+
+def test_constraints_are_enforced(service, tmp_path):
+    archive = generate_vacation(tmp_path / "in", "2026-07-02", 1, 100, 2, seed=72)
+    with service.client("other") as client:
+        assert client.get("/v1/constraints").json() == {
+            "tenant": "other", "formats": [".tar.bz2"], "max_files_per_upload_session": 1,
+            "max_bytes_per_file": 1000}
+        wrong = client.put("/v1/uploads/BAF_20260702_01.zip", content=b"x")
+        assert wrong.status_code == 415 and ".tar.bz2" in wrong.json()["detail"]
+        declared = client.put(f"/v1/uploads/{archive.name}", content=archive.read_bytes())
+        assert declared.status_code == 413 and "1000" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit is found while streaming
+            data = archive.read_bytes()
+            for start in range(0, len(data), 300):
+                yield data[start:start + 300]
+
+        streamed = client.put(f"/v1/uploads/{archive.name}", content=chunks())
+        assert streamed.status_code == 413
+    with service.client("other") as client:
+        small = client.put("/v1/uploads/BAF_20260702_02.tar.bz2", content=b"tiny")
+        assert small.status_code == 201
+        second = client.put("/v1/uploads/BAF_20260702_03.tar.bz2", content=b"tiny too")
+        assert second.status_code == 429 and "1 files per upload session" in \
+            second.json()["detail"]
+    landed = list((tmp_path / "zones/landing").rglob("*.tar.bz2"))
+    assert [path.name for path in landed] == ["BAF_20260702_02.tar.bz2"]
+
+
+def test_authentication(service):
+    url = service.url
+    assert httpx.get(f"{url}/v1/constraints").status_code == 401
+    assert httpx.get(f"{url}/v1/constraints", headers={
+        "Authorization": "Bearer made-up"}).status_code == 401
+    assert httpx.post(f"{url}/v1/token", auth=("arkea", "wrong password!")).status_code == 401
+    assert httpx.post(f"{url}/v1/token", auth=("nobody", "wrong password!")).status_code == 401
+    # five failures from one address (two above) and the next attempts are refused unread
+    statuses = [httpx.post(f"{url}/v1/token", auth=("other", "wrong password!"),
+                           timeout=30).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    refused = httpx.post(f"{url}/v1/token", auth=("other", PASSWORDS["other"]))
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "300"
+    assert "cre_login_failures_total 5.0" in httpx.get(f"{url}/metrics").text
+
+
+def test_expired_token(structured, tmp_path):
+    _add_tenant(tmp_path / "tenants.json", "arkea")
+    short = Service(tmp_path, structured, "--token-seconds", "1", "--no-manager")
+    try:
+        with short.client("arkea") as client:
+            assert client.get("/v1/constraints").status_code == 200
+            time.sleep(1.5)
+            assert client.get("/v1/constraints").status_code == 401
+    finally:
+        short.kill()
+
+
+def test_tenants_cannot_see_each_other(service, tmp_path):
+    archive = generate_vacation(tmp_path / "in", "2026-07-03", 1, 10, 1, seed=73)
+    with service.client("arkea") as arkea:
+        first = arkea.put(f"/v1/uploads/{archive.name}", content=archive.read_bytes()).json()
+    with service.client("other") as other:
+        assert other.get("/v1/uploads").json() == []
+        assert other.get(f"/v1/uploads/{first['upload_id']}").status_code == 404
+        assert other.get("/v1/uploads", params={"sha256": first["sha256"]}).json() == []
+        overwrite = other.put(f"/v1/uploads/{archive.name}", content=b"other bytes")
+        assert overwrite.status_code == 201
+        assert overwrite.json()["upload_id"] != first["upload_id"]
+    with service.client("arkea") as arkea:
+        mine = arkea.get(f"/v1/uploads/{first['upload_id']}").json()
+        assert mine["sha256"] == first["sha256"]
+        assert [u["upload_id"] for u in arkea.get("/v1/uploads").json()] == [first["upload_id"]]
+    landed = tmp_path / "zones/landing/2026-07-03/BAF_20260703_01" / first["sha256"]
+    assert (landed / archive.name).read_bytes() == archive.read_bytes()
+
+
+def test_killed_server_finishes_every_vacation_once(service, structured, zone_session,
+                                                     tmp_path):
+    inbox = tmp_path / "inbox"
+    archives = [generate_vacation(inbox, "2026-07-04", slot, 60_000, 5, seed=80 + slot)
+                for slot in (1, 2, 3)]
+    with service.client("arkea") as client:
+        for archive in archives:
+            assert client.put(f"/v1/uploads/{archive.name}",
+                              content=archive.read_bytes()).status_code == 201
+        _wait_for(client, "2026-07-04", 3, {"INGESTING", "QUEUED", "RECEIVED", "ACCEPTED",
+                                            "DELIVERED"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                u["status"] == "INGESTING" for u in client.get("/v1/uploads").json()):
+            time.sleep(0.2)
+    service.kill()  # the service and the ingests it started
+    service.start()
+    with service.client("arkea") as client:
+        uploads = _wait_for(client, "2026-07-04", 3, {"DELIVERED"}, timeout=400)
+    assert sorted(u["summary"]["totals"]["loaded"] for u in uploads) == [60_005] * 3
+    for archive in archives:
+        vacation_id = archive.name.removesuffix(".tar.bz2")
+        messages = [row[0] for row in zone_session.execute(
+            "SELECT message FROM vacation_history WHERE vacation_id = %s", (vacation_id,))]
+        assert messages.count("rows visible") == 1
+        assert sum(message.startswith("delivered ") for message in messages) == 1
+        assert StructuredZone(zone_session).written(vacation_id)["cre_event_versions"] == 60_000
