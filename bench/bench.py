@@ -116,11 +116,94 @@ def _structured(rows: int) -> bool:
     return met
 
 
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _upload(gib: int) -> bool:
+    """One ``gib`` GiB upload to ``cre serve`` on loopback: throughput, and the server's memory
+    (sampled every 50 ms) before and during; True if it stays flat (< 100 MiB more)."""
+    import threading
+
+    import httpx
+
+    from pipelines.tenants import TenantStore
+
+    env = _cassandra()
+    folder = ROOT / "var" / "bench" / "upload"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    TenantStore(folder / "tenants.json").add("bench", "a long bench password",
+                                              max_bytes=(gib + 1) << 30)
+    big = folder / "BAF_20260101_01.tar.bz2"
+    block = os.urandom(1 << 20)
+    with open(big, "wb") as out:
+        for _ in range(gib << 10):
+            out.write(block)
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "db", "migrate"], cwd=ROOT,
+                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+    port = 18000 + os.getpid() % 1000
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "serve", "--no-manager", "--port", str(port),
+         "--zones-root", str(folder / "zones"), "--tenants", str(folder / "tenants.json")],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        token = httpx.post(f"{url}/v1/token", auth=("bench", "a long bench password")).json()
+        before, peak, done = _rss(server.pid), 0, threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _rss(server.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+
+        def chunks():
+            with open(big, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    yield chunk
+
+        started = time.monotonic()
+        response = httpx.put(f"{url}/v1/uploads/{big.name}", content=chunks(), timeout=600,
+                             headers={"Authorization": f"Bearer {token['access_token']}",
+                                      "Content-Length": str(big.stat().st_size)})
+        elapsed = time.monotonic() - started
+        done.set()
+        sampler.join()
+        assert response.status_code == 201, response.text
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+    grown = peak - before
+    print(f"\nupload of {gib} GiB to cre serve on loopback: {elapsed:.1f} s, "
+          f"{(gib << 30) / elapsed / 2**20:,.0f} MiB/s; server RSS {before / 2**20:.0f} MiB "
+          f"before, {peak / 2**20:.0f} MiB at most during (+{grown / 2**20:.0f} MiB)")
+    flat = grown < 100 << 20
+    print("bar (server memory flat: < 100 MiB more):", "met" if flat else "NOT met")
+    return flat
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--structured-rows", type=int, default=1_000_000,
                         help="CRE rows of the structured-zone comparison (0: skip it)")
+    parser.add_argument("--upload-gib", type=int, default=2,
+                        help="GiB of the collection service upload (0: skip it)")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
@@ -140,6 +223,8 @@ def main() -> int:
     print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
     if args.structured_rows:
         bars = _structured(args.structured_rows) and bars
+    if args.upload_gib:
+        bars = _upload(args.upload_gib) and bars
     return 0 if bars else 1
 
 

@@ -106,6 +106,11 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, tenant, "
         "landed_path, received_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "IF NOT EXISTS")
+    requeue = session.prepare(
+        "UPDATE vacations SET state = ?, sha256 = ?, tenant = ?, landed_path = ?, "
+        "received_at = ?, state_changed_at = ?, run_id = null, owner = null, "
+        "lease_until = null, delivered_at = null, delivery = null "
+        "WHERE vacation_id = ? IF state = ? AND sha256 = ?")
     ledger_of = session.prepare(
         "SELECT state, outcome, sha256, summary, delivered_at FROM vacations "
         "WHERE vacation_id = ?")
@@ -203,14 +208,28 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         day = datetime.date.fromisoformat(name.business_date)
         session.execute(insert_upload, (tenant.name, upload_id, filename, sha256, size, now,
                                         day, name.vacation_id, final))
-        session.execute(queue, (name.vacation_id, day, name.slot, State.RECEIVED, sha256,
-                                tenant.name, final, now, {State.RECEIVED: now}))
+        queued = session.execute(queue, (name.vacation_id, day, name.slot, State.RECEIVED,
+                                         sha256, tenant.name, final, now,
+                                         {State.RECEIVED: now})).one()
+        if not queued[0]:
+            _requeue(name.vacation_id, sha256, tenant.name, final, now)
         uploads_total.labels(tenant.name, "received").inc()
         upload_bytes.labels(tenant.name).inc(size)
         upload_seconds.observe(time.monotonic() - started)
         _LOG.info("%s uploaded %s (%d bytes, sha256 %s)", tenant.name, filename, size, sha256)
         return JSONResponse({"upload_id": upload_id, "sha256": sha256, "bytes": size,
                              "vacation_id": name.vacation_id, "duplicate": False}, 201)
+
+    def _requeue(vacation_id: str, sha256: str, tenant: str, path: str,
+                 now: datetime.datetime) -> None:
+        """A new content for a vacation that may be ingested again (a corrected resend after
+        REJECTED, FAILED or ROLLED_BACK) is queued; a new content for a loaded one is not (its
+        upload shows REJECTED, VACATION_ID_REUSED) and the ledger row stays the loaded one's."""
+        row = session.execute(ledger_of, (vacation_id,)).one()
+        if row is not None and row[0] in (State.REJECTED, State.FAILED, State.ROLLED_BACK) \
+                and row[2] != sha256:
+            session.execute(requeue, (State.RECEIVED, sha256, tenant, path, now,
+                                      {State.RECEIVED: now}, vacation_id, row[0], row[2]))
 
     def view(values: tuple) -> dict:
         row = dict(zip(columns, values))
@@ -223,6 +242,10 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                       State.VALIDATED: "INGESTING"}.get(state, state)
             if state == State.LOADED and outcome:
                 status = outcome
+        elif ledger is not None and ledger[0] in (State.LOADED, State.DELIVERED):
+            status = "REJECTED"
+            summary = {"errors": [{"code": "VACATION_ID_REUSED", "message": (
+                f"{row['vacation_id']} was already accepted with another content")}]}
         return {**row, "received_at": row["received_at"].isoformat() + "Z",
                 "business_date": row["business_date"].date().isoformat(),
                 "status": status, "summary": summary}
