@@ -28,7 +28,10 @@ def tenants(args: argparse.Namespace) -> int:
     store = TenantStore(Path(args.tenants))
     try:
         if args.action == "add":
-            store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes)
+            profile = {"runner": args.runner,
+                       **dict(option.split("=", 1) for option in args.pipeline_option)}
+            store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes,
+                      profile)
         elif args.action == "passwd":
             store.passwd(args.name, _password(args))
         elif args.action == "remove":
@@ -93,6 +96,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                help="Most files per upload session.")
     tenant_parser.add_argument("--max-bytes", type=int, default=20 << 30,
                                help="Most bytes per file.")
+    tenant_parser.add_argument("--runner", default="DirectRunner",
+                               help="The Beam runner of this tenant's ingests.")
+    tenant_parser.add_argument("--pipeline-option", action="append", default=[],
+                               metavar="KEY=VALUE", help="A Beam option of its ingests "
+                               "(repeatable), e.g. flink_master=host:8081.")
     tenant_parser.set_defaults(handler=tenants)
 
     serve_parser = commands.add_parser("serve", help="The collection service and its ingest "

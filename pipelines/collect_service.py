@@ -172,7 +172,8 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             raise HTTPException(413, f"{filename}: {declared} bytes, more than the "
                                 f"{tenant.max_bytes} allowed")
         current.files += 1
-        folder = zones.join(zones_root, zones.LANDING, name.business_date, name.vacation_id)
+        folder = zones.join(zones_root, zones.LANDING, *filter(None, [tenant.landing_prefix]),
+                            name.business_date, name.vacation_id)
         temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
         zones.ensure_parent(temporary)
         digest, size = hashlib.sha256(), 0

@@ -64,7 +64,8 @@ class TenantStore:
         os.replace(temporary, self.path)
 
     def add(self, name: str, password: str, formats: Optional[list[str]] = None,
-            max_files: int = 10, max_bytes: int = 20 << 30) -> Tenant:
+            max_files: int = 10, max_bytes: int = 20 << 30,
+            profile: Optional[dict] = None) -> Tenant:
         tenants = self.load()
         if not _NAME.match(name):
             raise ValueError(f"tenant name {name!r}: lower-case letters, digits, - and _")
@@ -73,7 +74,8 @@ class TenantStore:
         if max_files < 1 or max_bytes < 1:
             raise ValueError("max-files and max-bytes must be positive")
         tenant = Tenant(name, _hash(password), tuple(formats or DEFAULT_FORMATS), max_files,
-                        max_bytes, landing_prefix=name)
+                        max_bytes, landing_prefix=name,
+                        profile=profile or {"runner": "DirectRunner"})
         tenants[name] = tenant
         self._save(tenants)
         return tenant

@@ -105,6 +105,10 @@ def test_fetchdata_round_trip_to_delivered(service, tmp_path):
     for slot in (1, 2):
         assert (tmp_path / "zones/outbound/arkea_abs/2026-07-01"
                 / f"MMG_ABS_20260701_0{slot}.tar.bz2").exists()
+    landed = sorted(path.relative_to(tmp_path / "zones/landing")
+                    for path in (tmp_path / "zones/landing").rglob("*.tar.bz2"))
+    assert [str(path.parent.parent) for path in landed] == [  # landed once, not copied
+        "arkea/2026-07-01/BAF_20260701_01", "arkea/2026-07-01/BAF_20260701_02"]
     (inbox / "notes.txt").unlink()
     again = run_cre("fetchdata", "-u", "arkea", "-d", str(inbox), "--server", service.url,
                     env={"CRE_PASSWORD": PASSWORDS["arkea"]})
@@ -183,7 +187,7 @@ def test_tenants_cannot_see_each_other(service, tmp_path):
         assert mine["sha256"] == first["sha256"]
         assert [u["upload_id"] for u in arkea.get(
             "/v1/uploads", params={"date": "2026-07-03"}).json()] == [first["upload_id"]]
-    landed = tmp_path / "zones/landing/2026-07-03/BAF_20260703_01" / first["sha256"]
+    landed = tmp_path / "zones/landing/arkea/2026-07-03/BAF_20260703_01" / first["sha256"]
     assert (landed / archive.name).read_bytes() == archive.read_bytes()
 
 
