@@ -91,10 +91,10 @@ def config_of(env: dict) -> CassandraConfig:
         consistency="ONE")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def structured(cassandra_env) -> Iterator[dict]:
-    """A structured zone of its own (a fresh keyspace, migrated by ``cre db migrate``): the
-    environment that points ``cre`` at it."""
+    """A structured zone of the test module's own (a fresh keyspace, migrated by
+    ``cre db migrate``): the environment that points ``cre`` at it."""
     env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": f"test_{uuid.uuid4().hex[:10]}",
            "CRE_CASSANDRA_CONSISTENCY": "ONE"}
     migrated = run_cre("db", "migrate", env=env)
@@ -105,7 +105,7 @@ def structured(cassandra_env) -> Iterator[dict]:
     session.cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zone_session(structured):
     """A driver session on the test keyspace, for assertions."""
     session = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
