@@ -169,7 +169,7 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
         return _duplicate(json.loads(claim.prior["summary"]), context.received_at)
     if claim.outcome == "reused":
         return _reused(context, claim.prior["sha256"])
-    zone = StructuredZone(ledger._session, ledger)
+    zone = StructuredZone(ledger.session, ledger)
     if claim.prior is not None and claim.prior["sha256"] != context.sha256:
         _LOG.info("%s: removing what its earlier content wrote: %s", vacation_id,
                   zone.purge(vacation_id))
@@ -203,7 +203,7 @@ def _deliver(pipeline_options: PipelineOptions, ledger: Ledger, vacation_id: str
         return
     config = pipeline_options.view_as(CassandraOptions).cassandra_config()
     runner = pipeline_options.view_as(StandardOptions).runner
-    deliver(ledger._session, config, vacation_id, options.outbound_root or options.zones_root,
+    deliver(ledger.session, config, vacation_id, options.outbound_root or options.zones_root,
             pipeline_args=[f"--runner={runner}"] if runner else [])
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -76,12 +77,12 @@ class IngestManager:
         options = [f"--runner={profile.pop('runner', 'DirectRunner')}",
                    *(f"--{key}={value}" for key, value in profile.items())]
         _LOG.info("ingesting %s for %s", vacation_id, tenant_name)
-        log = open(Path(os.environ.get("CRE_MANAGER_LOG_DIR", "/tmp")) /
-                   f"ingest-{vacation_id}.log", "ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "ingest", "--input", path,
-             "--zones-root", self._zones_root, *options],
-            cwd=_PROJECT, stdout=log, stderr=subprocess.STDOUT)
+        log_dir = Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
+        with open(log_dir / f"ingest-{vacation_id}.log", "ab") as log:  # the child keeps it
+            return subprocess.Popen(
+                [sys.executable, "-m", "pipelines.cli", "ingest", "--input", path,
+                 "--zones-root", self._zones_root, *options],
+                cwd=_PROJECT, stdout=log, stderr=subprocess.STDOUT)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

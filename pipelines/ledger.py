@@ -105,6 +105,10 @@ class Ledger:
             "SELECT at, state, run_id, sha256, message FROM vacation_history "
             "WHERE vacation_id = ?")
 
+    @property
+    def session(self):
+        return self._session
+
     def get(self, vacation_id: str) -> Optional[dict]:
         row = self._session.execute(self._get, (vacation_id,)).one()
         if row is None:
