@@ -42,8 +42,9 @@ def _ingest(argv: list[str]) -> int:
     CassandraOptions._add_argparse_args(usage)
     usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
     known, _ = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
-    if not known.input or not known.zones_root:
-        usage.error("--input and --zones-root are required")
+    missing = [name for name in IngestOptions.REQUIRED if not getattr(known, name)]
+    if missing:
+        usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
     try:
         outcome = run_ingest(argv)
     except _PLATFORM_ERRORS as error:
@@ -92,6 +93,29 @@ def _cassandra(args: argparse.Namespace) -> int:
     return 0
 
 
+def _template(args: argparse.Namespace) -> int:
+    from pipelines import flex_templates
+
+    if args.action == "run":
+        parameters = dict(item.split("=", 1) for item in args.param)
+        print(flex_templates.run_command(args.pipeline, args.bucket, args.region, parameters))
+        return 0
+    stale = []
+    for pipeline in flex_templates.PIPELINES:
+        path, text = flex_templates.metadata_path(pipeline), flex_templates.render(pipeline)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            print("\n".join(flex_templates.build_commands(pipeline, args.bucket, args.image)))
+    if stale:
+        print(f"cre template: {', '.join(stale)} differ from the options: run cre template "
+              "build", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cre", description="CRE Integration: Arkea vacations "
                                      "into the MMG dataplatform.")
@@ -116,6 +140,17 @@ def _parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
     zone_commands.add_parsers(commands)
     collect_commands.add_parsers(commands)
+    template = commands.add_parser("template", help="Dataflow Flex Templates: write the "
+                                   "metadata and print the gcloud commands.")
+    template.add_argument("action", choices=("build", "run"))
+    template.add_argument("pipeline", nargs="?", default="ingest", choices=("ingest", "deliver"))
+    template.add_argument("--check", action="store_true",
+                          help="build: only check the metadata files are up to date.")
+    template.add_argument("--bucket", default="BUCKET")
+    template.add_argument("--image", default="REGION-docker.pkg.dev/PROJECT/REPO/cre:latest")
+    template.add_argument("--region", default="europe-west1")
+    template.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    template.set_defaults(handler=_template)
     return parser
 
 

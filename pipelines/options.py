@@ -18,6 +18,8 @@ _LIMITS = contract.Limits()
 class IngestOptions(PipelineOptions):
     """Options of ``cre ingest``: one vacation archive to the zones."""
 
+    REQUIRED = ("input", "zones_root")  # checked by the CLI; argparse cannot (see below)
+
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
         # not required=True: Beam parses every options class for every pipeline in the process

@@ -201,6 +201,16 @@ def deliver_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the outbound pipeline (``cre deliver`` and its Flex Template)."""
+    parser.add_argument("--vacation", required=True, help="The vacation: BAF_<YYYYMMDD>_<NN>.")
+    parser.add_argument("--zones-root", "--zones_root", dest="zones_root", required=True,
+                        help="Root of the zones, local or gs://.")
+    add_outbound_root(parser)
+    parser.add_argument("--redeliver", action="store_true",
+                        help="Deliver again a vacation already delivered.")
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
     db = commands.add_parser("db", help="The structured zone's schema.")
@@ -235,11 +245,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     deliver_parser = commands.add_parser(
         "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
         description="Any other option is a Beam pipeline option (--runner, ...).")
-    deliver_parser.add_argument("--vacation", required=True, help="BAF_<YYYYMMDD>_<NN>")
-    deliver_parser.add_argument("--zones-root", required=True)
-    add_outbound_root(deliver_parser)
-    deliver_parser.add_argument("--redeliver", action="store_true",
-                                help="Deliver again a vacation already delivered.")
+    add_deliver_arguments(deliver_parser)
     add_connection_arguments(deliver_parser)
     deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
 

@@ -1,0 +1,52 @@
+"""Dataflow Flex Templates: metadata that cannot drift from the pipelines' options, and the
+launcher's entry point run as the launcher would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, cre_environment, run_cre
+
+from io_connectors.avro_blocks import CODECS
+from pipelines import flex_templates
+from pipelines.generator import generate_vacation
+
+
+def test_metadata_files_match_the_options():
+    """Adding, removing or changing an option without `cre template build` fails here."""
+    for pipeline in flex_templates.PIPELINES:
+        written = json.loads(flex_templates.metadata_path(pipeline).read_text())
+        assert written == flex_templates.metadata(pipeline), "run cre template build"
+    assert run_cre("template", "build", "--check").code == 0
+
+
+def test_every_ingest_option_is_a_parameter():
+    parameters = {p["name"]: p for p in flex_templates.metadata("ingest")["parameters"]}
+    parser = flex_templates._ingest_parser()
+    assert set(parameters) == {action.dest for action in parser._actions}
+    assert not parameters["input"]["isOptional"] and not parameters["zones_root"]["isOptional"]
+    assert parameters["avro_codec"]["regexes"] == ["^(" + "|".join(CODECS) + ")$"]
+    assert parameters["no_deliver"]["regexes"] == ["^(true|false)$"]
+    deliver = {p["name"]: p for p in flex_templates.metadata("deliver")["parameters"]}
+    assert not deliver["vacation"]["isOptional"] and "cassandra_hosts" in deliver
+
+
+def test_run_command_refuses_unknown_parameters():
+    with pytest.raises(ValueError, match="no parameter inputt"):
+        flex_templates.run_command("ingest", "b", "europe-west1", {"inputt": "x"})
+
+
+def test_the_launcher_entry_point_runs_the_pipeline(tmp_path):
+    archive = generate_vacation(tmp_path, "2026-06-01", 1, 50, 2, seed=90)
+    launched = subprocess.run(
+        [sys.executable, str(ROOT / "dataflow/main.py"), f"--input={archive}",
+         f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**cre_environment(None), "CRE_PIPELINE": "ingest",
+             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert json.loads(launched.stdout.splitlines()[-1])["status"] == "ACCEPTED"
