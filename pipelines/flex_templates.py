@@ -11,10 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.options import CassandraOptions, IngestOptions
+from pipelines.options import CassandraOptions, IngestOptions, flag
 
 DATAFLOW = Path(__file__).resolve().parents[1] / "dataflow"
-_REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$"}
+_REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$", flag: "^(true|false)$"}
 
 
 def _ingest_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,6 @@ def _parameter(action: argparse.Action, required: tuple[str, ...]) -> dict:
                  "isOptional": not (action.required or action.dest in required)}
     if action.choices:
         parameter["regexes"] = [f"^({'|'.join(map(str, action.choices))})$"]
-    elif isinstance(action, argparse._StoreTrueAction):
-        parameter["regexes"] = ["^(true|false)$"]
     elif action.type in _REGEX:
         parameter["regexes"] = [_REGEX[action.type]]
     return parameter

@@ -43,12 +43,22 @@ class IngestOptions(PipelineOptions):
                             choices=CODECS, help="Codec of the Proxy Producer Avro files.")
         add_outbound_root(parser)
         parser.add_argument("--no-deliver", "--no_deliver", dest="no_deliver",
-                            action="store_true",
+                            **FLAG,
                             help="Do not deliver the Arkea ABS package at the end (cre deliver "
                             "does it later). Without a structured zone nothing is delivered.")
 
     def limits(self) -> contract.Limits:
         return contract.Limits(self.max_members, self.max_uncompressed_bytes, self.max_ratio)
+
+
+def flag(text: str) -> bool:
+    """A switch that also takes ``=true``/``=false``, as template launchers pass it."""
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"{text!r} is neither true nor false")
+    return text.lower() == "true"
+
+
+FLAG = {"nargs": "?", "const": True, "default": False, "type": flag}
 
 
 def add_outbound_root(parser) -> None:

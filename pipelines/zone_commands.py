@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipelines.ledger import VISIBLE, Ledger, State
-from pipelines.options import CassandraOptions, add_outbound_root, cassandra_config
+from pipelines.options import FLAG, CassandraOptions, add_outbound_root, cassandra_config
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
 
@@ -207,7 +207,7 @@ def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zones-root", "--zones_root", dest="zones_root", required=True,
                         help="Root of the zones, local or gs://.")
     add_outbound_root(parser)
-    parser.add_argument("--redeliver", action="store_true",
+    parser.add_argument("--redeliver", **FLAG,
                         help="Deliver again a vacation already delivered.")
 
 

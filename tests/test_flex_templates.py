@@ -44,7 +44,7 @@ def test_the_launcher_entry_point_runs_the_pipeline(tmp_path):
     archive = generate_vacation(tmp_path, "2026-06-01", 1, 50, 2, seed=90)
     launched = subprocess.run(
         [sys.executable, str(ROOT / "dataflow/main.py"), f"--input={archive}",
-         f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1"],
+         f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1", "--no_deliver=true"],
         cwd=ROOT, capture_output=True, text=True,
         env={**cre_environment(None), "CRE_PIPELINE": "ingest",
              "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
