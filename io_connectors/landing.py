@@ -44,14 +44,20 @@ def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> 
             size += len(chunk)
             writer.write(chunk)
     sha256 = digest.hexdigest()
-    final = zones.join(folder, sha256, posixpath.basename(source))
+    final = commit_landed(temporary, folder, sha256, posixpath.basename(source))
+    return LandedArchive(final, sha256, size, received_at)
+
+
+def commit_landed(temporary: str, folder: str, sha256: str, file_name: str) -> str:
+    """Moves a fully written and hashed temporary under its sha256 (with its ``.sha256``
+    sidecar), or drops it when that content already landed; returns the landed path."""
+    final = zones.join(folder, sha256, file_name)
     if FileSystems.exists(final):
         FileSystems.delete([temporary])
     else:
         zones.rename(temporary, final)
-        zones.write_atomically(f"{final}.sha256",
-                               f"{sha256}  {posixpath.basename(source)}\n".encode())
-    return LandedArchive(final, sha256, size, received_at)
+        zones.write_atomically(f"{final}.sha256", f"{sha256}  {file_name}\n".encode())
+    return final
 
 
 def _already_landed(path: str, received_at: str) -> LandedArchive:

@@ -29,12 +29,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from io_connectors import zones
+from io_connectors.landing import commit_landed
 from pipelines.ledger import State
 from pipelines.tenants import Tenant, TenantStore
 from transforms.contract import VacationName
 
 _LOG = logging.getLogger(__name__)
-_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -199,12 +199,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             uploads_total.labels(tenant.name, "duplicate").inc()
             return JSONResponse(
                 {"upload_id": first[-1], "sha256": sha256, "duplicate": True}, 200)
-        final = zones.join(folder, sha256, filename)
-        if FileSystems.exists(final):
-            FileSystems.delete([temporary])
-        else:
-            zones.rename(temporary, final)
-            zones.write_atomically(f"{final}.sha256", f"{sha256}  {filename}\n".encode())
+        final = commit_landed(temporary, folder, sha256, filename)
         now = datetime.datetime.now(datetime.UTC)
         day = datetime.date.fromisoformat(name.business_date)
         session.execute(insert_upload, (tenant.name, upload_id, filename, sha256, size, now,

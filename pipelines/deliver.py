@@ -156,10 +156,6 @@ class ComputePositions(beam.PTransform):
                 | "TouchedPositions" >> beam.FlatMap(_touched_positions))
 
 
-def _reject_rows(table: pa.Table) -> list[dict]:
-    return table.to_pylist()
-
-
 class BuildPackage(beam.PTransform):
     """The summary, the rejects and the positions of a vacation as one ``Package``."""
 
@@ -175,7 +171,7 @@ class BuildPackage(beam.PTransform):
                    | "VacationRejects" >> ReadFromCassandra(
                        self._config, "rejects_by_vacation", pivot_package.REJECT_COLUMNS,
                        where="vacation_id = ?", values=(vacation_id,))
-                   | "RejectRows" >> beam.FlatMap(_reject_rows)
+                   | "RejectRows" >> beam.FlatMap(pa.Table.to_pylist)
                    | "AllRejects" >> beam.combiners.ToList())
         if self._summary["status"] == contract.Status.REJECTED:
             positions = pbegin | "NoPositions" >> beam.Create([[]])

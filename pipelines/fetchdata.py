@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from pipelines.text_table import text_table
+
 _CHUNK = 1 << 20
 _TRANSIENT = {429, 500, 502, 503, 504}
 
@@ -131,8 +133,6 @@ def fetchdata(server: str, user: str, password: str, folder: Path) -> list[Outco
 
 
 def table(outcomes: list[Outcome]) -> str:
-    rows = [("file", "result", "why", "upload id")] + [
-        (o.file, o.result, o.reason, o.upload_id) for o in outcomes]
-    widths = [max(len(row[index]) for row in rows) for index in range(4)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in rows)
+    return "\n".join(text_table([dataclasses.asdict(o) for o in outcomes],
+                                ("file", "result", "reason", "upload_id"),
+                                ("file", "result", "why", "upload id")))

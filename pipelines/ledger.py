@@ -218,10 +218,3 @@ class Ledger:
         if applied[0]:
             self.note(vacation_id, to_state, None, message)
         return bool(applied[0])
-
-    def states(self, vacation_ids: set[str]) -> dict[str, Optional[str]]:
-        found = {}
-        for vacation_id in vacation_ids:
-            row = self.get(vacation_id)
-            found[vacation_id] = row["state"] if row else None
-        return found

@@ -11,13 +11,13 @@ import datetime
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from pipelines.ledger import VISIBLE, Ledger, State
 from pipelines.options import FLAG, CassandraOptions, add_outbound_root, cassandra_config
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
+from pipelines.text_table import plain, text_table
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,29 +25,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
 
 
-def _iso(value: Any) -> Any:
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _print(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
     if args.json:
-        print(json.dumps(document, default=_iso, ensure_ascii=False))
+        print(json.dumps(document, default=plain, ensure_ascii=False))
     else:
         for line in lines:
             print(line)
-
-
-def _table(rows: list[dict], columns: list[str]) -> Iterator[str]:
-    cells = [[("" if row.get(c) is None else str(_iso(row.get(c)))) for c in columns]
-             for row in rows]
-    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
-    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()
-    for line in cells:
-        yield "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
 
 
 @contextlib.contextmanager
@@ -83,18 +66,18 @@ def query(args: argparse.Namespace) -> int:
             last = args.to or datetime.date.today()
             first = args.from_ or last - datetime.timedelta(days=366)
             rows = zone.events(args.account, first, last)
-            _print(args, rows, [*_table(rows, ["value_date", "cre_id", "event_type", "amount",
+            _print(args, rows, [*text_table(rows, ["value_date", "cre_id", "event_type", "amount",
                                                "currency", "event_ts", "vacation_id", "label"]),
                                 f"{len(rows)} events of {args.account} from {first} to {last}"])
         elif args.what == "position":
             rows = zone.position(args.account, args.date)
-            _print(args, rows, [*_table(rows, ["currency", "event_count", "debit_total",
+            _print(args, rows, [*text_table(rows, ["currency", "event_count", "debit_total",
                                                "credit_total", "net_amount"]),
                                 f"position of {args.account} on {args.date}"]
                    if rows else [f"no events of {args.account} on {args.date}"])
         else:
             found = zone.param(args.table, args.key, args.on)
-            _print(args, found, _table([found], list(found)) if found else
+            _print(args, found, text_table([found], list(found)) if found else
                    [f"no value of {args.table}/{args.key} in force on {args.on}"])
             return 0 if found else 3
     return 0
@@ -125,7 +108,7 @@ def status(args: argparse.Namespace) -> int:
                              if row is None else {"slot": slot, **_ledger_view(row)})
             missing = [view["slot"] for view in views if view["state"] == "MISSING"]
             _print(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
-                   [*_table(views, ["slot", "vacation_id", "state", "outcome", "records",
+                   [*text_table(views, ["slot", "vacation_id", "state", "outcome", "records",
                                     "loaded", "rejected", "processed_at"]),
                     f"missing slots: {', '.join(map(str, missing)) or 'none'}"])
             return 0
@@ -158,7 +141,7 @@ def rejects(args: argparse.Namespace) -> int:
                    json.loads(row["summary"]).get("members", [])] if row and row["summary"] else []
         found = list(zone.rejects(args.vacation_id, members or zone.reject_members(
             args.vacation_id)))
-        _print(args, found, [*_table(found, ["member_name", "record_number", "line_number",
+        _print(args, found, [*text_table(found, ["member_name", "record_number", "line_number",
                                              "error_code", "error_message"]),
                              f"{len(found)} rejected records in {args.vacation_id}"])
     return 0
