@@ -9,6 +9,8 @@
    and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into identical tables
    (``bench/loaders.py``, keyspace ``bench_tools``), on the same server in the same run. Rates
    are CRE rows per second; every tool loads both CRE tables (events and versions).
+3. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
+   parallelism 1 and 2, next to DirectRunner.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
 
+from pipelines import flink_cluster  # noqa: E402
 from pipelines.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
@@ -219,11 +222,39 @@ def _upload(gib: int) -> bool:
     return flat
 
 
+def _flink(rows: int) -> bool:
+    """The same ingest on the local Flink cluster at parallelism 1 and 2."""
+    path = _archive(rows)
+    try:
+        flink_cluster.job_server_jar()
+    except flink_cluster.FlinkUnavailable as error:
+        print(f"\nFlink: not measured: {error}")
+        return False
+    cluster = flink_cluster.Cluster(ROOT / "var" / "bench" / "flink")
+    cluster.start()
+    os.environ[flink_cluster.WORKER_POOL_ENV] = f"127.0.0.1:{cluster.worker_pool_port}"
+    try:
+        _wait_until_quiet()
+        rates = {"DirectRunner": _ingest(path)}
+        for parallelism in (1, 2):
+            rates[f"FlinkRunner p{parallelism}"] = _ingest(path, extra=(
+                "--runner", "FlinkRunner", "--flink-master", cluster.master,
+                "--parallelism", str(parallelism)))
+    finally:
+        cluster.stop()
+    print(f"\n{rows:,} CRE rows, Proxy Producer zone, by runner")
+    for runner, (elapsed, _, summary) in rates.items():
+        print(f"{runner:<18} {summary['totals']['records'] / elapsed:>10,.0f} rows/s")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--structured-rows", type=int, default=1_000_000,
                         help="CRE rows of the structured-zone comparison (0: skip it)")
+    parser.add_argument("--flink-rows", type=int, default=1_000_000,
+                        help="CRE rows of the Flink comparison (0: skip it)")
     parser.add_argument("--upload-gib", type=int, default=2,
                         help="GiB of the collection service upload (0: skip it)")
     args = parser.parse_args()
@@ -251,6 +282,8 @@ def main() -> int:
         bars = _structured(args.structured_rows) and bars
     if args.upload_gib:
         bars = _upload(args.upload_gib) and bars
+    if args.flink_rows:
+        bars = _flink(args.flink_rows) and bars
     return 0 if bars else 1
 
 

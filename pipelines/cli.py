@@ -11,15 +11,17 @@ from typing import Optional
 
 from io_connectors.cassandra import CassandraUnavailable
 from pipelines import collect_commands, zone_commands
-from pipelines.cassandra_server import DEFAULT_HOME
+from pipelines.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
 from pipelines.deliver import DeliveryError
+from pipelines.flink_cluster import DEFAULT_HOME as FLINK_HOME
+from pipelines.flink_cluster import WORKER_POOL_ENV, FlinkUnavailable, runner_arguments
 from pipelines.ledger import LedgerConflict
 from pipelines.options import CassandraOptions, IngestOptions
 from transforms import contract
 
 _LOG = logging.getLogger("cre")
 # failures of the platform, not of the input: one line, exit 1, no traceback
-_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError)
+_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError, FlinkUnavailable)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ def _ingest(argv: list[str]) -> int:
     if missing:
         usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
     try:
-        outcome = run_ingest(argv)
+        outcome = run_ingest(runner_arguments(argv))
     except _PLATFORM_ERRORS as error:
         _LOG.error("%s", error)
         print(f"cre ingest: error: {error}", file=sys.stderr)
@@ -93,6 +95,31 @@ def _cassandra(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flink(args: argparse.Namespace) -> int:
+    from pipelines.flink_cluster import Cluster, job_server_jar
+
+    cluster = Cluster(Path(args.home), args.rest_port, args.rpc_port, args.worker_pool_port)
+    if args.action == "start":
+        cluster.start()
+        print(f"Flink {cluster.overview()['flink-version']} offers {cluster.slots} slots on "
+              f"{cluster.master}; Beam workers on 127.0.0.1:{cluster.worker_pool_port}")
+        try:
+            print(f"Beam's Flink job server: {job_server_jar()}")
+        except FlinkUnavailable as error:  # the cluster serves; submitting will say this again
+            print(f"cre flink: warning: {error}", file=sys.stderr)
+    elif args.action == "stop":
+        cluster.stop()
+        print("Flink stopped")
+    else:
+        overview = cluster.overview() or {}
+        print(f"Flink on {cluster.master}: {overview.get('taskmanagers', 0)} task manager(s), "
+              f"{overview.get('slots-available', 0)}/{overview.get('slots-total', 0)} slots "
+              f"free, {overview.get('jobs-running', 0)} job(s) running; Beam worker pool "
+              f"{'up' if cluster.running() else 'down'}")
+        return 0 if cluster.running() else 3
+    return 0
+
+
 def _template(args: argparse.Namespace) -> int:
     from pipelines import flex_templates
 
@@ -133,11 +160,21 @@ def _parser() -> argparse.ArgumentParser:
     cassandra = commands.add_parser("cassandra", help="A local Cassandra server: start, stop, "
                                     "status.")
     cassandra.add_argument("action", choices=("start", "stop", "status"))
-    cassandra.add_argument("--home", default=str(DEFAULT_HOME), help="Data and logs folder.")
+    cassandra.add_argument("--home", default=str(CASSANDRA_HOME), help="Data and logs folder.")
     cassandra.add_argument("--native-port", type=int, default=9042)
     cassandra.add_argument("--storage-port", type=int, default=7000)
     cassandra.set_defaults(handler=_cassandra)
     generate.set_defaults(handler=_generate)
+    flink = commands.add_parser("flink", help="A local Flink cluster (2 slots) and its Beam "
+                                "worker pool: start, stop, status.")
+    flink.add_argument("action", choices=("start", "stop", "status"))
+    flink.add_argument("--home", default=str(FLINK_HOME), help="Distribution, logs, pids.")
+    flink.add_argument("--rest-port", type=int, default=8081,
+                       help="The JobManager's REST port: --flink-master 127.0.0.1:PORT.")
+    flink.add_argument("--rpc-port", type=int, default=6123)
+    flink.add_argument("--worker-pool-port", type=int, default=50000,
+                       help=f"Beam worker pool (pipelines read {WORKER_POOL_ENV}).")
+    flink.set_defaults(handler=_flink)
     zone_commands.add_parsers(commands)
     collect_commands.add_parsers(commands)
     template = commands.add_parser("template", help="Dataflow Flex Templates: write the "
@@ -171,8 +208,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args, beam_args = _parser().parse_known_args(argv)
     if beam_args and args.command != "deliver":
         _parser().parse_args(argv)  # exits 2, naming the unknown arguments
-    args.beam_args = beam_args
     try:
+        args.beam_args = runner_arguments(beam_args)
         return args.handler(args)
     except _PLATFORM_ERRORS as error:
         print(f"cre {args.command}: error: {error}", file=sys.stderr)

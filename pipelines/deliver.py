@@ -192,7 +192,8 @@ class BuildPackage(beam.PTransform):
 
 
 def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: str,
-            redeliver: bool = False, pipeline_args: Optional[list[str]] = None) -> dict:
+            redeliver: bool = False,
+            pipeline_options: Optional[PipelineOptions] = None) -> dict:
     """Builds and delivers the package unless it already was; records it in the ledger."""
     ledger = Ledger(session)
     row = ledger.get(vacation_id)
@@ -210,7 +211,7 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
     visible = frozenset(vacation for vacation, state in session.execute(
         "SELECT vacation_id, state FROM vacations") if state in VISIBLE)
     summary = json.loads(row["summary"])
-    with beam.Pipeline(options=PipelineOptions(pipeline_args or [])) as pipeline:
+    with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline
              | "Build" >> BuildPackage(config, summary, visible)
              | "Deliver" >> arkea_abs.WriteArkeaPackage(outbound_root))

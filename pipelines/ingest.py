@@ -10,7 +10,7 @@ import uuid
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors import zones
 from io_connectors.cassandra import WriteToCassandra
@@ -202,9 +202,8 @@ def _deliver(pipeline_options: PipelineOptions, ledger: Ledger, vacation_id: str
     if options.no_deliver:
         return
     config = pipeline_options.view_as(CassandraOptions).cassandra_config()
-    runner = pipeline_options.view_as(StandardOptions).runner
     deliver(ledger.session, config, vacation_id, options.outbound_root or options.zones_root,
-            pipeline_args=[f"--runner={runner}"] if runner else [])
+            pipeline_options=pipeline_options)
 
 
 def _fail(ledger: Ledger, vacation_id: str, error: Exception) -> None:

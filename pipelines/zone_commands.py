@@ -171,12 +171,14 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def deliver_command(args: argparse.Namespace) -> int:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     from pipelines.deliver import deliver
 
     with _session(args) as session:
         config = cassandra_config(args, required=True)
         result = deliver(session, config, args.vacation, args.outbound_root or args.zones_root,
-                         args.redeliver, args.beam_args)
+                         args.redeliver, PipelineOptions(args.beam_args))
     _print(args, result, [f"{result['vacation_id']}: "
                           + ("delivered " if result["delivered"] else "already delivered ")
                           + f"{result['path']} ({result['bytes']} bytes, sha256 "
