@@ -6,7 +6,7 @@ RUN_DIR := var/run
 ZONES := var/zones
 
 SHELL := /bin/bash
-.PHONY: setup run test lint bench clean
+.PHONY: setup monitoring-tools run test lint bench clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -16,7 +16,19 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed monitoring-tools
+
+# promtool (the alert rules' tests), Prometheus, the Pushgateway and Alertmanager (the alerting
+# test runs its own on free ports) from Debian, once; the system services they come with are
+# stopped and disabled.
+MONITORING_PACKAGES := prometheus prometheus-pushgateway prometheus-alertmanager
+monitoring-tools:
+	@command -v promtool >/dev/null || { as_root=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) && \
+	for service in $(MONITORING_PACKAGES); do \
+		$$as_root service $$service stop; $$as_root update-rc.d $$service disable; \
+	done >/dev/null 2>&1; command -v promtool >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
