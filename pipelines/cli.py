@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Optional
 
 from io_connectors.cassandra import CassandraUnavailable
-from pipelines import collect_commands, zone_commands
+from pipelines import backup_commands, collect_commands, recovery, run_metrics, zone_commands
 from pipelines.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
 from pipelines.deliver import DeliveryError
 from pipelines.flink_cluster import DEFAULT_HOME as FLINK_HOME
 from pipelines.flink_cluster import WORKER_POOL_ENV, FlinkUnavailable, runner_arguments
 from pipelines.ledger import LedgerConflict
-from pipelines.options import CassandraOptions, IngestOptions
+from pipelines.options import CassandraOptions, IngestOptions, MonitoringOptions, cassandra_config
 from transforms import contract
 
 _LOG = logging.getLogger("cre")
@@ -42,13 +42,17 @@ def _ingest(argv: list[str]) -> int:
         "summary as the last line; exit 0 accepted or duplicate, 3 rejected, 1 failure."))
     IngestOptions._add_argparse_args(usage)
     CassandraOptions._add_argparse_args(usage)
+    MonitoringOptions._add_argparse_args(usage)
     usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
     known, _ = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
     missing = [name for name in IngestOptions.REQUIRED if not getattr(known, name)]
     if missing:
         usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
     try:
-        outcome = run_ingest(runner_arguments(argv))
+        vacation_id = known.input.rpartition("/")[2].removesuffix(".tar.bz2")
+        with run_metrics.observed(run_metrics.INGEST, vacation_id,
+                                  known.pushgateway) as run:
+            outcome = run.summary = run_ingest(runner_arguments(argv))
     except _PLATFORM_ERRORS as error:
         _LOG.error("%s", error)
         print(f"cre ingest: error: {error}", file=sys.stderr)
@@ -93,6 +97,31 @@ def _cassandra(args: argparse.Namespace) -> int:
               f"127.0.0.1:{server.native_port} (pid {server.pid() or '-'})")
         return 0 if running else 3
     return 0
+
+
+def _replay(argv: list[str]) -> int:
+    from pipelines.ledger import Ledger
+    from pipelines.recovery import RecoveryError, replay_arguments
+
+    usage = argparse.ArgumentParser(prog="cre replay", description=(
+        "Ingests a vacation again from its landing copy (after cre rollback, or after a fix), "
+        "as cre ingest --replay; takes cre ingest's options."))
+    usage.add_argument("vacation_id")
+    CassandraOptions._add_argparse_args(usage)
+    known, _ = usage.parse_known_args(argv)
+    config = cassandra_config(known, required=True)
+    try:
+        session = config.connect(config.keyspace)
+        try:
+            row = Ledger(session).get(known.vacation_id)
+        finally:
+            session.cluster.shutdown()
+        rest = list(argv)
+        rest.remove(known.vacation_id)
+        return _ingest(replay_arguments(row, known.vacation_id, rest))
+    except (RecoveryError, *_PLATFORM_ERRORS) as error:
+        print(f"cre replay: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
 
 
 def _flink(args: argparse.Namespace) -> int:
@@ -157,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--encoding", default=contract.DEFAULT_ENCODING,
                           choices=sorted(contract.ENCODINGS))
     commands.add_parser("ingest", add_help=False, help="Ingest one vacation archive.")
+    commands.add_parser("replay", add_help=False, help="Ingest a vacation again from landing.")
+    recovery.add_parsers(commands)
     cassandra = commands.add_parser("cassandra", help="A local Cassandra server: start, stop, "
                                     "status.")
     cassandra.add_argument("action", choices=("start", "stop", "status"))
@@ -177,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     flink.set_defaults(handler=_flink)
     zone_commands.add_parsers(commands)
     collect_commands.add_parsers(commands)
+    backup_commands.add_parsers(commands)
     template = commands.add_parser("template", help="Dataflow Flex Templates: write the "
                                    "metadata and print the gcloud commands.")
     template.add_argument("action", choices=("build", "run"))
@@ -205,8 +237,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if argv and argv[0] == "ingest":
         return _ingest(argv[1:])
+    if argv and argv[0] == "replay":
+        return _replay(argv[1:])
     args, beam_args = _parser().parse_known_args(argv)
-    if beam_args and args.command != "deliver":
+    if beam_args and "beam_args" not in vars(args):  # the pipelines' parsers default it
         _parser().parse_args(argv)  # exits 2, naming the unknown arguments
     try:
         args.beam_args = runner_arguments(beam_args)

@@ -16,6 +16,7 @@ from io_connectors import zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
+from pipelines import run_metrics
 from pipelines.deliver import deliver
 from pipelines.ledger import Ledger, State
 from pipelines.options import CassandraOptions, IngestOptions
@@ -113,6 +114,7 @@ def run_ingest(argv: list[str]) -> dict:
                                    Ledger(session))
     finally:
         if session is not None:
+            run_metrics.record_ledger(session, name.vacation_id)
             session.cluster.shutdown()
 
 
@@ -122,6 +124,7 @@ def _run_pipeline(pipeline_options: PipelineOptions, archive_path: str, name: Va
     cassandra = pipeline_options.view_as(CassandraOptions)
     with beam.Pipeline(options=pipeline_options) as pipeline:
         _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra)
+    run_metrics.record_pipeline(pipeline.result)
     record = zones.ProxyZone(options.zones_root).commit_record(name.vacation_id)
     if record is None or record["sha256"] != context.sha256:
         raise RuntimeError(f"{name.vacation_id}: the pipeline ended without publishing")
@@ -147,10 +150,11 @@ def _ingest_by_commit_record(pipeline_options: PipelineOptions, archive_path: st
     """Without a structured zone, the Proxy Producer commit records tell what was ingested."""
     zone = zones.ProxyZone(pipeline_options.view_as(IngestOptions).zones_root)
     prior = zone.commit_record(name.vacation_id)
-    if prior is not None and prior["sha256"] == context.sha256:
+    replay = pipeline_options.view_as(IngestOptions).replay
+    if prior is not None and prior["sha256"] == context.sha256 and not replay:
         _LOG.info("%s: this archive was already ingested (%s)", name.vacation_id, prior["status"])
         return _duplicate(prior["summary"], context.received_at)
-    if prior is not None and prior["status"] != Status.REJECTED:
+    if prior is not None and prior["status"] != Status.REJECTED and not replay:
         return _reused(context, prior["sha256"])
     return _run_pipeline(pipeline_options, archive_path, name, context)
 
@@ -160,7 +164,8 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
     """The ledger decides whether this run may ingest, and makes its rows visible at the end."""
     vacation_id = name.vacation_id
     claim = ledger.claim(vacation_id, name.business_date, name.slot, context.sha256,
-                         datetime.datetime.fromisoformat(context.received_at))
+                         datetime.datetime.fromisoformat(context.received_at), archive_path,
+                         replay=pipeline_options.view_as(IngestOptions).replay)
     if claim.outcome == "duplicate":
         _LOG.info("%s: this archive was already ingested (%s)", vacation_id,
                   claim.prior["state"])
@@ -170,9 +175,9 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
     if claim.outcome == "reused":
         return _reused(context, claim.prior["sha256"])
     zone = StructuredZone(ledger.session, ledger)
-    if claim.prior is not None and claim.prior["sha256"] != context.sha256:
-        _LOG.info("%s: removing what its earlier content wrote: %s", vacation_id,
-                  zone.purge(vacation_id))
+    if claim.prior is not None:  # a run again starts from nothing: no row of an earlier one
+        _LOG.info("%s: removing what its earlier run (%s) wrote: %s", vacation_id,
+                  claim.prior["state"], zone.purge(vacation_id))
     try:
         outcome = _run_pipeline(pipeline_options, archive_path, name, context)
     except Exception as error:
@@ -186,8 +191,10 @@ def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
     if outcome["status"] == Status.REJECTED:
         ledger.advance(vacation_id, State.LANDED, State.REJECTED,
                        ", ".join(error["code"] for error in outcome["errors"]), **fields)
-        _LOG.info("%s: removed the rows of the rejected vacation: %s", vacation_id,
-                  zone.purge(vacation_id, keep_rejects=True))
+        deleted = zone.purge(vacation_id, keep_rejects=True)
+        ledger.note(vacation_id, State.REJECTED, context.sha256,
+                    f"rolled back automatically: deleted {deleted}")
+        _LOG.info("%s: rolled back what the rejected vacation wrote: %s", vacation_id, deleted)
     else:
         ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
         ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")

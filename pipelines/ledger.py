@@ -79,7 +79,8 @@ class Ledger:
 
     _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
                 "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
-                "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery")
+                "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery",
+                "landed_path")
 
     def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
         self._session = session
@@ -90,17 +91,20 @@ class Ledger:
                             "WHERE vacation_id = ?")
         self._insert = prepare(
             "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, run_id, "
-            "owner, lease_until, state_changed_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?) IF NOT EXISTS")
+            "owner, lease_until, state_changed_at, received_at, landed_path) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
         self._take = prepare(
             "UPDATE vacations SET business_date = ?, slot = ?, state = ?, sha256 = ?, "
             "run_id = ?, owner = ?, lease_until = ?, state_changed_at = ?, received_at = ?, "
-            "processed_at = null, outcome = null, records = null, loaded = null, "
-            "rejected = null, errors = null, summary = null "
+            "landed_path = ?, processed_at = null, outcome = null, records = null, "
+            "loaded = null, rejected = null, errors = null, summary = null, "
+            "delivered_at = null, delivery = null "
             "WHERE vacation_id = ? IF run_id = ? AND state = ?")
         self._history = prepare(
             "INSERT INTO vacation_history (vacation_id, at, state, run_id, sha256, message) "
             "VALUES (?, ?, ?, ?, ?, ?)")
+        self._in_state = prepare(f"SELECT {', '.join(self._COLUMNS)} FROM vacations "
+                                 "WHERE state = ?")
         self._history_of = prepare(
             "SELECT at, state, run_id, sha256, message FROM vacation_history "
             "WHERE vacation_id = ?")
@@ -111,8 +115,13 @@ class Ledger:
 
     def get(self, vacation_id: str) -> Optional[dict]:
         row = self._session.execute(self._get, (vacation_id,)).one()
-        if row is None:
-            return None
+        return None if row is None else self._row(row)
+
+    def in_state(self, state: str) -> list[dict]:
+        """The vacations in ``state`` (through the SAI index on it)."""
+        return [self._row(row) for row in self._session.execute(self._in_state, (state,))]
+
+    def _row(self, row: tuple) -> dict:
         found = dict(zip(self._COLUMNS, row))
         for name in ("lease_until", "received_at", "processed_at", "delivered_at"):
             found[name] = _utc(found[name])
@@ -133,11 +142,15 @@ class Ledger:
                                               self.run_id, sha256, message))
 
     def claim(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
-              received_at: datetime.datetime) -> Claim:
-        """Makes this run the vacation's owner (state LANDED), unless it must not run."""
+              received_at: datetime.datetime, landed_path: str, replay: bool = False) -> Claim:
+        """Makes this run the vacation's owner (state LANDED), unless it must not run.
+
+        A ``replay`` runs an archive again that was already ingested, but never over rows that
+        are visible: those are rolled back first.
+        """
         now = _now()
         values = (business_date, slot, State.LANDED, sha256, self.run_id, _owner(),
-                  now + self._lease, {State.LANDED: now}, received_at)
+                  now + self._lease, {State.LANDED: now}, received_at, landed_path)
         prior = self.get(vacation_id)
         if prior is None:
             applied = self._session.execute(self._insert, (vacation_id, *values)).one()
@@ -145,14 +158,17 @@ class Ledger:
                 self.note(vacation_id, State.LANDED, sha256, "claimed")
                 return Claim("claimed", None)
             prior = self.get(vacation_id)
-        if prior["sha256"] == sha256 and prior["state"] in TERMINAL:
+        if replay and prior["state"] in VISIBLE:
+            raise LedgerConflict(f"{vacation_id} is {prior['state']}: roll it back before "
+                                 "replaying it (cre rollback)")
+        if prior["sha256"] == sha256 and prior["state"] in TERMINAL and not replay:
             self.note(vacation_id, prior["state"], sha256, "duplicate: nothing done again")
             return Claim("duplicate", prior)
         if prior["state"] in VISIBLE:
             self.note(vacation_id, prior["state"], sha256,
                       f"refused: {vacation_id} is already {prior['state']} with another sha256")
             return Claim("reused", prior)
-        if prior["state"] in IN_PROGRESS and not self._abandoned(prior, now):
+        if prior["state"] in IN_PROGRESS and not self.abandoned(prior, now):
             raise LedgerConflict(
                 f"{vacation_id} is being ingested by run {prior['run_id']} ({prior['owner']}) "
                 f"until {prior['lease_until']:%Y-%m-%dT%H:%M:%SZ} at the latest; try again later")
@@ -165,7 +181,8 @@ class Ledger:
         return Claim("claimed", prior)
 
     @staticmethod
-    def _abandoned(row: dict, now: datetime.datetime) -> bool:
+    def abandoned(row: dict, now: datetime.datetime) -> bool:
+        """Whether the run that claimed ``row`` can no longer finish it."""
         lease = row["lease_until"]
         return lease is None or lease < now or _dead_locally(row["owner"])
 

@@ -3,6 +3,7 @@ metadata all read these definitions."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any, Optional
 
@@ -42,6 +43,9 @@ class IngestOptions(PipelineOptions):
         parser.add_argument("--avro-codec", "--avro_codec", dest="avro_codec", default="snappy",
                             choices=CODECS, help="Codec of the Proxy Producer Avro files.")
         add_outbound_root(parser)
+        parser.add_argument("--replay", **FLAG,
+                            help="Ingest again an archive already ingested (after a rollback or "
+                            "a fix); cre replay sets it. Never over a LOADED vacation.")
         parser.add_argument("--no-deliver", "--no_deliver", dest="no_deliver",
                             **FLAG,
                             help="Do not deliver the Arkea ABS package at the end (cre deliver "
@@ -114,6 +118,16 @@ class CassandraOptions(PipelineOptions):
         return cassandra_config(self)
 
 
+def as_arguments(options_class: type[PipelineOptions], namespace: Any) -> list[str]:
+    """The options of ``options_class`` set in ``namespace``, as flags again: what a command
+    parsed for itself, handed on to the pipeline it runs."""
+    parser = argparse.ArgumentParser(add_help=False)
+    options_class._add_argparse_args(parser)
+    defaults = vars(parser.parse_args([]))
+    return [f"--{name}={getattr(namespace, name)}" for name, default in defaults.items()
+            if getattr(namespace, name, default) not in (None, default)]
+
+
 def cassandra_config(options: Any, required: bool = False) -> Optional[CassandraConfig]:
     """The connection the ``CassandraOptions`` attributes of ``options`` describe; the local
     default (127.0.0.1, keyspace cre) when ``required`` and nothing is configured."""
@@ -124,3 +138,13 @@ def cassandra_config(options: Any, required: bool = False) -> Optional[Cassandra
         username=options.cassandra_username, password=options.cassandra_password,
         consistency=options.cassandra_consistency, local_dc=options.cassandra_local_dc,
         tls_ca_file=options.cassandra_tls_ca_file)
+
+
+class MonitoringOptions(PipelineOptions):
+    """Where a batch run (``cre ingest``, ``cre deliver``) pushes its metrics when it ends."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--pushgateway", default=os.environ.get("CRE_PUSHGATEWAY"),
+                            help="URL of the Prometheus Pushgateway the run pushes its metrics "
+                            "to (default $CRE_PUSHGATEWAY; none: nothing is pushed).")

@@ -177,7 +177,7 @@ def test_rejected_vacation_leaves_no_rows(structured, zone_session, tmp_path):
 def test_ledger_claims_are_exclusive(structured, zone_session):
     first, second = Ledger(zone_session), Ledger(zone_session)
     args = ("BAF_20261006_01", datetime.date(2026, 10, 6), 1, "a" * 64,
-            datetime.datetime.now(datetime.UTC))
+            datetime.datetime.now(datetime.UTC), "landing/2026-10-06/BAF_20261006_01/a/x")
     assert first.claim(*args).outcome == "claimed"
     with pytest.raises(LedgerConflict, match="is being ingested by run"):
         second.claim(*args)

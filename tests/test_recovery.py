@@ -1,0 +1,158 @@
+"""Rollback, replay and recovery, end to end with ``cre`` against a real Cassandra.
+
+Each test uses vacations of its own business date, so they share one keyspace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from conftest import run_cre, start_cre
+from vacations import data_records, refresh, valid_members, write_archive
+
+from pipelines.generator import generate_vacation, read_members
+from pipelines.ledger import Ledger, State
+from pipelines.structured_zone import StructuredZone
+from transforms import pivot_package
+
+TABLES = ("cre_event_versions", "cre_events_by_account", "gesparam_versions",
+          "rejects_by_vacation")
+
+
+def _rows(session, vacations: set[str]) -> dict[str, list[tuple]]:
+    """Every row the vacations wrote, whole, table by table."""
+    found = {}
+    for table in TABLES:
+        rows = session.execute(f"SELECT * FROM {table}", timeout=120)
+        index = rows.column_names.index("vacation_id")
+        found[table] = sorted(tuple(row) for row in rows if row[index] in vacations)
+    return found
+
+
+def _positions(zones: Path, business_date: str, vacation_id: str) -> bytes:
+    path = zones / "outbound/arkea_abs" / business_date / pivot_package.package_name(vacation_id)
+    return pivot_package.read_archive(path.read_bytes())["POSITIONS.csv"]
+
+
+def _served(structured, account: str) -> dict[str, tuple[str, str]]:
+    run = run_cre("query", "events", "--account", account, "--from", "2025-01-01",
+                  "--to", "2027-12-31", "--json", env=structured)
+    assert run.code == 0, run.stderr
+    return {e["cre_id"]: (e["amount"], e["vacation_id"])
+            for e in json.loads(run.stdout.strip().splitlines()[-1])}
+
+
+def test_rollback_then_replay_returns_exactly_the_state_before(structured, zone_session,
+                                                               tmp_path):
+    first = generate_vacation(tmp_path / "a", "2026-08-01", 1, 600, 20, seed=61)
+    rows = [row for name, raw in read_members(first).items() if name.startswith("CRE_")
+            for row in data_records(raw)]
+    changed = rows[0]
+    second = generate_vacation(tmp_path / "b", "2026-08-01", 2, 300, 10, seed=62,
+                               corrections=[[*changed[:5], "77.70", *changed[6:]]])
+    zones = tmp_path / "zones"
+    for archive in (first, second):
+        run = run_cre("ingest", "--input", str(archive), "--zones-root", str(zones),
+                      env=structured)
+        assert run.code == 0, run.stderr[-3000:]
+    vacations = {"BAF_20260801_01", "BAF_20260801_02"}
+    before = _rows(zone_session, vacations)
+    positions = _positions(zones, "2026-08-01", "BAF_20260801_02")
+    assert _served(structured, changed[1])[changed[0]] == ("77.70", "BAF_20260801_02")
+
+    rollback = run_cre("rollback", "BAF_20260801_02", env=structured)
+    assert rollback.code == 0, rollback.stderr
+    assert _served(structured, changed[1])[changed[0]][1] == "BAF_20260801_01"
+    rolled_back = _rows(zone_session, vacations)
+    assert rolled_back == _rows(zone_session, {"BAF_20260801_01"}) == \
+        _rows(zone_session, vacations - {"BAF_20260801_02"})
+    assert all(not any("BAF_20260801_02" in row for row in table)
+               for table in rolled_back.values())
+    assert (zones / "landing/2026-08-01/BAF_20260801_02").is_dir()  # landing copy kept
+
+    refused = run_cre("replay", "BAF_20260801_01", env=structured)
+    assert refused.code == 1 and "roll it back first" in refused.stderr
+
+    replay = run_cre("replay", "BAF_20260801_02", env=structured)
+    assert replay.code == 0, replay.stderr[-3000:]
+    assert replay.summary["status"] == "ACCEPTED"
+    assert _rows(zone_session, vacations) == before
+    assert _served(structured, changed[1])[changed[0]] == ("77.70", "BAF_20260801_02")
+    assert Ledger(zone_session).get("BAF_20260801_02")["state"] == State.DELIVERED
+    assert _positions(zones, "2026-08-01", "BAF_20260801_02") == positions
+    history = [item["message"] for item in Ledger(zone_session).history("BAF_20260801_02")]
+    assert "rolled back by an operator" in history
+
+
+def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_session, tmp_path):
+    zones = tmp_path / "zones"
+    killed = generate_vacation(tmp_path, "2026-08-02", 1, 60_000, 10, seed=63)
+    load = start_cre("ingest", "--input", str(killed), "--zones-root", str(zones),
+                     env=structured)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and load.poll() is None:
+        if StructuredZone(zone_session).written("BAF_20260802_01")["cre_event_versions"]:
+            break
+        time.sleep(0.1)
+    load.kill()  # a crash mid-load: the ledger still says LANDED
+    load.communicate(timeout=60)
+    ledger = Ledger(zone_session)
+    assert ledger.get("BAF_20260802_01")["state"] == State.LANDED
+
+    undelivered = generate_vacation(tmp_path, "2026-08-02", 2, 200, 5, seed=64)
+    assert run_cre("ingest", "--input", str(undelivered), "--zones-root", str(zones),
+                   "--no-deliver", env=structured).code == 0
+    lost = generate_vacation(tmp_path, "2026-08-02", 3, 200, 5, seed=65)
+    assert run_cre("ingest", "--input", str(lost), "--zones-root", str(zones),
+                   "--no-deliver", env=structured).code == 0
+    zone_session.execute("UPDATE vacations SET state = 'LANDED', owner = 'elsewhere:1', "
+                         "lease_until = '2000-01-01' WHERE vacation_id = 'BAF_20260802_03'")
+    for path in (zones / "landing/2026-08-02/BAF_20260802_03").rglob("*.tar.bz2"):
+        path.unlink()
+
+    dry = run_cre("recover", "--dry-run", "--json", env=structured)
+    assert dry.code == 0, dry.stderr
+    planned = {step["vacation_id"]: step["action"]
+               for step in json.loads(dry.stdout.strip().splitlines()[-1])}
+    assert {vacation: planned.get(vacation) for vacation in
+            ("BAF_20260802_01", "BAF_20260802_02", "BAF_20260802_03")} == {
+        "BAF_20260802_01": "replay", "BAF_20260802_02": "deliver",
+        "BAF_20260802_03": "replay"}
+    assert ledger.get("BAF_20260802_01")["state"] == State.LANDED  # a dry run does nothing
+
+    recover = run_cre("recover", "--json", env=structured)
+    assert recover.code == 0, recover.stderr[-3000:]
+    done = {step["vacation_id"]: step for step in
+            json.loads(recover.stdout.strip().splitlines()[-1])}
+    assert done["BAF_20260802_01"]["result"].startswith("ACCEPTED: 60010 loaded")
+    assert done["BAF_20260802_03"]["action"] == "clean"
+    states = {vacation: ledger.get(vacation)["state"] for vacation in done
+              if vacation.startswith("BAF_20260802")}
+    assert states == {"BAF_20260802_01": State.DELIVERED, "BAF_20260802_02": State.DELIVERED,
+                      "BAF_20260802_03": State.FAILED}
+    written = StructuredZone(zone_session).written("BAF_20260802_01")
+    assert written["cre_event_versions"] == 60_000
+    assert StructuredZone(zone_session).written("BAF_20260802_03")["cre_event_versions"] == 0
+    again = run_cre("recover", "--json", env=structured)
+    assert not [step for step in json.loads(again.stdout.strip().splitlines()[-1])
+                if step["vacation_id"].startswith("BAF_20260802")]
+
+
+def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, zone_session,
+                                                                   tmp_path):
+    members = valid_members(tmp_path, business_date="2026-08-03", slot=1)
+    name = next(n for n in members if n.startswith("CRE_"))
+    lines = members[name].decode().splitlines(keepends=True)
+    fields = lines[3].split(";", 7)  # the fields before the currency hold no ';'
+    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])
+    members[name] = "".join(lines).encode()
+    archive = write_archive(tmp_path, refresh(members), "BAF_20260803_01")
+    run = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),
+                  "--max-reject-ratio", "0", "--no-deliver", env=structured)
+    assert run.code == 3 and run.summary["status"] == "REJECTED", run.stderr[-3000:]
+    history = Ledger(zone_session).history("BAF_20260803_01")
+    assert any(item["message"].startswith("rolled back automatically") for item in history)
+    assert StructuredZone(zone_session).written("BAF_20260803_01")["cre_event_versions"] == 0
+    assert run_cre("rejects", "BAF_20260803_01", env=structured).code == 0
