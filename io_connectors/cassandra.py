@@ -269,7 +269,7 @@ class _WriteFn(beam.DoFn):
         if unknown:
             raise ValueError(f"{self._table} has no column {unknown}")
         self._types = [(name, table.columns[name].cql_type) for name in names]
-        unsupported = [f"{n} {t}" for n, t in self._types if t not in cql_values.SERIALIZERS]
+        unsupported = [f"{n} {t}" for n, t in self._types if cql_values.serializer(t) is None]
         if unsupported:
             raise ValueError(f"cannot serialize {self._table} columns {unsupported}")
         missing = [c.name for c in table.partition_key if c.name not in names]
@@ -470,8 +470,21 @@ def _arrow(names: Sequence[str], types: dict[str, str], rows: Sequence[tuple]) -
         values = [row[index] for row in rows]
         if types[name] == "date":
             values = [None if value is None else value.date() for value in values]
-        columns[name] = pa.array(values)
+        columns[name] = _map_array(values) if types[name].startswith("map<") else pa.array(values)
     return pa.table(columns)
+
+
+def _map_array(values: list) -> pa.MapArray:
+    """A map column: keys and items inferred like any column's values."""
+    offsets, keys, items = [0], [], []
+    for value in values:
+        for key, item in (value or {}).items():
+            keys.append(key)
+            items.append(item)
+        offsets.append(len(keys))
+    mask = pa.array([value is None for value in values])
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys),
+                                   pa.array(items), mask=mask)
 
 
 class _TableReaderFn(beam.DoFn):

@@ -87,18 +87,57 @@ def _boolean(column: pa.ChunkedArray) -> Values:
     return _with_nulls(column, [b"\x01" if flag else b"\x00" for flag in flags.tolist()])
 
 
+def _uuid(column: pa.ChunkedArray) -> Values:
+    """A uuid or timeuuid column (Arrow's ``arrow.uuid``, or ``uuid.UUID`` objects)."""
+    return [None if value is None else value.bytes for value in column.to_pylist()]
+
+
+def _map(key_type: str, item_type: str) -> Callable[[pa.ChunkedArray], Values]:
+    """A ``map<K, V>`` column: per row, the entry count, then each key and value as [bytes]."""
+    def serialize(column: pa.ChunkedArray) -> Values:
+        values: Values = []
+        for chunk in column.chunks:
+            keys = SERIALIZERS[key_type](pa.chunked_array([chunk.keys]))
+            items = SERIALIZERS[item_type](pa.chunked_array([chunk.items]))
+            offsets = chunk.offsets.to_pylist()
+            for row, valid in enumerate(chunk.is_valid().to_pylist()):
+                if not valid:
+                    values.append(None)
+                    continue
+                entries = range(offsets[row], offsets[row + 1])
+                values.append(struct.pack(">i", len(entries)) + b"".join(
+                    _framed(keys[entry]) + _framed(items[entry]) for entry in entries))
+        return values
+    return serialize
+
+
+def _framed(value: Optional[bytes]) -> bytes:
+    return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
+
+
 SERIALIZERS: dict[str, Callable[[pa.ChunkedArray], Values]] = {
     "text": _text, "varchar": _text, "ascii": _text,
     "int": _numbers(">i4", pa.int32()), "bigint": _numbers(">i8", pa.int64()),
     "smallint": _numbers(">i2", pa.int16()), "tinyint": _numbers(">i1", pa.int8()),
     "double": _numbers(">f8", pa.float64()), "float": _numbers(">f4", pa.float32()),
     "date": _date, "timestamp": _timestamp, "decimal": _decimal, "boolean": _boolean,
+    "uuid": _uuid, "timeuuid": _uuid,
 }
+
+
+def serializer(cql_type: str) -> Optional[Callable[[pa.ChunkedArray], Values]]:
+    """The serializer of a CQL type name (``map<K, V>`` of serializable K and V too)."""
+    if cql_type.startswith("map<") and cql_type.endswith(">"):
+        key_type, _, item_type = (part.strip() for part in cql_type[4:-1].partition(","))
+        if key_type in SERIALIZERS and item_type in SERIALIZERS:
+            return _map(key_type, item_type)
+        return None
+    return SERIALIZERS.get(cql_type)
 
 
 def serialize_columns(table: pa.Table, columns: Sequence[tuple[str, str]]) -> list[Values]:
     """The wire values of ``columns`` (name, CQL type name) of ``table``, column by column."""
-    return [SERIALIZERS[cql_type](table[name]) for name, cql_type in columns]
+    return [serializer(cql_type)(table[name]) for name, cql_type in columns]
 
 
 def routing_keys(partition_values: Sequence[Values]) -> list[bytes]:

@@ -1,0 +1,131 @@
+"""The operations commands of ``cre``: backup, backup verify, restore, landing prune."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from io_connectors.avro_blocks import CODECS
+from pipelines import backup as backups
+from pipelines import landing_retention
+from pipelines.ledger import Ledger
+from pipelines.options import FLAG, cassandra_config
+from pipelines.zone_commands import _print, _session, add_connection_arguments
+
+
+def _failed(command: str, error: Exception) -> int:
+    print(f"cre {command}: error: {error}", file=sys.stderr)
+    return 1
+
+
+def backup_command(args: argparse.Namespace) -> int:
+    """``cre backup`` takes Beam options, whose values argparse would take for an action
+    (``--runner DirectRunner``): so ``verify`` arrives first among them."""
+    if args.beam_args[:1] == ["verify"]:
+        return verify_command(args)
+    if not args.to:
+        print("cre backup: give --to ROOT, or verify --from BACKUP", file=sys.stderr)
+        return 2
+    try:
+        manifest = backups.backup(cassandra_config(args, required=True), args.to,
+                                  PipelineOptions(args.beam_args), args.force, args.avro_codec)
+    except backups.BackupError as error:
+        return _failed("backup", error)
+    ledger = manifest["ledger"]
+    _print(args, manifest, [
+        *(f"{name:<24} {entry['rows']:>10} rows  {len(entry['files'])} files"
+          for name, entry in sorted(manifest["tables"].items())),
+        f"{manifest['path']}: {manifest['rows']} rows of {manifest['keyspace']}, "
+        f"{len(ledger['vacations'])} vacations, "
+        + ("consistent" if manifest["consistent"] else
+           "NOT consistent: being loaded " + ", ".join(ledger["in_progress"] or ["none"])
+           + "; changed during the backup "
+           + ", ".join(ledger["changed_during_backup"] or ["none"]))])
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    if not args.from_ or args.beam_args[1:]:
+        print("cre backup verify: give --from BACKUP and nothing else", file=sys.stderr)
+        return 2
+    try:
+        manifest, damaged = backups.verify(args.from_)
+    except backups.BackupError as error:
+        return _failed("backup verify", error)
+    files = sum(len(entry["files"]) for entry in manifest["tables"].values())
+    for line in damaged:
+        print(f"cre backup verify: damaged: {line}", file=sys.stderr)
+    _print(args, {"backup": args.from_, "files": files, "rows": manifest["rows"],
+                  "damaged": damaged},
+           [f"{args.from_}: {len(damaged)} of {files} files damaged" if damaged else
+            f"{args.from_}: {files} files, {manifest['rows']} rows, every sha256 and row "
+            "count as in the manifest"])
+    return 1 if damaged else 0
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    if not args.keyspace:
+        print("cre restore: give --keyspace (or CRE_CASSANDRA_KEYSPACE): the keyspace to "
+              "rebuild", file=sys.stderr)
+        return 2
+    try:
+        written = backups.restore(args.from_, cassandra_config(args, required=True),
+                                  args.replication, PipelineOptions(args.beam_args))
+    except backups.BackupError as error:
+        return _failed("restore", error)
+    _print(args, {"keyspace": args.keyspace, "rows": written},
+           [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(written.items())),
+            f"{args.keyspace}: restored {sum(written.values())} rows from {args.from_}"])
+    return 0
+
+
+def prune_command(args: argparse.Namespace) -> int:
+    with _session(args) as session:
+        decisions = landing_retention.plan(Ledger(session), args.zones_root, args.older_than)
+    for decision in decisions:
+        if decision.remove and not args.dry_run:
+            landing_retention.remove(decision)
+    removed = sum(decision.remove for decision in decisions)
+    verb = "would remove" if args.dry_run else "removed"
+    _print(args, {"dry_run": args.dry_run, "decisions": [dataclasses.asdict(d) for d in decisions]},
+           [*(f"{verb if d.remove else 'kept'}  {d.path}  ({d.reason})" for d in decisions),
+            f"{verb} {removed}, kept {len(decisions) - removed} of {len(decisions)} files"])
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Registers backup, restore and landing on ``cre``'s parser."""
+    backup = commands.add_parser(
+        "backup", help="A logical backup of the structured zone (Avro files and a manifest).",
+        usage="cre backup --to ROOT [--force] [--avro-codec C] [options] [Beam options]\n"
+              "       cre backup verify --from ROOT/BACKUP_ID",
+        description="Any other option is a Beam pipeline option (--runner, ...).")
+    backup.add_argument("--to", help="Root of the backups, local or gs://; the backup is the "
+                        "folder <keyspace>-<UTC time> under it.")
+    backup.add_argument("--from", dest="from_", help="verify: the backup folder.")
+    backup.add_argument("--force", **FLAG, help="Back up even while a vacation is being "
+                        "loaded (the manifest says the backup is not consistent).")
+    backup.add_argument("--avro-codec", default="deflate", choices=CODECS)
+    add_connection_arguments(backup)
+    backup.set_defaults(handler=backup_command, beam_args=[])
+
+    restore = commands.add_parser(
+        "restore", help="Rebuild a keyspace from a backup: migrate, check, load.",
+        description="Any other option is a Beam pipeline option (--runner, ...).")
+    restore.add_argument("--from", dest="from_", required=True, help="The backup folder.")
+    add_connection_arguments(restore)
+    restore.set_defaults(handler=restore_command, beam_args=[])
+
+    landing = commands.add_parser("landing", help="The landing zone's retention.")
+    actions = landing.add_subparsers(dest="action", required=True)
+    prune = actions.add_parser("prune", help="Remove landed archives of DELIVERED or REJECTED "
+                               "vacations older than --older-than days.")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--zones-root", required=True, help="Root of the zones, local or gs://.")
+    prune.add_argument("--dry-run", action="store_true", help="Say what would go; remove "
+                       "nothing.")
+    add_connection_arguments(prune)
+    prune.set_defaults(handler=prune_command)

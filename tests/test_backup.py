@@ -1,0 +1,265 @@
+"""Backup, verify, restore and landing retention, against a real Cassandra.
+
+Two vacations are ingested once for the module (one delivered, one with a reject left LOADED),
+backed up, and restored into a new keyspace that must answer every query of spec 3 as the
+original does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+import pytest
+from cassandra.util import Date
+from conftest import config_of, run_cre
+from vacations import data_records, refresh, valid_members, write_archive
+
+from io_connectors import cql_values
+from io_connectors.cassandra import _arrow
+from pipelines import backup
+from pipelines.generator import generate_vacation, read_members
+from pipelines.ledger import Ledger
+from pipelines.structured_zone import StructuredZone
+
+DELIVERED, LOADED = "BAF_20261201_01", "BAF_20261201_02"
+
+# a value of every CQL type the backup maps, as the driver returns it
+SAMPLES = {
+    "text": "é;\"x\"", "varchar": "v", "ascii": "a", "int": -7, "smallint": 300, "tinyint": -3,
+    "bigint": 1 << 40, "boolean": True, "float": 1.5, "double": -2.25,
+    "date": Date(datetime.date(2026, 11, 22)),
+    "timestamp": datetime.datetime(2026, 11, 22, 23, 59, 58, 123000),
+    "uuid": uuid.uuid4(), "timeuuid": uuid.uuid1(), "decimal": Decimal("-1234.56"),
+    "map<text, timestamp>": {"LANDED": datetime.datetime(2026, 1, 2, 3, 4, 5, 6000),
+                             "LOADED": datetime.datetime(1969, 12, 31, 23, 0)},
+    "map<text, bigint>": {"a": 1},
+}
+
+
+def test_every_cql_type_round_trips_through_avro():
+    """Driver values -> Arrow (as ReadFromCassandra gives them) -> Avro file -> Arrow: the
+    wire values WriteToCassandra sends are those of the original, nulls included."""
+    columns = tuple(backup.Column(f"c{index}", cql_type, "regular")
+                    for index, cql_type in enumerate(SAMPLES))
+    schema = backup.TableSchema("every_type", (backup.Column("id", "int", "partition_key"),
+                                               *columns), "")
+    types = {column.name: column.cql_type for column in schema.columns}
+    rows = [(1, *SAMPLES.values()), (2, *[None] * len(SAMPLES))]
+    original = _arrow(schema.column_names, types, rows)
+
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(schema.avro_schema()),
+                    backup.avro_records(original, schema), codec="deflate")
+    buffer.seek(0)
+    restored = backup.arrow_table(list(fastavro.reader(buffer)), schema)
+
+    for name, cql_type in types.items():
+        serialize = cql_values.serializer(cql_type)
+        assert serialize is not None, cql_type
+        assert serialize(restored[name]) == serialize(original[name]), cql_type
+    assert restored["c0"].to_pylist() == [SAMPLES["text"], None]
+
+
+def test_unmapped_type_is_refused():
+    with pytest.raises(backup.BackupError, match="list<text>"):
+        backup.avro_kind("list<text>")
+
+
+def _ingest(structured, archive, zones, *extra):
+    run = run_cre("ingest", "--input", str(archive), "--zones-root", str(zones), *extra,
+                  env=structured)
+    assert run.code == 0, run.stderr[-3000:]
+    return run
+
+
+def _json(env, *args, codes=(0,)):
+    run = run_cre(*args, "--json", env=env)
+    assert run.code in codes, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def loaded(structured, tmp_path_factory):
+    """Two vacations ingested: one DELIVERED, one with a reject left LOADED."""
+    tmp = tmp_path_factory.mktemp("backup")
+    zones = tmp / "zones"
+    first = generate_vacation(tmp / "a", "2026-12-01", 1, 3000, 40, seed=61)
+    members = valid_members(tmp / "b", business_date="2026-12-01", slot=2, seed=62)
+    name = next(n for n in members if n.startswith("CRE_"))
+    lines = members[name].decode().splitlines(keepends=True)
+    fields = lines[3].split(";", 7)
+    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])  # a BAD_CURRENCY reject
+    members[name] = "".join(lines).encode()
+    second = write_archive(tmp, refresh(members), LOADED)
+    assert _ingest(structured, first, zones).summary["status"] == "ACCEPTED"
+    run = _ingest(structured, second, zones, "--no-deliver")
+    assert run.summary["status"] == "ACCEPTED_WITH_REJECTS"
+    return {"tmp": tmp, "zones": zones, "archives": (first, second),
+            "cre": [row for archive in (first, second)
+                    for member, raw in read_members(archive).items()
+                    if member.startswith("CRE_") for row in data_records(raw)],
+            "gesparam": [row for member, raw in read_members(first).items()
+                         if member.startswith("GESPARAM_") for row in data_records(raw)]}
+
+
+@pytest.fixture(scope="module")
+def backed_up(structured, loaded):
+    started = time.monotonic()
+    manifest = _json(structured, "backup", "--to", str(loaded["tmp"] / "backups"))
+    manifest["seconds"] = time.monotonic() - started
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def restored(cassandra_env, backed_up):
+    env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": f"restored_{uuid.uuid4().hex[:8]}",
+           "CRE_CASSANDRA_CONSISTENCY": "ONE"}
+    started = time.monotonic()
+    result = _json(env, "restore", "--from", backed_up["path"])
+    result["seconds"] = time.monotonic() - started
+    yield env, result
+    session = config_of(env).connect()
+    session.execute(f"DROP KEYSPACE IF EXISTS {env['CRE_CASSANDRA_KEYSPACE']}", timeout=120)
+    session.cluster.shutdown()
+
+
+def _rows(session, table: str) -> int:
+    return sum(1 for _ in session.execute(f"SELECT * FROM {table}", timeout=120))
+
+
+def test_backup_holds_every_table(structured, zone_session, backed_up):
+    tables = {name for (name,) in zone_session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+        (structured["CRE_CASSANDRA_KEYSPACE"],))}
+    assert set(backed_up["tables"]) == tables - {"schema_migrations"}
+    for name, entry in backed_up["tables"].items():
+        assert entry["rows"] == _rows(zone_session, name), name
+        assert entry["rows"] == sum(file["rows"] for file in entry["files"])
+        assert entry["create"].startswith(f"CREATE TABLE {structured['CRE_CASSANDRA_KEYSPACE']}.")
+    assert backed_up["tables"]["cre_event_versions"]["rows"] == 3000 + 49  # one of 50 rejected
+    assert backed_up["consistent"] is True
+    assert {v: row["state"] for v, row in backed_up["ledger"]["vacations"].items()} == {
+        DELIVERED: "DELIVERED", LOADED: "LOADED"}
+    assert [m["version"] for m in backed_up["migrations"]] == [1, 2, 3]
+    print(f"\nbackup: {backed_up['rows']} rows in {backed_up['seconds']:.1f} s")
+
+
+def test_restored_keyspace_answers_as_the_original(structured, loaded, backed_up, restored):
+    env, result = restored
+    assert result["rows"] == {name: entry["rows"]
+                              for name, entry in backed_up["tables"].items()}
+    print(f"\nrestore: {sum(result['rows'].values())} rows in {result['seconds']:.1f} s")
+
+    accounts = sorted({row[1] for row in loaded["cre"]})[:5]
+    queries = [("status", DELIVERED), ("status", LOADED), ("status", "--date", "2026-12-01"),
+               ("rejects", LOADED)]
+    for account in accounts:
+        queries.append(("query", "events", "--account", account, "--from", "2025-01-01",
+                        "--to", "2027-12-31"))
+        day = next(row[4] for row in loaded["cre"] if row[1] == account)
+        queries.append(("query", "position", "--account", account, "--date", day))
+    for table_code, key, _, _, valid_from, _ in loaded["gesparam"][:5]:
+        queries.append(("query", "param", "--table", table_code, "--key", key,
+                        "--on", valid_from))
+    for query in queries:
+        original = _json(structured, *query, codes=(0, 3))
+        assert original, query
+        assert _json(env, *query, codes=(0, 3)) == original, query
+
+    source = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
+    target = config_of(env).connect(env["CRE_CASSANDRA_KEYSPACE"])
+    try:
+        for vacation in (DELIVERED, LOADED):  # query 6: what a vacation wrote
+            assert StructuredZone(target).written(vacation) == \
+                StructuredZone(source).written(vacation)
+        assert StructuredZone(target).written(LOADED)["rejects_by_vacation"] == 1
+        assert Ledger(target).history(DELIVERED) == Ledger(source).history(DELIVERED)
+    finally:
+        source.cluster.shutdown()
+        target.cluster.shutdown()
+
+
+def test_damaged_backup_is_named_and_refused(cassandra_env, backed_up, tmp_path):
+    assert run_cre("backup", "verify", "--from", backed_up["path"]).code == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(backed_up["path"], copy)
+    entry = backed_up["tables"]["cre_events_by_account"]["files"][0]
+    damaged = copy / entry["path"]
+    data = bytearray(damaged.read_bytes())
+    for offset in range(len(data) // 2, len(data) // 2 + 8):
+        data[offset] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+
+    verify = run_cre("backup", "verify", "--from", str(copy))
+    assert verify.code == 1
+    assert str(damaged) in verify.stderr
+    assert sum(str(copy) in line for line in verify.stderr.splitlines()) == 1
+
+    keyspace = f"refused_{uuid.uuid4().hex[:8]}"
+    env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": keyspace,
+           "CRE_CASSANDRA_CONSISTENCY": "ONE"}
+    refused = run_cre("restore", "--from", str(copy), env=env)
+    assert refused.code == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("cre restore: error: ")
+    assert str(damaged) in refused.stderr and "Traceback" not in refused.stderr
+    session = config_of(env).connect()
+    try:
+        assert keyspace not in session.cluster.metadata.keyspaces  # refused before migrating
+    finally:
+        session.cluster.shutdown()
+
+
+def test_backup_while_a_vacation_loads(structured, zone_session, loaded, backed_up):
+    ledger = Ledger(zone_session)
+    vacation = "BAF_20261202_01"
+    ledger.claim(vacation, datetime.date(2026, 12, 2), 1, "c" * 64,
+                 datetime.datetime.now(datetime.UTC), f"landing/2026-12-02/{vacation}")
+    try:
+        refused = run_cre("backup", "--to", str(loaded["tmp"] / "busy"), env=structured)
+        assert refused.code == 1
+        assert vacation in refused.stderr.strip().splitlines()[-1]
+        forced = _json(structured, "backup", "--to", str(loaded["tmp"] / "busy"), "--force")
+        assert forced["consistent"] is False
+        assert forced["ledger"]["in_progress"] == [vacation]
+    finally:
+        for table in ("vacations", "vacation_history"):
+            zone_session.execute(f"DELETE FROM {table} WHERE vacation_id = %s", (vacation,))
+
+
+def test_landing_prune_removes_only_old_finished_vacations(structured, loaded):
+    zones = loaded["zones"]
+    landed = {path.name.removesuffix(".tar.bz2"): path
+              for path in (zones / "landing").rglob("*.tar.bz2")}
+    assert set(landed) == {DELIVERED, LOADED}
+    stranger = zones / "landing" / "2026-12-03" / "BAF_20261203_01" / ("d" * 64)
+    stranger.mkdir(parents=True)
+    shutil.copy(landed[DELIVERED], stranger / "BAF_20261203_01.tar.bz2")
+    old = time.time() - 40 * 86400
+    for path in (*landed.values(), stranger / "BAF_20261203_01.tar.bz2"):
+        os.utime(path, (old, old))
+    args = ("landing", "prune", "--older-than", "30", "--zones-root", str(zones))
+
+    young = _json(structured, "landing", "prune", "--older-than", "60", "--zones-root",
+                  str(zones))
+    assert not any(decision["remove"] for decision in young["decisions"])
+    dry = run_cre(*args, "--dry-run", env=structured)
+    assert dry.code == 0 and f"would remove  {landed[DELIVERED]}" in dry.stdout
+    assert all(path.exists() for path in landed.values())
+
+    pruned = _json(structured, *args)
+    reasons = {Path(d["path"]).name: (d["remove"], d["reason"]) for d in pruned["decisions"]}
+    assert reasons[f"{DELIVERED}.tar.bz2"][0] is True
+    assert reasons[f"{LOADED}.tar.bz2"] == (
+        False, "LOADED: only DELIVERED or REJECTED vacations are pruned")
+    assert reasons["BAF_20261203_01.tar.bz2"] == (False, "not in the ledger")
+    assert not landed[DELIVERED].parent.exists()
+    assert landed[LOADED].exists() and Path(f"{landed[LOADED]}.sha256").exists()
