@@ -30,6 +30,7 @@ from io_connectors.cassandra import (
     ReadAllFromCassandra,
     ReadFromCassandra,
 )
+from pipelines import run_metrics
 from pipelines.ledger import VISIBLE, Ledger, State
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
@@ -215,6 +216,7 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
         _ = (pipeline
              | "Build" >> BuildPackage(config, summary, visible)
              | "Deliver" >> arkea_abs.WriteArkeaPackage(outbound_root))
+    run_metrics.record_pipeline(pipeline.result)
     if not arkea_abs.delivered(path):
         raise RuntimeError(f"{vacation_id}: the pipeline ended without delivering {path}")
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:

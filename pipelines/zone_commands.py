@@ -13,8 +13,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pipelines import run_metrics
 from pipelines.ledger import VISIBLE, Ledger, State
-from pipelines.options import FLAG, CassandraOptions, add_outbound_root, cassandra_config
+from pipelines.options import (
+    FLAG,
+    CassandraOptions,
+    MonitoringOptions,
+    add_outbound_root,
+    cassandra_config,
+)
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
 from pipelines.text_table import plain, text_table
@@ -175,10 +182,15 @@ def deliver_command(args: argparse.Namespace) -> int:
 
     from pipelines.deliver import deliver
 
-    with _session(args) as session:
+    with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
+            _session(args) as session:
         config = cassandra_config(args, required=True)
-        result = deliver(session, config, args.vacation, args.outbound_root or args.zones_root,
-                         args.redeliver, PipelineOptions(args.beam_args))
+        try:
+            result = deliver(session, config, args.vacation,
+                             args.outbound_root or args.zones_root, args.redeliver,
+                             PipelineOptions(args.beam_args))
+        finally:
+            run_metrics.record_ledger(session, args.vacation)
     _print(args, result, [f"{result['vacation_id']}: "
                           + ("delivered " if result["delivered"] else "already delivered ")
                           + f"{result['path']} ({result['bytes']} bytes, sha256 "
@@ -231,6 +243,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
         description="Any other option is a Beam pipeline option (--runner, ...).")
     add_deliver_arguments(deliver_parser)
+    MonitoringOptions._add_argparse_args(deliver_parser)
     add_connection_arguments(deliver_parser)
     deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
 
