@@ -93,12 +93,18 @@ def query(args: argparse.Namespace) -> int:
 def _ledger_view(row: dict) -> dict:
     view = {key: row[key] for key in ("vacation_id", "state", "outcome", "sha256", "records",
                                       "loaded", "rejected", "received_at", "processed_at",
-                                      "run_id", "owner")}
+                                      "delivered_at", "run_id", "owner")}
     view["visible"] = row["state"] in VISIBLE
     view["state_changed_at"] = dict(sorted(row["state_changed_at"].items(),
                                            key=lambda item: item[1]))
     view["errors"] = json.loads(row["errors"]) if row["errors"] else []
     return view
+
+
+def _to_the_second(view: dict) -> dict:
+    """A date's row for people: when it came, was processed and delivered, to the second."""
+    return {**view, **{key: f"{view[key]:%Y-%m-%d %H:%M:%S}" for key in
+                       ("received_at", "processed_at", "delivered_at") if view.get(key)}}
 
 
 def status(args: argparse.Namespace) -> int:
@@ -115,8 +121,11 @@ def status(args: argparse.Namespace) -> int:
                              if row is None else {"slot": slot, **_ledger_view(row)})
             missing = [view["slot"] for view in views if view["state"] == "MISSING"]
             _print(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
-                   [*text_table(views, ["slot", "vacation_id", "state", "outcome", "records",
-                                    "loaded", "rejected", "processed_at"]),
+                   [*text_table([_to_the_second(view) for view in views],
+                                ["slot", "vacation_id", "state", "outcome", "records", "loaded",
+                                 "rejected", "received_at", "processed_at", "delivered_at"],
+                                ["slot", "vacation_id", "state", "outcome", "records", "loaded",
+                                 "rejected", "received (UTC)", "processed", "delivered"]),
                     f"missing slots: {', '.join(map(str, missing)) or 'none'}"])
             return 0
         row = ledger.get(args.vacation_id)
