@@ -596,6 +596,6 @@ def restore(folder: str, config: CassandraConfig, replication: str,
              for name, rows in written.items() if rows != manifest["tables"][name]["rows"]]
     if short:
         raise BackupError(f"rows restored differ from the backup's: {', '.join(short)} (the "
-                          "writer's errors are in the log); run the restore again into an "
-                          "empty keyspace")
+                          f"writer's errors are in the log); drop {config.keyspace} and "
+                          "restore again")
     return written
