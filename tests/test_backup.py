@@ -20,7 +20,7 @@ from pathlib import Path
 import fastavro
 import pytest
 from cassandra.util import Date
-from conftest import config_of, run_cre
+from conftest import BUCKET, config_of, run_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
 from io_connectors import cql_values
@@ -263,3 +263,16 @@ def test_landing_prune_removes_only_old_finished_vacations(structured, loaded):
     assert reasons["BAF_20261203_01.tar.bz2"] == (False, "not in the ledger")
     assert not landed[DELIVERED].parent.exists()
     assert landed[LOADED].exists() and Path(f"{landed[LOADED]}.sha256").exists()
+
+
+def test_backup_to_gcs(structured, loaded, gcs):
+    host, bucket = gcs
+    env = {**structured, "STORAGE_EMULATOR_HOST": host}
+    manifest = _json(env, "backup", "--to", f"gs://{BUCKET}/backups", "--project", "test")
+    assert manifest["path"].startswith(f"gs://{BUCKET}/backups/")
+    names = {blob.name for blob in bucket.list_blobs(prefix="backups/")}
+    prefix = manifest["path"].removeprefix(f"gs://{BUCKET}/")
+    assert {f"{prefix}/{file['path']}" for entry in manifest["tables"].values()
+            for file in entry["files"]} | {f"{prefix}/manifest.json"} == names
+    verify = _json(env, "backup", "verify", "--from", manifest["path"])
+    assert verify["damaged"] == [] and verify["rows"] == manifest["rows"]
