@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.options import CassandraOptions, IngestOptions, flag
+from pipelines.options import CassandraOptions, IngestOptions, MonitoringOptions, flag
 
 DATAFLOW = Path(__file__).resolve().parents[1] / "dataflow"
 _REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$", flag: "^(true|false)$"}
@@ -21,6 +21,7 @@ def _ingest_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     IngestOptions._add_argparse_args(parser)
     CassandraOptions._add_argparse_args(parser)
+    MonitoringOptions._add_argparse_args(parser)
     return parser
 
 
@@ -30,6 +31,7 @@ def _deliver_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     add_deliver_arguments(parser)
     CassandraOptions._add_argparse_args(parser)
+    MonitoringOptions._add_argparse_args(parser)
     return parser
 
 

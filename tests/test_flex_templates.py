@@ -3,16 +3,18 @@ launcher's entry point run as the launcher would."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import ROOT, cre_environment, run_cre
 
 from io_connectors.avro_blocks import CODECS
-from pipelines import flex_templates
+from pipelines import flex_templates, options
 from pipelines.generator import generate_vacation
 
 
@@ -33,6 +35,18 @@ def test_every_ingest_option_is_a_parameter():
     assert parameters["no_deliver"]["regexes"] == ["^(true|false)$"]
     deliver = {p["name"]: p for p in flex_templates.metadata("deliver")["parameters"]}
     assert not deliver["vacation"]["isOptional"] and "cassandra_hosts" in deliver
+
+
+def test_every_option_class_of_the_project_reaches_the_ingest_template():
+    """A new options class left out of the template parsers fails here."""
+    parameters = {p["name"] for p in flex_templates.metadata("ingest")["parameters"]}
+    classes = [cls for cls in vars(options).values() if isinstance(cls, type)
+               and issubclass(cls, PipelineOptions) and cls is not PipelineOptions]
+    assert len(classes) >= 3
+    for cls in classes:
+        parser = argparse.ArgumentParser(add_help=False)
+        cls._add_argparse_args(parser)
+        assert {action.dest for action in parser._actions} <= parameters, cls.__name__
 
 
 def test_run_command_refuses_unknown_parameters():
