@@ -18,8 +18,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors import zones
+from pipelines import run_metrics
 from pipelines.ledger import IN_PROGRESS, Ledger, State
-from pipelines.options import CassandraOptions, add_outbound_root, as_arguments, cassandra_config
+from pipelines.options import (
+    CassandraOptions,
+    MonitoringOptions,
+    add_outbound_root,
+    as_arguments,
+    cassandra_config,
+)
 from pipelines.structured_zone import StructuredZone
 from pipelines.text_table import text_table
 from pipelines.zone_commands import _print, _session, add_connection_arguments
@@ -105,9 +112,11 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
     row = ledger.get(step.vacation_id)
     if step.action == "deliver":
         root = args.zones_root or zones_root_of(landed_copy(row, step.vacation_id))
-        delivery = deliver(session, cassandra_config(args, required=True), step.vacation_id,
-                           args.outbound_root or root,
-                           pipeline_options=PipelineOptions(args.beam_args))
+        with run_metrics.observed(run_metrics.DELIVER, step.vacation_id, args.pushgateway):
+            delivery = deliver(session, cassandra_config(args, required=True), step.vacation_id,
+                               args.outbound_root or root,
+                               pipeline_options=PipelineOptions(args.beam_args))
+            run_metrics.record_ledger(session, step.vacation_id)
         return f"delivered {delivery['path']}"
     try:
         argv = replay_arguments(row, step.vacation_id, [
@@ -119,7 +128,8 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
         deleted = StructuredZone(session, ledger).purge(step.vacation_id)
         ledger.transition_any(step.vacation_id, step.state, State.FAILED, str(error))
         return f"FAILED, deleted {deleted}: {error}"
-    outcome = run_ingest(argv)
+    with run_metrics.observed(run_metrics.INGEST, step.vacation_id, args.pushgateway) as run:
+        outcome = run.summary = run_ingest(argv)
     return f"{outcome['status']}: {outcome['totals']['loaded']} loaded, " \
            f"{outcome['totals']['rejected']} rejected"
 
@@ -155,6 +165,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--zones-root", "--zones_root", dest="zones_root",
                         help="Root of the zones (default: where each vacation landed).")
     add_outbound_root(parser)
+    MonitoringOptions._add_argparse_args(parser)
     parser.add_argument("--grace-minutes", type=float, default=10.0,
                         help="A vacation RECEIVED more recently is left to the ingest manager.")
     parser.add_argument("--dry-run", action="store_true", help="Only say what would be done.")
