@@ -132,6 +132,8 @@ class CassandraConfig:
 
 
 def _reason(error: Exception) -> str:
+    if isinstance(error, NoHostAvailable) and not isinstance(error.errors, dict):
+        return f"{error.args[0]} (does the keyspace exist? cre db migrate creates it)"
     if isinstance(error, NoHostAvailable):
         causes = list(error.errors.values())
         if any(isinstance(cause, AuthenticationFailed) for cause in causes):

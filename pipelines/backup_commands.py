@@ -13,7 +13,7 @@ from pipelines import backup as backups
 from pipelines import landing_retention
 from pipelines.ledger import Ledger
 from pipelines.options import FLAG, cassandra_config
-from pipelines.zone_commands import _print, _session, add_connection_arguments
+from pipelines.zone_commands import add_connection_arguments, report, zone_session
 
 
 def _failed(command: str, error: Exception) -> int:
@@ -35,7 +35,7 @@ def backup_command(args: argparse.Namespace) -> int:
     except backups.BackupError as error:
         return _failed("backup", error)
     ledger = manifest["ledger"]
-    _print(args, manifest, [
+    report(args, manifest, [
         *(f"{name:<24} {entry['rows']:>10} rows  {len(entry['files'])} files"
           for name, entry in sorted(manifest["tables"].items())),
         f"{manifest['path']}: {manifest['rows']} rows of {manifest['keyspace']}, "
@@ -58,7 +58,7 @@ def verify_command(args: argparse.Namespace) -> int:
     files = sum(len(entry["files"]) for entry in manifest["tables"].values())
     for line in damaged:
         print(f"cre backup verify: damaged: {line}", file=sys.stderr)
-    _print(args, {"backup": args.from_, "files": files, "rows": manifest["rows"],
+    report(args, {"backup": args.from_, "files": files, "rows": manifest["rows"],
                   "damaged": damaged},
            [f"{args.from_}: {len(damaged)} of {files} files damaged" if damaged else
             f"{args.from_}: {files} files, {manifest['rows']} rows, every sha256 and row "
@@ -76,21 +76,21 @@ def restore_command(args: argparse.Namespace) -> int:
                                   args.replication, PipelineOptions(args.beam_args))
     except backups.BackupError as error:
         return _failed("restore", error)
-    _print(args, {"keyspace": args.keyspace, "rows": written},
+    report(args, {"keyspace": args.keyspace, "rows": written},
            [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(written.items())),
             f"{args.keyspace}: restored {sum(written.values())} rows from {args.from_}"])
     return 0
 
 
 def prune_command(args: argparse.Namespace) -> int:
-    with _session(args) as session:
+    with zone_session(args) as session:
         decisions = landing_retention.plan(Ledger(session), args.zones_root, args.older_than)
     for decision in decisions:
         if decision.remove and not args.dry_run:
             landing_retention.remove(decision)
     removed = sum(decision.remove for decision in decisions)
     verb = "would remove" if args.dry_run else "removed"
-    _print(args, {"dry_run": args.dry_run, "decisions": [dataclasses.asdict(d) for d in decisions]},
+    report(args, {"dry_run": args.dry_run, "decisions": [dataclasses.asdict(d) for d in decisions]},
            [*(f"{verb if d.remove else 'kept'}  {d.path}  ({d.reason})" for d in decisions),
             f"{verb} {removed}, kept {len(decisions) - removed} of {len(decisions)} files"])
     return 0

@@ -16,12 +16,14 @@ from pipelines.deliver import DeliveryError
 from pipelines.flink_cluster import DEFAULT_HOME as FLINK_HOME
 from pipelines.flink_cluster import WORKER_POOL_ENV, FlinkUnavailable, runner_arguments
 from pipelines.ledger import LedgerConflict
-from pipelines.options import CassandraOptions, IngestOptions, MonitoringOptions, cassandra_config
+from pipelines.options import CassandraOptions, IngestOptions, MonitoringOptions
+from pipelines.schema_migrations import SchemaOutdated
 from transforms import contract
 
 _LOG = logging.getLogger("cre")
 # failures of the platform, not of the input: one line, exit 1, no traceback
-_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError, FlinkUnavailable)
+_PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError, FlinkUnavailable,
+                    SchemaOutdated)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -109,13 +111,9 @@ def _replay(argv: list[str]) -> int:
     usage.add_argument("vacation_id")
     CassandraOptions._add_argparse_args(usage)
     known, _ = usage.parse_known_args(argv)
-    config = cassandra_config(known, required=True)
     try:
-        session = config.connect(config.keyspace)
-        try:
+        with zone_commands.zone_session(known) as session:
             row = Ledger(session).get(known.vacation_id)
-        finally:
-            session.cluster.shutdown()
         rest = list(argv)
         rest.remove(known.vacation_id)
         return _ingest(replay_arguments(row, known.vacation_id, rest))

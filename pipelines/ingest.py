@@ -20,6 +20,7 @@ from pipelines import run_metrics
 from pipelines.deliver import deliver
 from pipelines.ledger import Ledger, State
 from pipelines.options import CassandraOptions, IngestOptions
+from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
 from transforms import contract, structured_rows
 from transforms.contract import Fatal, Status, VacationError, VacationName
@@ -103,6 +104,8 @@ def run_ingest(argv: list[str]) -> dict:
     config = cassandra.cassandra_config()
     session = config.connect(config.keyspace) if config else None  # fail before landing
     try:
+        if session is not None:
+            require_current(session)
         landed = land(options.input, options.zones_root, name.business_date, name.vacation_id)
         _LOG.info("%s landed at %s (sha256 %s, %d bytes)", name.vacation_id, landed.path,
                   landed.sha256, landed.size)

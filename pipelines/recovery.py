@@ -29,7 +29,7 @@ from pipelines.options import (
 )
 from pipelines.structured_zone import StructuredZone
 from pipelines.text_table import text_table
-from pipelines.zone_commands import _print, _session, add_connection_arguments
+from pipelines.zone_commands import add_connection_arguments, report, zone_session
 
 _LOG = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
 def recover(args: argparse.Namespace) -> int:
     """Finishes what crashed runs left: ingests again, delivers, or cleans; 1 if any failed."""
     failed = False
-    with _session(args) as session:
+    with zone_session(args) as session:
         steps = plan(Ledger(session), datetime.timedelta(minutes=args.grace_minutes))
         for step in steps:
             if step.action == "wait" or args.dry_run:
@@ -149,7 +149,7 @@ def recover(args: argparse.Namespace) -> int:
                 step.result = f"error: {str(error).splitlines()[0] if str(error) else error!r}"
                 failed = True
     found = [dataclasses.asdict(step) for step in steps]
-    _print(args, found, [*text_table(found, ["vacation_id", "state", "action", "reason",
+    report(args, found, [*text_table(found, ["vacation_id", "state", "action", "reason",
                                              "result"]),
                          f"{len(steps)} vacation(s) to recover"
                          + (" (dry run: nothing done)" if args.dry_run else "")])

@@ -44,6 +44,27 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+class SchemaOutdated(RuntimeError):
+    """The keyspace lacks migrations this version needs: ``cre db migrate`` applies them."""
+
+
+def require_current(session) -> None:
+    """Refuses a keyspace whose schema is older than this code, before any statement fails on
+    a missing table or column."""
+    keyspace = session.keyspace
+    try:
+        applied = {version for (version,) in
+                   session.execute("SELECT version FROM schema_migrations")}
+    except Exception as error:  # noqa: BLE001 - no table at all: never migrated
+        raise SchemaOutdated(f"keyspace {keyspace} was never migrated: run cre db migrate "
+                             f"({type(error).__name__})") from error
+    missing = [f"{version:03d}_{name}" for version, name, _ in migrations()
+               if version not in applied]
+    if missing:
+        raise SchemaOutdated(f"keyspace {keyspace} lacks the migrations {', '.join(missing)}: "
+                             "run cre db migrate")
+
+
 def statements(text: str) -> list[str]:
     """The statements of a migration: comments dropped, split at each closing ``;``."""
     lines = [line for line in text.splitlines() if not line.strip().startswith("--")]

@@ -22,7 +22,7 @@ from pipelines.options import (
     add_outbound_root,
     cassandra_config,
 )
-from pipelines.schema_migrations import migrate
+from pipelines.schema_migrations import migrate, require_current
 from pipelines.structured_zone import StructuredZone, slots
 from pipelines.text_table import plain, text_table
 
@@ -32,7 +32,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
 
 
-def _print(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
+def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
+    """A command's result: one JSON document with ``--json``, else lines for a person."""
     if args.json:
         print(json.dumps(document, default=plain, ensure_ascii=False))
     else:
@@ -41,10 +42,11 @@ def _print(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> Non
 
 
 @contextlib.contextmanager
-def _session(args: argparse.Namespace) -> Iterator[Any]:
+def zone_session(args: argparse.Namespace) -> Iterator[Any]:
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
     try:
+        require_current(session)
         yield session
     finally:
         session.cluster.shutdown()
@@ -60,31 +62,31 @@ def _day(text: str) -> datetime.date:
 def db_migrate(args: argparse.Namespace) -> int:
     config = cassandra_config(args, required=True)
     applied = migrate(config, args.replication)
-    _print(args, {"keyspace": config.keyspace, "applied": applied},
+    report(args, {"keyspace": config.keyspace, "applied": applied},
            [f"{config.keyspace}: applied {', '.join(applied)}" if applied
             else f"{config.keyspace}: schema up to date"])
     return 0
 
 
 def query(args: argparse.Namespace) -> int:
-    with _session(args) as session:
+    with zone_session(args) as session:
         zone = StructuredZone(session)
         if args.what == "events":
             last = args.to or datetime.date.today()
             first = args.from_ or last - datetime.timedelta(days=366)
             rows = zone.events(args.account, first, last)
-            _print(args, rows, [*text_table(rows, ["value_date", "cre_id", "event_type", "amount",
+            report(args, rows, [*text_table(rows, ["value_date", "cre_id", "event_type", "amount",
                                                "currency", "event_ts", "vacation_id", "label"]),
                                 f"{len(rows)} events of {args.account} from {first} to {last}"])
         elif args.what == "position":
             rows = zone.position(args.account, args.date)
-            _print(args, rows, [*text_table(rows, ["currency", "event_count", "debit_total",
+            report(args, rows, [*text_table(rows, ["currency", "event_count", "debit_total",
                                                "credit_total", "net_amount"]),
                                 f"position of {args.account} on {args.date}"]
                    if rows else [f"no events of {args.account} on {args.date}"])
         else:
             found = zone.param(args.table, args.key, args.on)
-            _print(args, found, text_table([found], list(found)) if found else
+            report(args, found, text_table([found], list(found)) if found else
                    [f"no value of {args.table}/{args.key} in force on {args.on}"])
             return 0 if found else 3
     return 0
@@ -111,7 +113,7 @@ def status(args: argparse.Namespace) -> int:
     if bool(args.vacation_id) == bool(args.date):
         print("cre status: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
         return 2
-    with _session(args) as session:
+    with zone_session(args) as session:
         ledger = Ledger(session)
         if args.date:
             views = []
@@ -120,7 +122,7 @@ def status(args: argparse.Namespace) -> int:
                 views.append({"slot": slot, "vacation_id": vacation_id, "state": "MISSING"}
                              if row is None else {"slot": slot, **_ledger_view(row)})
             missing = [view["slot"] for view in views if view["state"] == "MISSING"]
-            _print(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
+            report(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
                    [*text_table([_to_the_second(view) for view in views],
                                 ["slot", "vacation_id", "state", "outcome", "records", "loaded",
                                  "rejected", "received_at", "processed_at", "delivered_at"],
@@ -130,7 +132,7 @@ def status(args: argparse.Namespace) -> int:
             return 0
         row = ledger.get(args.vacation_id)
         if row is None:
-            _print(args, {"vacation_id": args.vacation_id, "state": "UNKNOWN"},
+            report(args, {"vacation_id": args.vacation_id, "state": "UNKNOWN"},
                    [f"{args.vacation_id}: not in the ledger"])
             return 3
         view = {**_ledger_view(row), "history": ledger.history(args.vacation_id)}
@@ -145,19 +147,19 @@ def status(args: argparse.Namespace) -> int:
                  "history:",
                  *(f"  {item['at']:%Y-%m-%d %H:%M:%S}  {item['state']:<11} {item['message']}"
                    for item in view["history"])]
-        _print(args, view, lines)
+        report(args, view, lines)
     return 0
 
 
 def rejects(args: argparse.Namespace) -> int:
-    with _session(args) as session:
+    with zone_session(args) as session:
         zone = StructuredZone(session)
         row = zone.ledger.get(args.vacation_id)
         members = [member["name"] for member in
                    json.loads(row["summary"]).get("members", [])] if row and row["summary"] else []
         found = list(zone.rejects(args.vacation_id, members or zone.reject_members(
             args.vacation_id)))
-        _print(args, found, [*text_table(found, ["member_name", "record_number", "line_number",
+        report(args, found, [*text_table(found, ["member_name", "record_number", "line_number",
                                              "error_code", "error_message"]),
                              f"{len(found)} rejected records in {args.vacation_id}"])
     return 0
@@ -165,7 +167,7 @@ def rejects(args: argparse.Namespace) -> int:
 
 def rollback(args: argparse.Namespace) -> int:
     """Hides a vacation's rows at once (ledger), then deletes them; earlier versions return."""
-    with _session(args) as session:
+    with zone_session(args) as session:
         zone = StructuredZone(session)
         row = zone.ledger.get(args.vacation_id)
         if row is None or row["state"] not in (*VISIBLE, State.ROLLED_BACK):
@@ -179,7 +181,7 @@ def rollback(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         deleted = zone.purge(args.vacation_id)
-        _print(args, {"vacation_id": args.vacation_id, "state": State.ROLLED_BACK,
+        report(args, {"vacation_id": args.vacation_id, "state": State.ROLLED_BACK,
                       "deleted": deleted},
                [f"{args.vacation_id} rolled back: deleted {deleted['cre']} CRE rows, "
                 f"{deleted['gesparam']} GESPARAM rows, {deleted['rejects']} reject members"])
@@ -192,7 +194,7 @@ def deliver_command(args: argparse.Namespace) -> int:
     from pipelines.deliver import deliver
 
     with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
-            _session(args) as session:
+            zone_session(args) as session:
         config = cassandra_config(args, required=True)
         try:
             result = deliver(session, config, args.vacation,
@@ -200,7 +202,7 @@ def deliver_command(args: argparse.Namespace) -> int:
                              PipelineOptions(args.beam_args))
         finally:
             run_metrics.record_ledger(session, args.vacation)
-    _print(args, result, [f"{result['vacation_id']}: "
+    report(args, result, [f"{result['vacation_id']}: "
                           + ("delivered " if result["delivered"] else "already delivered ")
                           + f"{result['path']} ({result['bytes']} bytes, sha256 "
                           f"{result['sha256']})"])

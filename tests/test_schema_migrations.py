@@ -44,3 +44,26 @@ def test_applied_once_and_edits_refused(structured, zone_session):
         original = hashlib.sha256(migrations()[0][2].encode()).hexdigest()
         zone_session.execute("UPDATE schema_migrations SET checksum = %s WHERE version = 1",
                              (original,))
+
+
+def test_commands_refuse_a_keyspace_older_than_the_code(cassandra_env, tmp_path):
+    env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": "test_outdated",
+           "CRE_CASSANDRA_CONSISTENCY": "ONE"}
+    assert run_cre("db", "migrate", env=env).code == 0
+    session = config_of(env).connect("test_outdated")
+    try:
+        latest = max(version for version, _, _ in migrations())
+        session.execute("DELETE FROM schema_migrations WHERE version = %s", (latest,))
+        name = next(f"{v:03d}_{n}" for v, n, _ in migrations() if v == latest)
+        for args in (("status", "BAF_20261122_01"),
+                     ("ingest", "--input", str(tmp_path / "BAF_20261122_01.tar.bz2"),
+                      "--zones-root", str(tmp_path))):
+            run = run_cre(*args, env=env)
+            assert run.code == 1
+            assert run.stderr.strip().splitlines()[-1].endswith(
+                f"keyspace test_outdated lacks the migrations {name}: run cre db migrate")
+        session.execute("DROP TABLE schema_migrations")
+        assert "was never migrated" in run_cre("status", "BAF_20261122_01", env=env).stderr
+    finally:
+        session.execute("DROP KEYSPACE test_outdated", timeout=120)
+        session.cluster.shutdown()
