@@ -9,7 +9,8 @@
    and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into identical tables
    (``bench/loaders.py``, keyspace ``bench_tools``), on the same server in the same run. Rates
    are CRE rows per second; every tool loads both CRE tables (events and versions).
-3. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
+3. Backup, verification and restore of the keyspace that comparison loaded.
+4. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
    parallelism 1 and 2, next to DirectRunner.
 """
 
@@ -75,24 +76,28 @@ def _decompress_seconds(path: Path) -> float:
     return time.monotonic() - started
 
 
+def _cre(*args: str, env: dict | None = None) -> tuple[float, int, str]:
+    """Runs ``cre`` as its own process: seconds, peak RSS (from the kernel) and stdout."""
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"cre {args[0]} failed: {stdout[-2000:]!r}")
+    return elapsed, usage.ru_maxrss * 1024, stdout.decode()
+
+
 def _ingest(path: Path, cassandra: dict | None = None,
             extra: tuple[str, ...] = ()) -> tuple[float, int, dict]:
     zones = path.parent / "zones"
     shutil.rmtree(zones, ignore_errors=True)
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("CRE_CASSANDRA_")}
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "ingest", "--input", str(path),
-         "--zones-root", str(zones), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        env={**env, **(cassandra or {})})
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"cre ingest failed: {stdout[-2000:]!r}")
-    return elapsed, usage.ru_maxrss * 1024, json.loads(stdout.decode().strip().splitlines()[-1])
+    elapsed, peak, stdout = _cre("ingest", "--input", str(path), "--zones-root", str(zones),
+                                 *extra, env={**env, **(cassandra or {})})
+    return elapsed, peak, json.loads(stdout.strip().splitlines()[-1])
 
 
 def _cassandra() -> dict:
@@ -103,12 +108,16 @@ def _cassandra() -> dict:
     return {**env, "CRE_CASSANDRA_KEYSPACE": BENCH_KEYSPACE}
 
 
+def _login(env: dict) -> tuple[str, int, str, str]:
+    host, _, port = env["CRE_CASSANDRA_HOSTS"].split(",")[0].partition(":")
+    return (host, int(port or 9042), env.get("CRE_CASSANDRA_USERNAME", "cassandra"),
+            env.get("CRE_CASSANDRA_PASSWORD", "cassandra"))
+
+
 def _structured(rows: int) -> bool:
     """The pipeline's end-to-end load against cqlsh COPY and DSBulk; True if the bars are met."""
     env = _cassandra()
-    host, _, port = env["CRE_CASSANDRA_HOSTS"].split(",")[0].partition(":")
-    login = (host, int(port or 9042), env.get("CRE_CASSANDRA_USERNAME", "cassandra"),
-             env.get("CRE_CASSANDRA_PASSWORD", "cassandra"))
+    login = _login(env)
     path = _archive(rows)
     _wait_until_quiet()
     session = loaders.connect(*login)
@@ -222,6 +231,31 @@ def _upload(gib: int) -> bool:
     return flat
 
 
+def _backup_restore() -> None:
+    """Backup of the structured-zone keyspace the comparison loaded, its verification, and its
+    restore into a new keyspace: rows/s and peak RSS of each."""
+    env = {**os.environ, **_cassandra()}
+    root = ROOT / "var" / "bench" / "backups"
+    shutil.rmtree(root, ignore_errors=True)
+    _wait_until_quiet()
+    backup = _cre("backup", "--to", str(root), "--json", env=env)
+    manifest = json.loads(backup[2].strip().splitlines()[-1])
+    verify = _cre("backup", "verify", "--from", manifest["path"], env=env)
+    restored = f"{BENCH_KEYSPACE}_restore"
+    session = loaders.connect(*_login(env))
+    session.execute(f"DROP KEYSPACE IF EXISTS {restored}", timeout=300)
+    session.cluster.shutdown()
+    restore = _cre("restore", "--from", manifest["path"], "--keyspace", restored, env=env)
+    rows = manifest["rows"]
+    print(f"\nbackup of the {BENCH_KEYSPACE} keyspace, {rows:,} rows in "
+          f"{len(manifest['tables'])} tables")
+    for name, (elapsed, peak, _) in {"cre backup": backup, "cre backup verify": verify,
+                                     "cre restore": restore}.items():
+        print(f"{name:<18} {elapsed:>7.1f} s {rows / elapsed:>10,.0f} rows/s   "
+              f"peak RSS {peak / 2**20:>5.0f} MiB")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _flink(rows: int) -> bool:
     """The same ingest on the local Flink cluster at parallelism 1 and 2."""
     path = _archive(rows)
@@ -280,6 +314,7 @@ def main() -> int:
     print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
     if args.structured_rows:
         bars = _structured(args.structured_rows) and bars
+        _backup_restore()
     if args.upload_gib:
         bars = _upload(args.upload_gib) and bars
     if args.flink_rows:
