@@ -122,6 +122,17 @@ def test_rejected_vacation_gets_its_package(structured, tmp_path):
     ack = json.loads(package["ACK.json"])
     assert ack["status"] == "REJECTED" and ack["errors"][0]["code"] == "RECON_COUNT_MISMATCH"
 
+    (tmp_path / "corrected").mkdir()
+    corrected = write_archive(tmp_path / "corrected", refresh(members), "BAF_20260903_01")
+    run = run_cre("ingest", "--input", str(corrected), "--zones-root", str(zones),
+                  env=structured)
+    assert run.code == 0, run.stderr[-3000:]
+    package = _package(zones, "2026-09-03", "BAF_20260903_01")
+    assert json.loads(package["ACK.json"])["status"] == "ACCEPTED"
+    assert "POSITIONS.csv" in package
+    status = json.loads(run_cre("status", "BAF_20260903_01", "--json", env=structured).stdout)
+    assert status["state"] == "DELIVERED"
+
 
 def test_deliver_to_gcs(structured, gcs, tmp_path):
     host, bucket = gcs
