@@ -110,6 +110,8 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
 
     ledger = Ledger(session)
     row = ledger.get(step.vacation_id)
+    if row is None or row["state"] != step.state:
+        return f"skipped: it is {row['state'] if row else 'gone'} now"
     if step.action == "deliver":
         root = args.zones_root or zones_root_of(landed_copy(row, step.vacation_id))
         with run_metrics.observed(run_metrics.DELIVER, step.vacation_id, args.pushgateway):
@@ -119,15 +121,17 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
             run_metrics.record_ledger(session, step.vacation_id)
         return f"delivered {delivery['path']}"
     try:
-        argv = replay_arguments(row, step.vacation_id, [
-            *as_arguments(CassandraOptions, args), *args.beam_args,
-            *(["--zones-root", args.zones_root] if args.zones_root else []),
-            *(["--outbound-root", args.outbound_root] if args.outbound_root else [])])
+        landed_copy(row, step.vacation_id)
     except RecoveryError as error:  # nothing to run again: leave no half-written rows
         step.action = "clean"
-        deleted = StructuredZone(session, ledger).purge(step.vacation_id)
-        ledger.transition_any(step.vacation_id, step.state, State.FAILED, str(error))
+        if not ledger.transition_any(step.vacation_id, step.state, State.FAILED, str(error)):
+            return "skipped: its state changed meanwhile"
+        deleted = StructuredZone(session, ledger).purge(step.vacation_id)  # rows now hidden
         return f"FAILED, deleted {deleted}: {error}"
+    argv = replay_arguments(row, step.vacation_id, [
+        *as_arguments(CassandraOptions, args), *args.beam_args,
+        *(["--zones-root", args.zones_root] if args.zones_root else []),
+        *(["--outbound-root", args.outbound_root] if args.outbound_root else [])])
     with run_metrics.observed(run_metrics.INGEST, step.vacation_id, args.pushgateway) as run:
         outcome = run.summary = run_ingest(argv)
     return f"{outcome['status']}: {outcome['totals']['loaded']} loaded, " \

@@ -5,13 +5,17 @@ Each test uses vacations of its own business date, so they share one keyspace.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
 from conftest import run_cre, start_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
+from pipelines import recovery
 from pipelines.generator import generate_vacation, read_members
 from pipelines.ledger import Ledger, State
 from pipelines.structured_zone import StructuredZone
@@ -42,6 +46,35 @@ def _served(structured, account: str) -> dict[str, tuple[str, str]]:
     assert run.code == 0, run.stderr
     return {e["cre_id"]: (e["amount"], e["vacation_id"])
             for e in json.loads(run.stdout.strip().splitlines()[-1])}
+
+
+def test_plan_leaves_live_runs_and_fresh_uploads_alone():
+    now = datetime.datetime(2026, 8, 4, 12, tzinfo=datetime.UTC)
+
+    def row(vacation_id: str, **fields) -> dict:
+        return {"vacation_id": vacation_id, "received_at": now, "run_id": "r", "owner": "x:1",
+                "lease_until": now, "delivered_at": None, **fields}
+
+    by_state = {
+        State.RECEIVED: [row("V1", received_at=now - datetime.timedelta(minutes=1)),
+                         row("V2", received_at=now - datetime.timedelta(hours=1))],
+        State.LANDED: [row("V3", owner=f"{socket.gethostname()}:{os.getpid()}",
+                           lease_until=now + datetime.timedelta(hours=1)),
+                       row("V4", lease_until=now - datetime.timedelta(seconds=1))],
+        State.VALIDATED: [row("V5", owner=f"{socket.gethostname()}:999999999",
+                              lease_until=now + datetime.timedelta(hours=1))],
+        State.LOADED: [row("V6"), row("V7", delivered_at=now)],
+        State.REJECTED: [row("V8")],
+    }
+
+    class LedgerRows:
+        def in_state(self, state: str) -> list[dict]:
+            return by_state.get(state, [])
+
+    steps = recovery.plan(LedgerRows(), datetime.timedelta(minutes=10), now)
+    assert [(step.vacation_id, step.action) for step in steps] == [
+        ("V1", "wait"), ("V2", "replay"), ("V3", "wait"), ("V4", "replay"), ("V5", "replay"),
+        ("V6", "deliver"), ("V8", "deliver")]
 
 
 def test_rollback_then_replay_returns_exactly_the_state_before(structured, zone_session,
