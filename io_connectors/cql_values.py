@@ -125,13 +125,18 @@ SERIALIZERS: dict[str, Callable[[pa.ChunkedArray], Values]] = {
 }
 
 
+def map_types(cql_type: str) -> Optional[tuple[str, str]]:
+    """The key and value type names of a ``map<K, V>`` type name; None for another type."""
+    if cql_type.startswith("map<") and cql_type.endswith(">"):
+        key_type, _, item_type = cql_type[4:-1].partition(",")
+        return key_type.strip(), item_type.strip()
+    return None
+
+
 def serializer(cql_type: str) -> Optional[Callable[[pa.ChunkedArray], Values]]:
     """The serializer of a CQL type name (``map<K, V>`` of serializable K and V too)."""
-    if cql_type.startswith("map<") and cql_type.endswith(">"):
-        key_type, _, item_type = (part.strip() for part in cql_type[4:-1].partition(","))
-        if key_type in SERIALIZERS and item_type in SERIALIZERS:
-            return _map(key_type, item_type)
-        return None
+    if types := map_types(cql_type):
+        return _map(*types) if all(name in SERIALIZERS for name in types) else None
     return SERIALIZERS.get(cql_type)
 
 

@@ -7,6 +7,8 @@ import datetime
 import hashlib
 import posixpath
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -35,15 +37,9 @@ def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> 
         return _already_landed(source, received_at)  # the collection service landed it
     folder = zones.join(zones_root, zones.LANDING, business_date, vacation_id)
     temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
-    digest, size = hashlib.sha256(), 0
     zones.ensure_parent(temporary)
-    with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as reader, \
-            FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as writer:
-        while chunk := reader.read(_COPY_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            writer.write(chunk)
-    sha256 = digest.hexdigest()
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as writer:
+        sha256, size = _hash(source, writer.write)
     final = commit_landed(temporary, folder, sha256, posixpath.basename(source))
     return LandedArchive(final, sha256, size, received_at)
 
@@ -63,12 +59,18 @@ def commit_landed(temporary: str, folder: str, sha256: str, file_name: str) -> s
 def _already_landed(path: str, received_at: str) -> LandedArchive:
     """An archive already in landing/ is never copied again, only hashed (and checked against
     the sha256 it landed under)."""
+    sha256, size = _hash(path)
+    if posixpath.basename(posixpath.dirname(path)) != sha256:
+        raise ValueError(f"{path} does not hash to the sha256 it landed under ({sha256})")
+    return LandedArchive(path, sha256, size, received_at)
+
+
+def _hash(path: str, consume: Callable[[bytes], Any] = lambda chunk: None) -> tuple[str, int]:
+    """The sha256 and size of a file, read once in chunks that ``consume`` also gets."""
     digest, size = hashlib.sha256(), 0
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as reader:
         while chunk := reader.read(_COPY_CHUNK):
             digest.update(chunk)
             size += len(chunk)
-    sha256 = digest.hexdigest()
-    if posixpath.basename(posixpath.dirname(path)) != sha256:
-        raise ValueError(f"{path} does not hash to the sha256 it landed under ({sha256})")
-    return LandedArchive(path, sha256, size, received_at)
+            consume(chunk)
+    return digest.hexdigest(), size

@@ -41,7 +41,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from io_connectors import zones
+from io_connectors import cql_values, zones
 from io_connectors.cassandra import SESSIONS, CassandraConfig, ReadFromCassandra, WriteToCassandra
 from pipelines.ledger import IN_PROGRESS
 from pipelines.schema_migrations import migrate, migrations
@@ -105,9 +105,8 @@ _SCALARS: dict[str, AvroKind] = {
 
 def avro_kind(cql_type: str) -> AvroKind:
     """The storage of a CQL type: the scalars above, and ``map<text, V>`` of those."""
-    if cql_type.startswith("map<") and cql_type.endswith(">"):
-        key_type, _, item_type = (part.strip() for part in cql_type[4:-1].partition(","))
-        key, item = _SCALARS.get(key_type), _SCALARS.get(item_type)
+    if map_types := cql_values.map_types(cql_type):
+        key, item = (_SCALARS.get(name) for name in map_types)
         if key is _TEXT and item is not None and item.arrow is not None:
             return AvroKind(
                 {"type": "map", "values": item.avro}, pa.map_(key.arrow, item.arrow),
@@ -219,8 +218,9 @@ class BackupFile(NamedTuple):
     sha256: str
 
 
-class _HashingWriter(io.RawIOBase):
-    """Hashes and counts the bytes on their way to the file: no second pass to check it."""
+class _Hashing(io.RawIOBase):
+    """Hashes and counts the bytes on their way to or from a file: the check needs no second
+    pass over it."""
 
     def __init__(self, handle):
         super().__init__()
@@ -228,14 +228,25 @@ class _HashingWriter(io.RawIOBase):
         self.sha256 = hashlib.sha256()
         self.bytes = 0
 
+    def _count(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return len(data)
+
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
         self._handle.write(data)
-        return len(data)
+        return self._count(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._handle.read(len(buffer))
+        buffer[:len(data)] = data
+        return self._count(data)
 
 
 class _AvroFile:
@@ -246,7 +257,7 @@ class _AvroFile:
         self.path = posixpath.join(schema.name, f"part-{uuid.uuid4().hex}.avro")
         self._handle = FileSystems.create(zones.join(folder, self.path),
                                           compression_type=CompressionTypes.UNCOMPRESSED)
-        self._hashing = _HashingWriter(self._handle)
+        self._hashing = _Hashing(self._handle)
         self._writer = fastavro.write.Writer(self._hashing, parsed, codec=codec,
                                              sync_interval=_SYNC_INTERVAL)
         self.rows = 0
@@ -338,7 +349,7 @@ class _WriteManifestFn(beam.DoFn):
         manifest["consistent"] = not (ledger["in_progress"] or ledger["changed_during_backup"])
         manifest["rows"] = sum(entry["rows"] for entry in manifest["tables"].values())
         manifest["finished_at"] = _now()
-        write_bytes(zones.join(self._folder, MANIFEST),
+        zones.write_atomically(zones.join(self._folder, MANIFEST),
                     json.dumps(manifest, indent=2, sort_keys=True).encode())
         yield manifest
 
@@ -376,14 +387,6 @@ class BackupKeyspace(beam.PTransform):
     def display_data(self) -> dict:
         return {"keyspace": self._config.keyspace, "folder": self._folder, "codec": self._codec,
                 "tables": ",".join(table.name for table in self._tables)}
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    """A temporary name, then a rename: a reader sees the whole file or none."""
-    temporary = f"{path}.partial-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        handle.write(data)
-    zones.rename(temporary, path)
 
 
 def _cre_version() -> str:
@@ -447,31 +450,13 @@ def read_manifest(folder: str) -> dict:
     return manifest
 
 
-class _HashingReader(io.RawIOBase):
-    def __init__(self, handle):
-        super().__init__()
-        self._handle = handle
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[:len(data)] = data
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return len(data)
-
-
 def check_file(folder: str, expected: dict) -> Optional[str]:
     """What is wrong with one backup file (decoding, rows, size, sha256), or None."""
     path = zones.join(folder, expected["path"])
     if not FileSystems.exists(path):
         return "missing"
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        hashing = io.BufferedReader(_HashingReader(handle), 1 << 20)
+        hashing = io.BufferedReader(_Hashing(handle), 1 << 20)
         try:
             rows = sum(1 for _ in fastavro.reader(hashing))
         except Exception as error:  # fastavro raises many types for corrupt bytes

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from pipelines.ledger import State
+from pipelines.ledger import Ledger, State
 from pipelines.tenants import TenantStore
 
 _LOG = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ _PENDING = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.R
 class IngestManager:
     def __init__(self, session, zones_root: str, tenants_path: str, parallelism: int = 2,
                  poll_seconds: float = 2.0, max_failures: int = 3):
-        self._session = session
         self._zones_root = zones_root
         self._tenants = TenantStore(Path(tenants_path))
         self._parallelism = parallelism
@@ -38,23 +37,22 @@ class IngestManager:
         self._max_failures = max_failures
         self._running: dict[str, subprocess.Popen] = {}
         self._failures: dict[str, int] = {}
-        self._pending = session.prepare(
-            "SELECT vacation_id, tenant, landed_path, received_at, delivered_at FROM vacations "
-            "WHERE state = ?")
+        self._ledger = Ledger(session)
 
     def waiting(self) -> list[tuple]:
         """(received_at, vacation_id, tenant, path) of vacations a run should take, oldest
         first."""
         found = []
         for state in _PENDING:
-            for vacation_id, tenant, path, received_at, delivered_at in self._session.execute(
-                    self._pending, (state,)):
-                if path is None or (state in (State.LOADED, State.REJECTED) and delivered_at):
+            for row in self._ledger.in_state(state):
+                vacation_id, path = row["vacation_id"], row["landed_path"]
+                if path is None or (state in (State.LOADED, State.REJECTED) and
+                                    row["delivered_at"]):
                     continue
                 if state == State.FAILED and self._failures.get(vacation_id, 0) >= \
                         self._max_failures:
                     continue
-                found.append((received_at, vacation_id, tenant, path))
+                found.append((row["received_at"], vacation_id, row["tenant"], path))
         return sorted(found)
 
     def tick(self) -> None:

@@ -80,7 +80,7 @@ class Ledger:
     _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
                 "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
                 "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery",
-                "landed_path")
+                "landed_path", "tenant")
 
     def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
         self._session = session
@@ -159,8 +159,8 @@ class Ledger:
                 return Claim("claimed", None)
             prior = self.get(vacation_id)
         if replay and prior["state"] in VISIBLE:
-            raise LedgerConflict(f"{vacation_id} is {prior['state']}: roll it back before "
-                                 "replaying it (cre rollback)")
+            raise LedgerConflict(f"{vacation_id} is {prior['state']}: roll it back first "
+                                 f"(cre rollback {vacation_id})")
         if prior["sha256"] == sha256 and prior["state"] in TERMINAL and not replay:
             self.note(vacation_id, prior["state"], sha256, "duplicate: nothing done again")
             return Claim("duplicate", prior)

@@ -58,10 +58,8 @@ def zones_root_of(landed_path: str) -> str:
 
 
 def replay_arguments(row: Optional[dict], vacation_id: str, argv: list[str]) -> list[str]:
-    """``cre ingest`` arguments that run the vacation's landing copy again."""
-    if row is not None and row["state"] in (State.LOADED, State.DELIVERED):
-        raise RecoveryError(f"{vacation_id} is {row['state']}: roll it back first "
-                            f"(cre rollback {vacation_id})")
+    """``cre ingest`` arguments that run the vacation's landing copy again (the claim refuses
+    a vacation whose rows are visible)."""
     path = landed_copy(row, vacation_id)
     root = [] if any(arg.startswith(("--zones-root", "--zones_root")) for arg in argv) \
         else ["--zones-root", zones_root_of(path)]

@@ -75,13 +75,14 @@ def query(args: argparse.Namespace) -> int:
             last = args.to or datetime.date.today()
             first = args.from_ or last - datetime.timedelta(days=366)
             rows = zone.events(args.account, first, last)
-            report(args, rows, [*text_table(rows, ["value_date", "cre_id", "event_type", "amount",
-                                               "currency", "event_ts", "vacation_id", "label"]),
+            columns = ["value_date", "cre_id", "event_type", "amount", "currency", "event_ts",
+                       "vacation_id", "label"]
+            report(args, rows, [*text_table(rows, columns),
                                 f"{len(rows)} events of {args.account} from {first} to {last}"])
         elif args.what == "position":
             rows = zone.position(args.account, args.date)
             report(args, rows, [*text_table(rows, ["currency", "event_count", "debit_total",
-                                               "credit_total", "net_amount"]),
+                                                   "credit_total", "net_amount"]),
                                 f"position of {args.account} on {args.date}"]
                    if rows else [f"no events of {args.account} on {args.date}"])
         else:
@@ -159,8 +160,8 @@ def rejects(args: argparse.Namespace) -> int:
                    json.loads(row["summary"]).get("members", [])] if row and row["summary"] else []
         found = list(zone.rejects(args.vacation_id, members or zone.reject_members(
             args.vacation_id)))
-        report(args, found, [*text_table(found, ["member_name", "record_number", "line_number",
-                                             "error_code", "error_message"]),
+        report(args, found, [*text_table(found, ["member_name", "record_number",
+                                                 "line_number", "error_code", "error_message"]),
                              f"{len(found)} rejected records in {args.vacation_id}"])
     return 0
 

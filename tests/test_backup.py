@@ -21,7 +21,7 @@ import fastavro
 import pytest
 from cassandra.util import Date
 from conftest import BUCKET, config_of, run_cre
-from vacations import data_records, refresh, valid_members, write_archive
+from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from io_connectors import cql_values
 from io_connectors.cassandra import _arrow
@@ -94,11 +94,7 @@ def loaded(structured, tmp_path_factory):
     zones = tmp / "zones"
     first = generate_vacation(tmp / "a", "2026-12-01", 1, 3000, 40, seed=61)
     members = valid_members(tmp / "b", business_date="2026-12-01", slot=2, seed=62)
-    name = next(n for n in members if n.startswith("CRE_"))
-    lines = members[name].decode().splitlines(keepends=True)
-    fields = lines[3].split(";", 7)
-    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])  # a BAD_CURRENCY reject
-    members[name] = "".join(lines).encode()
+    with_bad_currency(members)  # a BAD_CURRENCY reject
     second = write_archive(tmp, refresh(members), LOADED)
     assert _ingest(structured, first, zones).summary["status"] == "ACCEPTED"
     run = _ingest(structured, second, zones, "--no-deliver")

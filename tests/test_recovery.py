@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import run_cre, start_cre
-from vacations import data_records, refresh, valid_members, write_archive
+from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines import recovery
 from pipelines.generator import generate_vacation, read_members
@@ -176,11 +176,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
 def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, zone_session,
                                                                    tmp_path):
     members = valid_members(tmp_path, business_date="2026-08-03", slot=1)
-    name = next(n for n in members if n.startswith("CRE_"))
-    lines = members[name].decode().splitlines(keepends=True)
-    fields = lines[3].split(";", 7)  # the fields before the currency hold no ';'
-    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])
-    members[name] = "".join(lines).encode()
+    with_bad_currency(members)
     archive = write_archive(tmp_path, refresh(members), "BAF_20260803_01")
     run = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),
                   "--max-reject-ratio", "0", "--no-deliver", env=structured)

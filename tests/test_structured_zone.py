@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import config_of, free_port, run_cre, start_cre
-from vacations import data_records, refresh, valid_members, write_archive
+from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines.cassandra_server import Server
 from pipelines.generator import generate_vacation, read_members
@@ -93,11 +93,7 @@ def test_every_query_round_trips(structured, zone_session, tmp_path):
 
 def test_rejects_are_queryable(structured, tmp_path):
     members = valid_members(tmp_path, business_date="2026-10-02", slot=1)
-    name = next(n for n in members if n.startswith("CRE_"))
-    lines = members[name].decode().splitlines(keepends=True)
-    fields = lines[3].split(";", 7)  # the fields before the currency hold no ';'
-    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])
-    members[name] = "".join(lines).encode()
+    name = with_bad_currency(members)
     archive = write_archive(tmp_path, refresh(members), "BAF_20261002_01")
     run = _ingest(structured, archive, tmp_path)
     assert run.summary["status"] == "ACCEPTED_WITH_REJECTS", run.summary

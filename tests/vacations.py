@@ -28,6 +28,16 @@ def valid_members(tmp: Path, cre_rows: int = 50, gesparam_rows: int = 10, seed: 
     return read_members(archive)
 
 
+def with_bad_currency(members: dict[str, bytes]) -> str:
+    """Breaks the currency of the third record of the first CRE member; returns its name."""
+    name = next(n for n in members if n.startswith("CRE_"))
+    lines = members[name].decode().splitlines(keepends=True)
+    fields = lines[3].split(";", 7)  # the fields before the currency hold no ';'
+    lines[3] = ";".join([*fields[:6], "ZZZ", fields[7]])
+    members[name] = "".join(lines).encode()
+    return name
+
+
 def data_records(raw: bytes, encoding: str = "utf-8") -> list[list[str]]:
     text = raw.removeprefix(b"\xef\xbb\xbf").decode(encoding, errors="replace")
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))[1:]
