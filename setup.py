@@ -9,12 +9,13 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.10",
-    packages=find_packages(include=["pipelines", "transforms", "io_connectors", "schemas"]),
+    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "io_connectors",
+                                    "schemas"]),
     package_data={"schemas": ["*.avsc"]},
     install_requires=[
         line.strip()
         for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "-"))
     ],
-    entry_points={"console_scripts": ["cre=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["cre=pipelines.commands.cli:main"]},
 )

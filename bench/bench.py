@@ -27,12 +27,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CRE = [sys.executable, "-m", "pipelines.commands.cli"]
 sys.path.insert(0, str(ROOT))
 
 import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
 
-from pipelines import flink_cluster  # noqa: E402
-from pipelines.generator import generate_vacation  # noqa: E402
+from pipelines import runners  # noqa: E402
+from pipelines.local import flink_cluster  # noqa: E402
+from pipelines.local.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
 
@@ -79,7 +81,7 @@ def _decompress_seconds(path: Path) -> float:
 def _cre(*args: str, env: dict | None = None) -> tuple[float, int, str]:
     """Runs ``cre`` as its own process: seconds, peak RSS (from the kernel) and stdout."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
+    process = subprocess.Popen([*CRE, *args], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -123,12 +125,12 @@ def _structured(rows: int) -> bool:
     session = loaders.connect(*login)
     session.execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=300)
     session.cluster.shutdown()
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "db", "migrate"], cwd=ROOT,
+    subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     elapsed, peak, summary = _ingest(path, env, ("--no-deliver",))  # the load alone
     assert summary["status"] == "ACCEPTED", summary
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "deliver", "--vacation",
+    subprocess.run([*CRE, "deliver", "--vacation",
                     path.name.split(".")[0], "--zones-root", str(path.parent / "zones")],
                    cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
@@ -164,7 +166,7 @@ def _upload(gib: int) -> bool:
 
     import httpx
 
-    from pipelines.tenants import TenantStore
+    from pipelines.collect.tenants import TenantStore
 
     env = _cassandra()
     folder = ROOT / "var" / "bench" / "upload"
@@ -177,11 +179,11 @@ def _upload(gib: int) -> bool:
     with open(big, "wb") as out:
         for _ in range(gib << 10):
             out.write(block)
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "db", "migrate"], cwd=ROOT,
+    subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     port = 18000 + os.getpid() % 1000
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "serve", "--no-manager", "--port", str(port),
+        [*CRE, "serve", "--no-manager", "--port", str(port),
          "--zones-root", str(folder / "zones"), "--tenants", str(folder / "tenants.json")],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
@@ -260,13 +262,13 @@ def _flink(rows: int) -> bool:
     """The same ingest on the local Flink cluster at parallelism 1 and 2."""
     path = _archive(rows)
     try:
-        flink_cluster.job_server_jar()
-    except flink_cluster.FlinkUnavailable as error:
+        runners.job_server_jar()
+    except runners.FlinkUnavailable as error:
         print(f"\nFlink: not measured: {error}")
         return False
     cluster = flink_cluster.Cluster(ROOT / "var" / "bench" / "flink")
     cluster.start()
-    os.environ[flink_cluster.WORKER_POOL_ENV] = f"127.0.0.1:{cluster.worker_pool_port}"
+    os.environ[runners.WORKER_POOL_ENV] = f"127.0.0.1:{cluster.worker_pool_port}"
     try:
         _wait_until_quiet()
         rates = {"DirectRunner": _ingest(path)}

@@ -4,7 +4,7 @@ image), with the template's parameters as its options."""
 import os
 import sys
 
-from pipelines.cli import main
+from pipelines.commands.run import main
 
 if __name__ == "__main__":
     sys.exit(main([os.environ.get("CRE_PIPELINE", "ingest"), *sys.argv[1:]]))

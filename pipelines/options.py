@@ -71,6 +71,16 @@ def add_outbound_root(parser) -> None:
                         "root).")
 
 
+def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the outbound pipeline (``cre deliver`` and its Flex Template)."""
+    parser.add_argument("--vacation", required=True, help="The vacation: BAF_<YYYYMMDD>_<NN>.")
+    parser.add_argument("--zones-root", "--zones_root", dest="zones_root", required=True,
+                        help="Root of the zones, local or gs://.")
+    add_outbound_root(parser)
+    parser.add_argument("--redeliver", **FLAG,
+                        help="Deliver again a vacation already delivered.")
+
+
 def _flag(name: str) -> tuple[str, str]:
     """``--dashed-name`` for people, ``--underscored_name`` for Beam and templates."""
     return f"--{name.replace('_', '-')}", f"--{name}"

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from io_connectors.cassandra import CassandraConfig
-from pipelines.cassandra_server import Server
+from pipelines.local.cassandra_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
+CRE = [sys.executable, "-m", "pipelines.commands.cli"]  # the cre command of this checkout
 
 
 class CreRun:
@@ -44,14 +45,14 @@ def cre_environment(env: dict | None) -> dict:
 
 def run_cre(*args: str, env: dict | None = None) -> CreRun:
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        [*CRE, *args], cwd=ROOT, capture_output=True, text=True,
         env=cre_environment(env), timeout=600,
     )
     return CreRun(completed)
 
 
 def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
+    return subprocess.Popen([*CRE, *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cre_environment(env))
 

@@ -26,8 +26,8 @@ from vacations import data_records, refresh, valid_members, with_bad_currency, w
 from io_connectors import cql_values
 from io_connectors.cassandra import _arrow
 from pipelines import backup
-from pipelines.generator import generate_vacation, read_members
 from pipelines.ledger import Ledger
+from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 
 DELIVERED, LOADED = "BAF_20261201_01", "BAF_20261201_02"

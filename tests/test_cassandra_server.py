@@ -10,7 +10,7 @@ import pytest
 from conftest import free_port
 
 from io_connectors.cassandra import CassandraConfig, CassandraUnavailable
-from pipelines.cassandra_server import Server, TlsFiles, cql_answers
+from pipelines.local.cassandra_server import Server, TlsFiles, cql_answers
 
 
 def test_start_status_stop(cre, tmp_path):

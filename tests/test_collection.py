@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, cre_environment, free_port, run_cre
+from conftest import CRE, ROOT, cre_environment, free_port, run_cre
 
-from pipelines.generator import generate_vacation
+from pipelines.local.generator import generate_vacation
 from pipelines.structured_zone import StructuredZone
 
 PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
@@ -22,7 +21,7 @@ PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
 
 def _add_tenant(tenants: Path, name: str, *options: str) -> None:
     added = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "tenants", "add", name, "--tenants",
+        [*CRE, "tenants", "add", name, "--tenants",
          str(tenants), "--password-stdin", *options], cwd=ROOT, input=PASSWORDS[name] + "\n",
         capture_output=True, text=True, env=cre_environment(None))
     assert added.returncode == 0, added.stderr
@@ -40,7 +39,7 @@ class Service:
     def start(self) -> None:
         log = open(self.folder / "serve.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(self.port),
+            [*CRE, "serve", "--port", str(self.port),
              "--zones-root", str(self.folder / "zones"), "--tenants",
              str(self.folder / "tenants.json"), *self.options], cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,

@@ -11,7 +11,7 @@ from conftest import BUCKET, run_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
 from io_connectors import arkea_abs
-from pipelines.generator import generate_vacation, read_members
+from pipelines.local.generator import generate_vacation, read_members
 from transforms import pivot_package
 from transforms.contract import DEBIT_TYPES
 

@@ -14,8 +14,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import ROOT, cre_environment, run_cre
 
 from io_connectors.avro_blocks import CODECS
-from pipelines import flex_templates, options
-from pipelines.generator import generate_vacation
+from pipelines import options
+from pipelines.local import flex_templates
+from pipelines.local.generator import generate_vacation
 
 
 def test_metadata_files_match_the_options():

@@ -6,8 +6,9 @@ import socket
 
 import pytest
 
-from pipelines import flink_cluster
-from pipelines.flink_cluster import Cluster, FlinkUnavailable, runner_arguments
+from pipelines import runners
+from pipelines.local.flink_cluster import Cluster
+from pipelines.runners import FlinkUnavailable, runner_arguments
 from tests.conftest import free_port, run_cre
 
 JAR = "--flink_job_server_jar=/opt/beam/job-server.jar"
@@ -19,7 +20,7 @@ def test_other_runners_keep_their_arguments():
 
 
 def test_flink_runs_get_beam_spellings_and_the_local_worker_pool(monkeypatch):
-    monkeypatch.setenv(flink_cluster.WORKER_POOL_ENV, "127.0.0.1:5123")
+    monkeypatch.setenv(runners.WORKER_POOL_ENV, "127.0.0.1:5123")
     argv = runner_arguments(["--runner", "FlinkRunner", "--flink-master", "127.0.0.1:8081",
                              "--parallelism=2", JAR])
     assert argv[:3] == ["--runner", "FlinkRunner", "--flink_master"]
@@ -36,8 +37,8 @@ def test_what_the_user_gives_wins():
 
 
 def test_a_job_server_that_cannot_be_fetched_is_said_in_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(flink_cluster, "JOB_SERVER", "org.apache.beam:no-such-job-server:0.0.1")
-    monkeypatch.setattr(flink_cluster, "JOB_SERVER_JARS", tmp_path)
+    monkeypatch.setattr(runners, "JOB_SERVER", "org.apache.beam:no-such-job-server:0.0.1")
+    monkeypatch.setattr(runners, "JOB_SERVER_JARS", tmp_path)
     with pytest.raises(FlinkUnavailable, match="no-such-job-server:0.0.1 could not be fetched"):
         runner_arguments(["--runner=FlinkRunner"])
 
@@ -53,7 +54,7 @@ def cluster(tmp_path_factory):
 def test_the_cluster_offers_two_slots_and_a_worker_pool(cluster):
     overview = cluster.overview()
     assert (overview["taskmanagers"], overview["slots-total"]) == (1, 2)
-    assert overview["flink-version"] == flink_cluster.FLINK_VERSION
+    assert overview["flink-version"] == runners.FLINK_VERSION
     with socket.create_connection(("127.0.0.1", cluster.worker_pool_port), timeout=2):
         pass
     status = run_cre("flink", "status", "--home", str(cluster.home),

@@ -16,8 +16,8 @@ from conftest import run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines import recovery
-from pipelines.generator import generate_vacation, read_members
 from pipelines.ledger import Ledger, State
+from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms import pivot_package
 

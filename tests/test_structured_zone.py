@@ -15,9 +15,9 @@ import pytest
 from conftest import config_of, free_port, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
-from pipelines.cassandra_server import Server
-from pipelines.generator import generate_vacation, read_members
 from pipelines.ledger import Ledger, LedgerConflict, State
+from pipelines.local.cassandra_server import Server
+from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms.contract import DEBIT_TYPES
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Optional
 
-from pipelines.generator import generate_vacation, read_members
+from pipelines.local.generator import generate_vacation, read_members
 from transforms.contract import DECIMAL_PATTERN
 
 VACATION = "BAF_20261122_03"

@@ -17,11 +17,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+from pipelines.collect.tenants import TenantStore
 from pipelines.ledger import Ledger, State
-from pipelines.tenants import TenantStore
 
 _LOG = logging.getLogger(__name__)
-_PROJECT = Path(__file__).resolve().parents[1]
+_PROJECT = Path(__file__).resolve().parents[2]
 # states whose vacation may still need a run: waiting, abandoned, loaded but not delivered
 _PENDING = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.REJECTED,
             State.FAILED)
@@ -78,7 +78,7 @@ class IngestManager:
         log_dir = Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
         with open(log_dir / f"ingest-{vacation_id}.log", "ab") as log:  # the child keeps it
             return subprocess.Popen(
-                [sys.executable, "-m", "pipelines.cli", "ingest", "--input", path,
+                [sys.executable, "-m", "pipelines.commands.cli", "ingest", "--input", path,
                  "--zones-root", self._zones_root, *options],
                 cwd=_PROJECT, stdout=log, stderr=subprocess.STDOUT)
 

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.text_table import text_table
-
 _CHUNK = 1 << 20
 _TRANSIENT = {429, 500, 502, 503, 504}
 
@@ -130,9 +128,3 @@ def fetchdata(server: str, user: str, password: str, folder: Path) -> list[Outco
                                         f"HTTP {response.status_code}: {_detail(response)}"))
     order = {path.name: index for index, path in enumerate(files)}
     return sorted(outcomes, key=lambda outcome: order.get(outcome.file, 0))
-
-
-def table(outcomes: list[Outcome]) -> str:
-    return "\n".join(text_table([dataclasses.asdict(o) for o in outcomes],
-                                ("file", "result", "reason", "upload_id"),
-                                ("file", "result", "why", "upload id")))

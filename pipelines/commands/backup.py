@@ -11,9 +11,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from io_connectors.avro_blocks import CODECS
 from pipelines import backup as backups
 from pipelines import landing_retention
+from pipelines.commands.common import add_connection_arguments, report, zone_session
 from pipelines.ledger import Ledger
 from pipelines.options import FLAG, cassandra_config
-from pipelines.zone_commands import add_connection_arguments, report, zone_session
 
 
 def _failed(command: str, error: Exception) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import os
@@ -10,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from pipelines.commands.common import add_connection_arguments, text_table
 from pipelines.options import cassandra_config
-from pipelines.zone_commands import add_connection_arguments
 
 _LOG = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def tenants(args: argparse.Namespace) -> int:
-    from pipelines.tenants import TenantStore
+    from pipelines.collect.tenants import TenantStore
 
     store = TenantStore(Path(args.tenants))
     try:
@@ -51,8 +52,8 @@ def tenants(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from pipelines.collect_service import create_app
-    from pipelines.ingest_manager import IngestManager
+    from pipelines.collect.ingest_manager import IngestManager
+    from pipelines.collect.service import create_app
 
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
@@ -71,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def fetchdata_command(args: argparse.Namespace) -> int:
-    from pipelines.fetchdata import fetchdata, table
+    from pipelines.collect.fetchdata import fetchdata
 
     password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
     try:
@@ -79,7 +80,9 @@ def fetchdata_command(args: argparse.Namespace) -> int:
     except (PermissionError, OSError) as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
         return 1
-    print(table(outcomes))
+    print("\n".join(text_table([dataclasses.asdict(o) for o in outcomes],
+                               ("file", "result", "reason", "upload_id"),
+                               ("file", "result", "why", "upload id"))))
     return 0 if all(outcome.result in ("sent", "skipped") for outcome in outcomes) else 1
 
 

@@ -11,9 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.options import CassandraOptions, IngestOptions, MonitoringOptions, flag
+from pipelines.options import (
+    CassandraOptions,
+    IngestOptions,
+    MonitoringOptions,
+    add_deliver_arguments,
+    flag,
+)
 
-DATAFLOW = Path(__file__).resolve().parents[1] / "dataflow"
+DATAFLOW = Path(__file__).resolve().parents[2] / "dataflow"
 _REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$", flag: "^(true|false)$"}
 
 
@@ -26,8 +32,6 @@ def _ingest_parser() -> argparse.ArgumentParser:
 
 
 def _deliver_parser() -> argparse.ArgumentParser:
-    from pipelines.zone_commands import add_deliver_arguments
-
     parser = argparse.ArgumentParser(add_help=False)
     add_deliver_arguments(parser)
     CassandraOptions._add_argparse_args(parser)

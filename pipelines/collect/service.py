@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
+from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.ledger import State
-from pipelines.tenants import Tenant, TenantStore
 from transforms.contract import VacationName
 
 _LOG = logging.getLogger(__name__)

@@ -6,50 +6,22 @@ Plain text for people by default, ``--json`` for machines; both print the same f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Any
 
-from pipelines import run_metrics
+from pipelines.commands.common import (
+    add_connection_arguments,
+    report,
+    text_table,
+    zone_session,
+)
 from pipelines.ledger import VISIBLE, Ledger, State
 from pipelines.options import (
-    FLAG,
-    CassandraOptions,
-    MonitoringOptions,
-    add_outbound_root,
     cassandra_config,
 )
-from pipelines.schema_migrations import migrate, require_current
+from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
-from pipelines.text_table import plain, text_table
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    CassandraOptions._add_argparse_args(parser)
-    parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
-
-
-def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
-    """A command's result: one JSON document with ``--json``, else lines for a person."""
-    if args.json:
-        print(json.dumps(document, default=plain, ensure_ascii=False))
-    else:
-        for line in lines:
-            print(line)
-
-
-@contextlib.contextmanager
-def zone_session(args: argparse.Namespace) -> Iterator[Any]:
-    config = cassandra_config(args, required=True)
-    session = config.connect(config.keyspace)
-    try:
-        require_current(session)
-        yield session
-    finally:
-        session.cluster.shutdown()
 
 
 def _day(text: str) -> datetime.date:
@@ -189,37 +161,6 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def deliver_command(args: argparse.Namespace) -> int:
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipelines.deliver import deliver
-
-    with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
-            zone_session(args) as session:
-        config = cassandra_config(args, required=True)
-        try:
-            result = deliver(session, config, args.vacation,
-                             args.outbound_root or args.zones_root, args.redeliver,
-                             PipelineOptions(args.beam_args))
-        finally:
-            run_metrics.record_ledger(session, args.vacation)
-    report(args, result, [f"{result['vacation_id']}: "
-                          + ("delivered " if result["delivered"] else "already delivered ")
-                          + f"{result['path']} ({result['bytes']} bytes, sha256 "
-                          f"{result['sha256']})"])
-    return 0
-
-
-def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the outbound pipeline (``cre deliver`` and its Flex Template)."""
-    parser.add_argument("--vacation", required=True, help="The vacation: BAF_<YYYYMMDD>_<NN>.")
-    parser.add_argument("--zones-root", "--zones_root", dest="zones_root", required=True,
-                        help="Root of the zones, local or gs://.")
-    add_outbound_root(parser)
-    parser.add_argument("--redeliver", **FLAG,
-                        help="Deliver again a vacation already delivered.")
-
-
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
     db = commands.add_parser("db", help="The structured zone's schema.")
@@ -250,14 +191,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     status_parser.add_argument("--date", type=_day)
     add_connection_arguments(status_parser)
     status_parser.set_defaults(handler=status)
-
-    deliver_parser = commands.add_parser(
-        "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
-        description="Any other option is a Beam pipeline option (--runner, ...).")
-    add_deliver_arguments(deliver_parser)
-    MonitoringOptions._add_argparse_args(deliver_parser)
-    add_connection_arguments(deliver_parser)
-    deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
 
     for name, handler, text in (("rejects", rejects, "A vacation's rejected records."),
                                 ("rollback", rollback, "Remove a loaded vacation's rows from "

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "cassandra"
 DEFAULT_HOME = PROJECT / "var" / "cassandra"
 JARS = PROJECT / "var" / "cassandra-lib"  # shared by every home: fetched once per machine

@@ -1,0 +1,119 @@
+"""What every command shares: connection arguments, the structured-zone session, and printing
+(one JSON document with ``--json``, else aligned text tables for people)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any, Optional
+
+from io_connectors.cassandra import CassandraUnavailable
+from pipelines.deliver import DeliveryError
+from pipelines.ledger import LedgerConflict
+from pipelines.options import CassandraOptions, cassandra_config
+from pipelines.runners import FlinkUnavailable, runner_arguments
+from pipelines.schema_migrations import SchemaOutdated, require_current
+from transforms import contract
+
+
+def plain(value: Any) -> Any:
+    """Dates as ISO text, decimals as written; what JSON output uses too."""
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def text_table(rows: Sequence[dict], columns: Sequence[str],
+               headers: Optional[Sequence[str]] = None) -> Iterator[str]:
+    """A header line, then one line per row; None shows as nothing."""
+    cells = [["" if row.get(c) is None else str(plain(row.get(c))) for c in columns]
+             for row in rows]
+    titles = list(headers or columns)
+    widths = [max([len(t), *(len(line[i]) for line in cells)]) for i, t in enumerate(titles)]
+    yield "  ".join(t.ljust(w) for t, w in zip(titles, widths)).rstrip()
+    for line in cells:
+        yield "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    CassandraOptions._add_argparse_args(parser)
+    parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
+
+
+def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
+    """A command's result: one JSON document with ``--json``, else lines for a person."""
+    if args.json:
+        print(json.dumps(document, default=plain, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+@contextlib.contextmanager
+def zone_session(args: argparse.Namespace) -> Iterator[Any]:
+    config = cassandra_config(args, required=True)
+    session = config.connect(config.keyspace)
+    try:
+        require_current(session)
+        yield session
+    finally:
+        session.cluster.shutdown()
+
+
+# failures of the platform, not of the input: one line, exit 1, no traceback
+PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError, FlinkUnavailable,
+                   SchemaOutdated)
+
+
+def _without_driver_traceback(record: logging.LogRecord) -> bool:
+    """The driver logs a traceback for every refused connection: its message says enough."""
+    if record.name.startswith("cassandra"):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def first_line(error: BaseException) -> str:
+    """The root cause's first line: Beam wraps a DoFn's error in its own."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def configure_logging(argv: list[str]) -> None:
+    """Logs to stderr; the driver's warnings matter during a load, elsewhere a query's failure
+    is said in one line."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_driver_traceback)
+    logging.getLogger("cassandra").setLevel(
+        logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
+    logging.getLogger("cassandra.protocol").setLevel(logging.ERROR)  # the server's advice
+    logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """Runs the subcommand ``argv`` names; the commands that parse their own arguments (the
+    Beam runs) get them whole, the others what ``parser`` left over as Beam options."""
+    args, beam_args = parser.parse_known_args(argv)
+    if "own_parser" in vars(args):
+        return args.own_parser(argv[1:])
+    if beam_args and "beam_args" not in vars(args):  # the pipelines' parsers default it
+        parser.parse_args(argv)  # exits 2, naming the unknown arguments
+    try:
+        args.beam_args = runner_arguments(beam_args)
+        return args.handler(args)
+    except PLATFORM_ERRORS as error:
+        print(f"cre {args.command}: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE

@@ -1,0 +1,133 @@
+"""The local commands of ``cre``: servers for one machine (Cassandra, Flink), the sender
+simulator (``generate``) and the Dataflow Flex Template files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.local.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
+from pipelines.local.flink_cluster import DEFAULT_HOME as FLINK_HOME
+from pipelines.runners import WORKER_POOL_ENV, FlinkUnavailable
+from transforms import contract
+
+
+def generate(args: argparse.Namespace) -> int:
+    from pipelines.local.generator import generate_vacation
+
+    path = generate_vacation(args.out, args.business_date, args.slot, args.cre_rows,
+                             args.gesparam_rows, args.seed, encoding=args.encoding)
+    print(path)
+    return 0
+
+
+def cassandra(args: argparse.Namespace) -> int:
+    from pipelines.local.cassandra_server import Server
+
+    server = Server(Path(args.home), args.native_port, args.storage_port)
+    if args.action == "start":
+        server.start()
+        print(f"Cassandra answers CQL on 127.0.0.1:{server.native_port}")
+    elif args.action == "stop":
+        server.stop()
+        print("Cassandra stopped")
+    else:
+        running = server.running()
+        print(f"Cassandra {'answers' if running else 'does not answer'} CQL on "
+              f"127.0.0.1:{server.native_port} (pid {server.pid() or '-'})")
+        return 0 if running else 3
+    return 0
+
+
+def flink(args: argparse.Namespace) -> int:
+    from pipelines.local.flink_cluster import Cluster
+    from pipelines.runners import job_server_jar
+
+    cluster = Cluster(Path(args.home), args.rest_port, args.rpc_port, args.worker_pool_port)
+    if args.action == "start":
+        cluster.start()
+        print(f"Flink {cluster.overview()['flink-version']} offers {cluster.slots} slots on "
+              f"{cluster.master}; Beam workers on 127.0.0.1:{cluster.worker_pool_port}")
+        try:
+            print(f"Beam's Flink job server: {job_server_jar()}")
+        except FlinkUnavailable as error:  # the cluster serves; submitting will say this again
+            print(f"cre flink: warning: {error}", file=sys.stderr)
+    elif args.action == "stop":
+        cluster.stop()
+        print("Flink stopped")
+    else:
+        overview = cluster.overview() or {}
+        print(f"Flink on {cluster.master}: {overview.get('taskmanagers', 0)} task manager(s), "
+              f"{overview.get('slots-available', 0)}/{overview.get('slots-total', 0)} slots "
+              f"free, {overview.get('jobs-running', 0)} job(s) running; Beam worker pool "
+              f"{'up' if cluster.running() else 'down'}")
+        return 0 if cluster.running() else 3
+    return 0
+
+
+def template(args: argparse.Namespace) -> int:
+    from pipelines.local import flex_templates
+
+    if args.action == "run":
+        parameters = dict(item.split("=", 1) for item in args.param)
+        print(flex_templates.run_command(args.pipeline, args.bucket, args.region, parameters))
+        return 0
+    stale = []
+    for pipeline in flex_templates.PIPELINES:
+        path, text = flex_templates.metadata_path(pipeline), flex_templates.render(pipeline)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            print("\n".join(flex_templates.build_commands(pipeline, args.bucket, args.image)))
+    if stale:
+        print(f"cre template: {', '.join(stale)} differ from the options: run cre template "
+              "build", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Registers generate, cassandra, flink and template."""
+    generate_parser = commands.add_parser("generate", help="Write a synthetic vacation archive.")
+    generate_parser.add_argument("--out", required=True, help="Folder for the archive.")
+    generate_parser.add_argument("--business-date", required=True, help="YYYY-MM-DD")
+    generate_parser.add_argument("--slot", type=int, default=1, choices=range(1, 7))
+    generate_parser.add_argument("--cre-rows", type=int, default=1000)
+    generate_parser.add_argument("--gesparam-rows", type=int, default=100)
+    generate_parser.add_argument("--seed", type=int, default=1)
+    generate_parser.add_argument("--encoding", default=contract.DEFAULT_ENCODING,
+                          choices=sorted(contract.ENCODINGS))
+    generate_parser.set_defaults(handler=generate)
+    cassandra_parser = commands.add_parser(
+        "cassandra", help="A local Cassandra server: start, stop, status.")
+    cassandra_parser.add_argument("action", choices=("start", "stop", "status"))
+    cassandra_parser.add_argument("--home", default=str(CASSANDRA_HOME),
+                                  help="Data and logs folder.")
+    cassandra_parser.add_argument("--native-port", type=int, default=9042)
+    cassandra_parser.add_argument("--storage-port", type=int, default=7000)
+    cassandra_parser.set_defaults(handler=cassandra)
+    flink_parser = commands.add_parser("flink", help="A local Flink cluster (2 slots) and its Beam "
+                                "worker pool: start, stop, status.")
+    flink_parser.add_argument("action", choices=("start", "stop", "status"))
+    flink_parser.add_argument("--home", default=str(FLINK_HOME), help="Distribution, logs, pids.")
+    flink_parser.add_argument("--rest-port", type=int, default=8081,
+                       help="The JobManager's REST port: --flink-master 127.0.0.1:PORT.")
+    flink_parser.add_argument("--rpc-port", type=int, default=6123)
+    flink_parser.add_argument("--worker-pool-port", type=int, default=50000,
+                       help=f"Beam worker pool (pipelines read {WORKER_POOL_ENV}).")
+    flink_parser.set_defaults(handler=flink)
+    template_parser = commands.add_parser("template", help="Dataflow Flex Templates: write the "
+                                   "metadata and print the gcloud commands.")
+    template_parser.add_argument("action", choices=("build", "run"))
+    template_parser.add_argument("pipeline", nargs="?", default="ingest",
+                                 choices=("ingest", "deliver"))
+    template_parser.add_argument("--check", action="store_true",
+                          help="build: only check the metadata files are up to date.")
+    template_parser.add_argument("--bucket", default="BUCKET")
+    template_parser.add_argument("--image", default="REGION-docker.pkg.dev/PROJECT/REPO/cre:latest")
+    template_parser.add_argument("--region", default="europe-west1")
+    template_parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    template_parser.set_defaults(handler=template)

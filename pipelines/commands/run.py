@@ -1,0 +1,129 @@
+"""The batch runs of ``cre``: ingest, replay and deliver, each a Beam pipeline.
+
+``ingest`` and ``replay`` parse their own arguments: everything they do not know is a Beam
+pipeline option, handed to the runner as given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from pipelines import run_metrics
+from pipelines.commands.common import (
+    PLATFORM_ERRORS,
+    add_connection_arguments,
+    dispatch,
+    first_line,
+    report,
+    zone_session,
+)
+from pipelines.ledger import Ledger
+from pipelines.options import (
+    CassandraOptions,
+    IngestOptions,
+    MonitoringOptions,
+    add_deliver_arguments,
+    cassandra_config,
+)
+from pipelines.recovery import RecoveryError, replay_arguments
+from pipelines.runners import runner_arguments
+from transforms import contract
+
+_LOG = logging.getLogger("cre")
+
+
+def ingest(argv: list[str]) -> int:
+    from pipelines.ingest import run_ingest
+
+    usage = argparse.ArgumentParser(prog="cre ingest", description=(
+        "Lands a vacation archive, checks and validates it, and publishes the Proxy Producer "
+        "zone. Any other option is a Beam pipeline option (--runner, ...). Prints the JSON "
+        "summary as the last line; exit 0 accepted or duplicate, 3 rejected, 1 failure."))
+    IngestOptions._add_argparse_args(usage)
+    CassandraOptions._add_argparse_args(usage)
+    MonitoringOptions._add_argparse_args(usage)
+    usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
+    known, _ = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
+    missing = [name for name in IngestOptions.REQUIRED if not getattr(known, name)]
+    if missing:
+        usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
+    try:
+        vacation_id = known.input.rpartition("/")[2].removesuffix(".tar.bz2")
+        with run_metrics.observed(run_metrics.INGEST, vacation_id,
+                                  known.pushgateway) as run:
+            outcome = run.summary = run_ingest(runner_arguments(argv))
+    except PLATFORM_ERRORS as error:
+        _LOG.error("%s", error)
+        print(f"cre ingest: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
+    except Exception as error:
+        _LOG.exception("the platform failed while ingesting")
+        print(f"cre ingest: error: {first_line(error)}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
+    print(json.dumps(outcome, ensure_ascii=False), flush=True)
+    return contract.EXIT_CODES[outcome["status"]]
+
+
+def replay(argv: list[str]) -> int:
+    usage = argparse.ArgumentParser(prog="cre replay", description=(
+        "Ingests a vacation again from its landing copy (after cre rollback, or after a fix), "
+        "as cre ingest --replay; takes cre ingest's options."))
+    usage.add_argument("vacation_id")
+    CassandraOptions._add_argparse_args(usage)
+    known, _ = usage.parse_known_args(argv)
+    try:
+        with zone_session(known) as session:
+            row = Ledger(session).get(known.vacation_id)
+        rest = list(argv)
+        rest.remove(known.vacation_id)
+        return ingest(replay_arguments(row, known.vacation_id, rest))
+    except (RecoveryError, *PLATFORM_ERRORS) as error:
+        print(f"cre replay: error: {error}", file=sys.stderr)
+        return contract.EXIT_PLATFORM_FAILURE
+
+
+def deliver_command(args: argparse.Namespace) -> int:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.deliver import deliver
+
+    with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
+            zone_session(args) as session:
+        config = cassandra_config(args, required=True)
+        try:
+            result = deliver(session, config, args.vacation,
+                             args.outbound_root or args.zones_root, args.redeliver,
+                             PipelineOptions(args.beam_args))
+        finally:
+            run_metrics.record_ledger(session, args.vacation)
+    report(args, result, [f"{result['vacation_id']}: "
+                          + ("delivered " if result["delivered"] else "already delivered ")
+                          + f"{result['path']} ({result['bytes']} bytes, sha256 "
+                          f"{result['sha256']})"])
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Registers the batch runs; ``ingest`` and ``replay`` are parsed by their own functions."""
+    commands.add_parser("ingest", add_help=False, help="Ingest one vacation archive.") \
+        .set_defaults(own_parser=ingest)
+    commands.add_parser("replay", add_help=False, help="Ingest a vacation again from landing.") \
+        .set_defaults(own_parser=replay)
+    deliver_parser = commands.add_parser(
+        "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
+        description="Any other option is a Beam pipeline option (--runner, ...).")
+    add_deliver_arguments(deliver_parser)
+    MonitoringOptions._add_argparse_args(deliver_parser)
+    add_connection_arguments(deliver_parser)
+    deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
+
+
+
+def main(argv: list[str]) -> int:
+    """The batch runs alone: what the Dataflow image runs (it holds no other command)."""
+    parser = argparse.ArgumentParser(prog="cre")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return dispatch(parser, argv)
