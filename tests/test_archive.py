@@ -46,7 +46,21 @@ def test_a_bomb_stops_after_a_few_megabytes():
             pass
     reader.close()
     assert error.value.code == "LIMIT_EXCEEDED"
-    assert reader.uncompressed_bytes <= 200 * len(bomb) + (1 << 20)  # stopped, not 1 GiB later
+    # stopped one 1 MiB chunk past the 1 MiB the ratio waits for, not 1 GiB later
+    assert reader.uncompressed_bytes <= (1 << 20) + max(200 * len(bomb), 1 << 20)
+
+
+def test_the_ratio_is_judged_only_past_one_mebibyte():
+    """Amendment 2026-12-01: an empty tar (10 KiB of zeros, ratio ~250) is no bomb, but the
+    same ratio past 1 MiB is."""
+    empty_tar = bz2.compress(tar_bytes({}))
+    assert len(tar_bytes({})) / len(empty_tar) > 200
+    assert _read_all(empty_tar, Limits(max_ratio=200)) == tar_bytes({})
+    just_under = bz2.compress(b"\0" * (1 << 20))
+    assert len(_read_all(just_under, Limits(max_ratio=200))) == 1 << 20
+    with pytest.raises(VacationError) as error:
+        _read_all(bz2.compress(b"\0" * ((1 << 20) + 1)), Limits(max_ratio=200))
+    assert error.value.code == "LIMIT_EXCEEDED"
 
 
 def test_members_are_streamed_in_order_with_the_folder_removed():

@@ -178,7 +178,8 @@ class Bz2Reader(io.RawIOBase):
                 Fatal.LIMIT_EXCEEDED,
                 f"more than {limits.max_uncompressed_bytes} uncompressed bytes",
             )
-        if self.uncompressed_bytes > limits.max_ratio * max(self.compressed_bytes, 1):
+        if (self.uncompressed_bytes > limits.ratio_after_bytes
+                and self.uncompressed_bytes > limits.max_ratio * max(self.compressed_bytes, 1)):
             raise VacationError(
                 Fatal.LIMIT_EXCEEDED,
                 f"compression ratio above {limits.max_ratio:g} "

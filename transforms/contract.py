@@ -120,6 +120,9 @@ class Limits:
     max_members: int = 1_000
     max_uncompressed_bytes: int = 20 * 1024**3
     max_ratio: float = 200.0
+    # the ratio is judged past this many decompressed bytes (amendment of 2026-12-01): an
+    # empty tar, 10 KiB of zeros, compresses far beyond any ratio and is no bomb
+    ratio_after_bytes: int = 1024**2
 
 
 DEFAULT_MAX_REJECT_RATIO = 0.05
