@@ -55,11 +55,26 @@ def test_run_command_refuses_unknown_parameters():
         flex_templates.run_command("ingest", "b", "europe-west1", {"inputt": "x"})
 
 
+# the launcher under an import hook that refuses what the Dockerfile leaves out of the image
+_WITHOUT_COLLECT_AND_LOCAL = """
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(("pipelines.collect", "pipelines.local")):
+            raise ImportError(f"{name} is not in the Dataflow image")
+sys.meta_path.insert(0, Refuse())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def test_the_launcher_entry_point_runs_the_pipeline(tmp_path):
+    """The image's entry point, with neither the collection service nor the local servers."""
     archive = generate_vacation(tmp_path, "2026-06-01", 1, 50, 2, seed=90)
     launched = subprocess.run(
-        [sys.executable, str(ROOT / "dataflow/main.py"), f"--input={archive}",
-         f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1", "--no_deliver=true"],
+        [sys.executable, "-c", _WITHOUT_COLLECT_AND_LOCAL, str(ROOT / "dataflow/main.py"),
+         f"--input={archive}", f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1",
+         "--no_deliver=true"],
         cwd=ROOT, capture_output=True, text=True,
         env={**cre_environment(None), "CRE_PIPELINE": "ingest",
              "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})

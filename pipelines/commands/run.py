@@ -15,6 +15,7 @@ from pipelines import run_metrics
 from pipelines.commands.common import (
     PLATFORM_ERRORS,
     add_connection_arguments,
+    configure_logging,
     dispatch,
     first_line,
     report,
@@ -124,6 +125,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str]) -> int:
     """The batch runs alone: what the Dataflow image runs (it holds no other command)."""
+    configure_logging(argv)
     parser = argparse.ArgumentParser(prog="cre")
     add_parsers(parser.add_subparsers(dest="command", required=True))
     return dispatch(parser, argv)
