@@ -50,6 +50,7 @@ from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessa
 from cassandra.query import BatchStatement, BatchType, tuple_factory
 
 from io_connectors import cql_values
+from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessag
 MIN_TOKEN, MAX_TOKEN = -(1 << 63), (1 << 63) - 1
 
 
-class CassandraUnavailable(RuntimeError):
+class CassandraUnavailable(PlatformError):
     """The cluster cannot be reached or refuses our credentials: a platform failure."""
 
 

@@ -41,7 +41,7 @@ _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_ty
 Key = tuple[str, str, str]  # account_id, value date (ISO), currency
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(contract.PlatformError):
     """The vacation cannot be delivered (unknown, or not finished)."""
 
 

@@ -20,6 +20,8 @@ from typing import Any, Optional
 
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
+from transforms.contract import PlatformError
+
 
 class State:
     RECEIVED = "RECEIVED"
@@ -37,7 +39,7 @@ TERMINAL = frozenset({State.LOADED, State.DELIVERED, State.REJECTED})
 IN_PROGRESS = frozenset({State.LANDED, State.VALIDATED})
 
 
-class LedgerConflict(RuntimeError):
+class LedgerConflict(PlatformError):
     """Another run owns the vacation, or took it over: this run must stop."""
 
 

@@ -16,9 +16,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
 from pipelines.ledger import IN_PROGRESS, Ledger, State
+from transforms.contract import PlatformError
 
 
-class RecoveryError(RuntimeError):
+class RecoveryError(PlatformError):
     """A vacation cannot be run again from what the platform kept."""
 
 

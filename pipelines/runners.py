@@ -13,6 +13,8 @@ from pathlib import Path
 
 import apache_beam
 
+from transforms.contract import PlatformError
+
 PROJECT = Path(__file__).resolve().parents[1]
 FLINK_VERSION = "1.20.3"  # Beam 2.77 runs on Flink 1.19, 1.20, 2.0, 2.1 and 2.2
 FLINK_MINOR = FLINK_VERSION.rsplit(".", 1)[0]
@@ -22,7 +24,7 @@ JOB_SERVER_JARS = PROJECT / "var" / "flink-job-server"  # shared by every home
 WORKER_POOL_ENV = "CRE_FLINK_WORKER_POOL"
 
 
-class FlinkUnavailable(RuntimeError):
+class FlinkUnavailable(PlatformError):
     """The cluster or Beam's job server for it cannot be had: said in one line."""
 
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from io_connectors.cassandra import CassandraConfig
+from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "cql"
@@ -44,7 +45,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-class SchemaOutdated(RuntimeError):
+class SchemaOutdated(PlatformError):
     """The keyspace lacks migrations this version needs: ``cre db migrate`` applies them."""
 
 

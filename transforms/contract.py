@@ -171,3 +171,8 @@ class VacationError(Exception):
 
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message}
+
+
+class PlatformError(RuntimeError):
+    """A failure of the platform, not of the input (a database, runner or delivery that fails):
+    the vacation is not judged, the command exits ``EXIT_PLATFORM_FAILURE`` and may be rerun."""

@@ -13,12 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, Optional
 
-from io_connectors.cassandra import CassandraUnavailable
-from pipelines.deliver import DeliveryError
-from pipelines.ledger import LedgerConflict
 from pipelines.options import CassandraOptions, cassandra_config
-from pipelines.runners import FlinkUnavailable, runner_arguments
-from pipelines.schema_migrations import SchemaOutdated, require_current
+from pipelines.runners import runner_arguments
+from pipelines.schema_migrations import require_current
 from transforms import contract
 
 
@@ -68,11 +65,6 @@ def zone_session(args: argparse.Namespace) -> Iterator[Any]:
         session.cluster.shutdown()
 
 
-# failures of the platform, not of the input: one line, exit 1, no traceback
-PLATFORM_ERRORS = (CassandraUnavailable, LedgerConflict, DeliveryError, FlinkUnavailable,
-                   SchemaOutdated)
-
-
 def _without_driver_traceback(record: logging.LogRecord) -> bool:
     """The driver logs a traceback for every refused connection: its message says enough."""
     if record.name.startswith("cassandra"):
@@ -114,6 +106,6 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         args.beam_args = runner_arguments(beam_args)
         return args.handler(args)
-    except PLATFORM_ERRORS as error:
+    except contract.PlatformError as error:  # not the input's fault: one line, no traceback
         print(f"cre {args.command}: error: {error}", file=sys.stderr)
         return contract.EXIT_PLATFORM_FAILURE

@@ -13,7 +13,6 @@ import sys
 
 from pipelines import run_metrics
 from pipelines.commands.common import (
-    PLATFORM_ERRORS,
     add_connection_arguments,
     configure_logging,
     dispatch,
@@ -29,7 +28,7 @@ from pipelines.options import (
     add_deliver_arguments,
     cassandra_config,
 )
-from pipelines.recovery import RecoveryError, replay_arguments
+from pipelines.recovery import replay_arguments
 from pipelines.runners import runner_arguments
 from transforms import contract
 
@@ -56,7 +55,7 @@ def ingest(argv: list[str]) -> int:
         with run_metrics.observed(run_metrics.INGEST, vacation_id,
                                   known.pushgateway) as run:
             outcome = run.summary = run_ingest(runner_arguments(argv))
-    except PLATFORM_ERRORS as error:
+    except contract.PlatformError as error:
         _LOG.error("%s", error)
         print(f"cre ingest: error: {error}", file=sys.stderr)
         return contract.EXIT_PLATFORM_FAILURE
@@ -81,7 +80,7 @@ def replay(argv: list[str]) -> int:
         rest = list(argv)
         rest.remove(known.vacation_id)
         return ingest(replay_arguments(row, known.vacation_id, rest))
-    except (RecoveryError, *PLATFORM_ERRORS) as error:
+    except contract.PlatformError as error:
         print(f"cre replay: error: {error}", file=sys.stderr)
         return contract.EXIT_PLATFORM_FAILURE
 
