@@ -1,4 +1,5 @@
-# CRE Integration. `make run` shows the product, `make test` runs every test.
+# CRE Integration. `make run` shows the product, `make check` lints and runs the unit tier (no
+# server, < 2 min), `make test` (CI) runs it and then the integration tier against real servers.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ RUN_DIR := var/run
 ZONES := var/zones
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools run test lint bench clean
+.PHONY: setup monitoring-tools run check test lint bench clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -59,8 +60,12 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup lint
-	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q tests; rc=$$?; \
+# the two tiers split the tests by the `integration` marker (pytest.ini): nothing runs twice
+check: setup lint
+	$(BIN)/python -m pytest -q -m "not integration" tests
+
+test: check
+	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q -m integration tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
 
 bench: setup

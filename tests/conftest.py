@@ -43,7 +43,28 @@ def cre_environment(env: dict | None) -> dict:
     return {**base, **(env or {})}
 
 
+# The unit tier (make check: -m "not integration") reaches no server and runs no cre process;
+# the fixtures and helpers that do are for the tests marked integration.
+SERVER_FIXTURES = frozenset({"cre", "cassandra_env", "structured", "zone_session", "gcs"})
+_TIER = {"unit": False}  # of the running test; read through sys.modules: tests.conftest too
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    unit = item.get_closest_marker("integration") is None
+    _TIER["unit"] = unit
+    servers = SERVER_FIXTURES.intersection(item.fixturenames)
+    if unit and servers:
+        pytest.fail(f"{item.nodeid} uses {', '.join(sorted(servers))}: mark it "
+                    "@pytest.mark.integration", pytrace=False)
+
+
+def _integration_only(what: str) -> None:
+    if getattr(sys.modules.get("conftest"), "_TIER", _TIER)["unit"]:
+        pytest.fail(f"{what} in a unit test: mark it @pytest.mark.integration", pytrace=False)
+
+
 def run_cre(*args: str, env: dict | None = None) -> CreRun:
+    _integration_only(f"cre {' '.join(args)}")
     completed = subprocess.run(
         [*CRE, *args], cwd=ROOT, capture_output=True, text=True,
         env=cre_environment(env), timeout=600,
@@ -52,6 +73,7 @@ def run_cre(*args: str, env: dict | None = None) -> CreRun:
 
 
 def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
+    _integration_only(f"cre {' '.join(args)}")
     return subprocess.Popen([*CRE, *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cre_environment(env))

@@ -18,6 +18,8 @@ from conftest import ROOT, free_port
 
 from tests.vacations import VACATION, valid_members, write_archive
 
+pytestmark = pytest.mark.integration
+
 MONITORING = ROOT / "monitoring"
 WAIT_SECONDS = 60
 

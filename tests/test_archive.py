@@ -5,10 +5,21 @@ from __future__ import annotations
 import bz2
 import io
 import random
+import tarfile
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from tests.vacations import VACATION, tar_bytes
+from pipelines.options import IngestOptions
+from tests.vacations import (
+    ARCHIVE_CASE_CODES,
+    ARCHIVE_CASE_OPTIONS,
+    VACATION,
+    archive_case,
+    ingest_steps,
+    tar_bytes,
+    valid_members,
+)
 from transforms.archive import Bz2Reader, iter_members
 from transforms.contract import Limits, VacationError
 
@@ -76,3 +87,27 @@ def test_more_members_than_the_limit_is_refused():
     with pytest.raises(VacationError) as error:
         list(iter_members(io.BytesIO(archive), VACATION, Limits(max_members=4)))
     assert error.value.code == "LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize("case", sorted(ARCHIVE_CASE_CODES))
+def test_archive_rules_reject_the_whole_vacation(tmp_path, case):
+    """Each way of breaking the archive's bytes, with the limits cre ingest's options give."""
+    limits = PipelineOptions(ARCHIVE_CASE_OPTIONS.get(case, [])).view_as(IngestOptions).limits()
+    ingested = ingest_steps(archive_case(tmp_path, case), limits)
+    assert ingested.summary["status"] == "REJECTED"
+    assert ingested.error_codes == [ARCHIVE_CASE_CODES[case]]
+
+
+def test_the_ingest_options_set_the_limits():
+    options = PipelineOptions(["--max-members", "3", "--max-uncompressed-bytes", "5000",
+                               "--max-ratio", "50"]).view_as(IngestOptions)
+    assert options.limits() == Limits(max_members=3, max_uncompressed_bytes=5000, max_ratio=50)
+    assert PipelineOptions([]).view_as(IngestOptions).limits() == Limits()
+
+
+def test_members_in_the_vacation_folder_and_multistream_bzip2_are_accepted(tmp_path):
+    tar = tar_bytes(valid_members(tmp_path), folder=f"{VACATION}/", fmt=tarfile.USTAR_FORMAT)
+    path = tmp_path / f"{VACATION}.tar.bz2"
+    path.write_bytes(bz2.compress(tar[:7000]) + bz2.compress(tar[7000:]))
+    summary = ingest_steps(path).summary
+    assert summary["status"] == "ACCEPTED", summary["errors"]

@@ -132,6 +132,7 @@ def _rows(session, table: str) -> int:
     return sum(1 for _ in session.execute(f"SELECT * FROM {table}", timeout=120))
 
 
+@pytest.mark.integration
 def test_backup_holds_every_table(structured, zone_session, backed_up):
     tables = {name for (name,) in zone_session.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
@@ -149,6 +150,7 @@ def test_backup_holds_every_table(structured, zone_session, backed_up):
     print(f"\nbackup: {backed_up['rows']} rows in {backed_up['seconds']:.1f} s")
 
 
+@pytest.mark.integration
 def test_restored_keyspace_answers_as_the_original(structured, loaded, backed_up, restored):
     env, result = restored
     assert result["rows"] == {name: entry["rows"]
@@ -184,6 +186,7 @@ def test_restored_keyspace_answers_as_the_original(structured, loaded, backed_up
         target.cluster.shutdown()
 
 
+@pytest.mark.integration
 def test_damaged_backup_is_named_and_refused(cassandra_env, backed_up, tmp_path):
     assert run_cre("backup", "verify", "--from", backed_up["path"]).code == 0
     copy = tmp_path / "copy"
@@ -214,6 +217,7 @@ def test_damaged_backup_is_named_and_refused(cassandra_env, backed_up, tmp_path)
         session.cluster.shutdown()
 
 
+@pytest.mark.integration
 def test_backup_while_a_vacation_loads(structured, zone_session, loaded, backed_up):
     ledger = Ledger(zone_session)
     vacation = "BAF_20261202_01"
@@ -231,6 +235,7 @@ def test_backup_while_a_vacation_loads(structured, zone_session, loaded, backed_
             zone_session.execute(f"DELETE FROM {table} WHERE vacation_id = %s", (vacation,))
 
 
+@pytest.mark.integration
 def test_landing_prune_removes_only_old_finished_vacations(structured, loaded):
     zones = loaded["zones"]
     landed = {path.name.removesuffix(".tar.bz2"): path
@@ -261,6 +266,7 @@ def test_landing_prune_removes_only_old_finished_vacations(structured, loaded):
     assert landed[LOADED].exists() and Path(f"{landed[LOADED]}.sha256").exists()
 
 
+@pytest.mark.integration
 def test_backup_to_gcs(structured, loaded, gcs):
     host, bucket = gcs
     env = {**structured, "STORAGE_EMULATOR_HOST": host}

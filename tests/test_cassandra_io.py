@@ -97,6 +97,7 @@ def _rows(first: int, count: int, keys: int = 7) -> pa.Table:
     })
 
 
+@pytest.mark.integration
 def test_write_then_read_round_trip(probe, zone_session):
     batches = [_rows(0, 500), _rows(500, 700)]
     with TestPipeline() as pipeline:
@@ -119,6 +120,7 @@ def test_write_then_read_round_trip(probe, zone_session):
             for k, c, d, t, amount, flag, note in expected]))
 
 
+@pytest.mark.integration
 def test_rows_the_server_refuses_come_out_as_dead_letters(probe):
     good = _rows(2000, 5)
     bad = pa.table({**{name: good[name].slice(0, 1) for name in good.column_names},
@@ -133,6 +135,7 @@ def test_rows_the_server_refuses_come_out_as_dead_letters(probe):
             equal_to([("connector_probe", 1, 1, True)]), label="DeadLetters")
 
 
+@pytest.mark.integration
 def test_arguments_are_checked(probe):
     with pytest.raises(ValueError, match="invalid table"):
         WriteToCassandra(probe, "x; DROP TABLE y")

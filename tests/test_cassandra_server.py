@@ -12,6 +12,8 @@ from conftest import free_port
 from io_connectors.cassandra import CassandraConfig, CassandraUnavailable
 from pipelines.local.cassandra_server import Server, TlsFiles, cql_answers
 
+pytestmark = pytest.mark.integration
+
 
 def test_start_status_stop(cre, tmp_path):
     native, storage = free_port(), free_port()

@@ -16,6 +16,8 @@ from conftest import CRE, ROOT, cre_environment, free_port, run_cre
 from pipelines.local.generator import generate_vacation
 from pipelines.structured_zone import StructuredZone
 
+pytestmark = pytest.mark.integration
+
 PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
 
 

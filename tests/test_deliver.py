@@ -7,6 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from conftest import BUCKET, run_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
@@ -14,6 +15,8 @@ from io_connectors import arkea_abs
 from pipelines.local.generator import generate_vacation, read_members
 from transforms import pivot_package
 from transforms.contract import DEBIT_TYPES
+
+pytestmark = pytest.mark.integration
 
 
 def _rows(archive: Path) -> list[list[str]]:

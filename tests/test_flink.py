@@ -36,6 +36,7 @@ def test_what_the_user_gives_wins():
                     "--environment_config=127.0.0.1:50000"]
 
 
+@pytest.mark.integration
 def test_a_job_server_that_cannot_be_fetched_is_said_in_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(runners, "JOB_SERVER", "org.apache.beam:no-such-job-server:0.0.1")
     monkeypatch.setattr(runners, "JOB_SERVER_JARS", tmp_path)
@@ -51,6 +52,7 @@ def cluster(tmp_path_factory):
     cluster.stop()
 
 
+@pytest.mark.integration
 def test_the_cluster_offers_two_slots_and_a_worker_pool(cluster):
     overview = cluster.overview()
     assert (overview["taskmanagers"], overview["slots-total"]) == (1, 2)
@@ -65,6 +67,7 @@ def test_the_cluster_offers_two_slots_and_a_worker_pool(cluster):
     assert "worker pool up" in status.stdout
 
 
+@pytest.mark.integration
 def test_stop_leaves_nothing_running(tmp_path):
     cluster = Cluster(tmp_path, free_port(), free_port(), free_port())
     cluster.start()

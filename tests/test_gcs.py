@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import BUCKET
 
 from tests.vacations import VACATION, valid_members, write_archive
+
+pytestmark = pytest.mark.integration
 
 
 def test_ingest_reads_and_writes_gcs(cre, tmp_path, gcs):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from tests.vacations import MEMBER_CASES, ingest_steps, valid_members, write_archive
 from transforms.outcome import RunContext, VacationFacts, decide
 from transforms.vacation_reader import MemberFacts, MonitorLine
 from transforms.validate import BatchCounts
@@ -42,3 +45,12 @@ def test_count_mismatch_and_reject_ratio_reject_the_vacation():
     outcome = decide(_facts(94, 6, "0"), CONTEXT, "t1")
     assert outcome["status"] == "REJECTED"
     assert [error["code"] for error in outcome["errors"]] == ["REJECT_RATIO_EXCEEDED"]
+
+
+@pytest.mark.parametrize("case", ["RECON_COUNT_MISMATCH", "RECON_AMOUNT_MISMATCH",
+                                  "REJECT_RATIO_EXCEEDED"])
+def test_archives_that_do_not_reconcile_are_rejected(tmp_path, case):
+    """MONITOR off by one record or one cent, or too many rejects, in a real archive."""
+    ingested = ingest_steps(write_archive(tmp_path, MEMBER_CASES[case](valid_members(tmp_path))))
+    assert ingested.summary["status"] == "REJECTED"
+    assert ingested.error_codes == [case]

@@ -128,6 +128,7 @@ def test_an_invalid_package_is_never_delivered(tmp_path):
     assert not (tmp_path / "outbound").exists()
 
 
+@pytest.mark.integration
 def test_sink_delivers_to_gcs_with_a_done_marker(gcs):
     _, bucket = gcs
     root = f"gs://{BUCKET}/out"

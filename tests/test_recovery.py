@@ -12,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from conftest import run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
@@ -77,6 +78,7 @@ def test_plan_leaves_live_runs_and_fresh_uploads_alone():
         ("V6", "deliver"), ("V8", "deliver")]
 
 
+@pytest.mark.integration
 def test_rollback_then_replay_returns_exactly_the_state_before(structured, zone_session,
                                                                tmp_path):
     first = generate_vacation(tmp_path / "a", "2026-08-01", 1, 600, 20, seed=61)
@@ -119,6 +121,7 @@ def test_rollback_then_replay_returns_exactly_the_state_before(structured, zone_
     assert "rolled back by an operator" in history
 
 
+@pytest.mark.integration
 def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_session, tmp_path):
     zones = tmp_path / "zones"
     killed = generate_vacation(tmp_path, "2026-08-02", 1, 60_000, 10, seed=63)
@@ -173,6 +176,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
                 if step["vacation_id"].startswith("BAF_20260802")]
 
 
+@pytest.mark.integration
 def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, zone_session,
                                                                    tmp_path):
     members = valid_members(tmp_path, business_date="2026-08-03", slot=1)

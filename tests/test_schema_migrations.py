@@ -33,6 +33,7 @@ def test_migrations_are_numbered_in_order():
     assert versions == sorted(versions) and versions[0] == 1
 
 
+@pytest.mark.integration
 def test_applied_once_and_edits_refused(structured, zone_session):
     again = run_cre("db", "migrate", "--json", env=structured)
     assert again.code == 0 and '"applied": []' in again.stdout
@@ -46,6 +47,7 @@ def test_applied_once_and_edits_refused(structured, zone_session):
                              (original,))
 
 
+@pytest.mark.integration
 def test_commands_refuse_a_keyspace_older_than_the_code(cassandra_env, tmp_path):
     env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": "test_outdated",
            "CRE_CASSANDRA_CONSISTENCY": "ONE"}

@@ -21,6 +21,8 @@ from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms.contract import DEBIT_TYPES
 
+pytestmark = pytest.mark.integration
+
 
 def _ingest(structured, archive, tmp_path, *extra):
     run = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),

@@ -1,0 +1,68 @@
+"""The members of an archive checked against META and MONITOR as the reader streams them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.vacations import (
+    MEMBER_CASE_CODES,
+    MEMBER_CASES,
+    ingest_steps,
+    refresh,
+    valid_members,
+    write_archive,
+)
+from transforms.contract import Fatal, VacationName
+
+# the member cases the reader itself refuses; reconciliation decides the others (test_outcome)
+_READER_CASES = sorted(case for case, code in MEMBER_CASE_CODES.items()
+                       if code not in (Fatal.RECON_COUNT_MISMATCH, Fatal.RECON_AMOUNT_MISMATCH,
+                                       Fatal.REJECT_RATIO_EXCEEDED))
+
+
+@pytest.mark.parametrize("case", _READER_CASES)
+def test_fatal_member_rules_reject_the_whole_vacation(tmp_path, case):
+    members = MEMBER_CASES[case](valid_members(tmp_path))
+    ingested = ingest_steps(write_archive(tmp_path, members))
+    assert ingested.summary["status"] == "REJECTED"
+    assert ingested.error_codes == [MEMBER_CASE_CODES[case]]
+
+
+def test_meta_after_the_data_is_read_in_a_second_pass(tmp_path):
+    members = valid_members(tmp_path)
+    meta = members.pop("META.json")
+    members["META.json"] = meta
+    summary = ingest_steps(write_archive(tmp_path, members)).summary
+    assert summary["status"] == "ACCEPTED", summary["errors"]
+    assert summary["totals"] == {"records": 60, "loaded": 60, "rejected": 0}
+
+
+def test_iso_8859_1_members_are_decoded(tmp_path):
+    members = valid_members(tmp_path, cre_rows=200, encoding="ISO-8859-1")
+    ingested = ingest_steps(write_archive(tmp_path, members))
+    assert ingested.summary["status"] == "ACCEPTED", ingested.summary["errors"]
+    labels = [record["label"] for record in ingested.loaded["CRE"] if record["label"]]
+    assert any(char in label for label in labels for char in "éèç")
+
+
+def test_line_number_is_where_a_multiline_record_starts(tmp_path):
+    members = valid_members(tmp_path, cre_rows=20)
+    members["CRE_0001.csv"] += (b'X-1;ACC00000001;DEBIT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
+                                b'EUR;;"deux\nlignes; et ""quotes"""\n'
+                                b'X-2;ACC00000001;GIFT;2026-11-22T09:15:00+01:00;2026-11-22;1.00;'
+                                b'EUR;;\n')
+    members = refresh(members)
+    ingested = ingest_steps(write_archive(tmp_path, members))
+    physical = members["CRE_0001.csv"].count(b"\n")
+    assert ingested.summary["reject_codes"] == {"BAD_ENUM": 1}
+    assert ingested.rejects[0]["line_number"] == physical  # the last line of the file
+    loaded = {record["cre_id"]: record for record in ingested.loaded["CRE"]}
+    assert loaded["X-1"]["label"] == 'deux\nlignes; et "quotes"'
+
+
+def test_the_file_name_gives_the_vacation_id_date_and_slot():
+    assert VacationName.parse("BAF_20261122_03.tar.bz2") == VacationName(
+        "BAF_20261122_03", "2026-11-22", 3)
+    for bad in ("BAF_20261122_07.tar.bz2", "BAF_20260230_01.tar.bz2", "BAF_20261122_03.tar.gz",
+                "baf_20261122_03.tar.bz2"):
+        assert VacationName.parse(bad) is None, bad
