@@ -2,13 +2,13 @@
 
 ``WriteStagedAvro`` streams validated batches into one Avro file per output type and bundle in
 the run's staging folder. ``PublishVacation`` runs once per vacation, after every file is
-closed: it decides the outcome, moves what may be published into the partitions, writes META,
-MONITOR and AUDIT, and writes the commit record last (see ``io_connectors.zones``).
+closed and the outcome decided (``transforms.outcome.DecideVacation``): it moves the files it
+is told to publish into the partitions, writes META, MONITOR and AUDIT, and writes the commit
+record last (see ``io_connectors.zones``).
 """
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import logging
@@ -27,9 +27,11 @@ import schemas
 from io_connectors import zones
 from io_connectors.avro_blocks import CODECS, AvroBlockEncoder, AvroContainerWriter
 from transforms import contract
-from transforms.contract import Status
-from transforms.outcome import RunContext, StagedFile, VacationFacts, decide
+from transforms.facts import Meta, StagedFile
+from transforms.outcome import Decision, RunContext, now
 from transforms.validate import ValidatedBatch
+
+__all__ = ["PublishVacation", "WriteStagedAvro", "publish"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,16 +91,25 @@ class _StageAvroFn(beam.DoFn):
         return self._encoders[key]
 
 
+@beam.typehints.with_input_types(ValidatedBatch)
+@beam.typehints.with_output_types(StagedFile)
 class WriteStagedAvro(beam.PTransform):
     """Writes ``ValidatedBatch``es (records and rejects) as Avro files in a staging folder.
 
     Returns a PCollection of ``StagedFile``: what ``PublishVacation`` may later publish.
+
+    Args:
+      staging_dir: the run's own staging folder (``ProxyZone.staging``); local or ``gs://``.
+      vacation_id: written in every record, as the schemas require.
+      codec: the Avro block codec, one of ``avro_blocks.CODECS``.
     """
 
     def __init__(self, staging_dir: str, vacation_id: str, codec: str = "snappy"):
         super().__init__()
         if not staging_dir:
             raise ValueError("staging_dir is required")
+        if not vacation_id:
+            raise ValueError("vacation_id is required")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {codec!r}")
         self._staging_dir = staging_dir
@@ -114,10 +125,6 @@ class WriteStagedAvro(beam.PTransform):
                 "codec": DisplayDataItem(self._codec, label="Avro codec")}
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-
-
 def _fastavro_bytes(output_type: str, records: list[dict]) -> bytes:
     buffer = io.BytesIO()
     fastavro.writer(buffer, schemas.parsed(output_type), records, codec="null")
@@ -130,25 +137,20 @@ class _PublishFn(beam.DoFn):
         self._context = context
         self._staging_dir = staging_dir
 
-    def process(self, facts: VacationFacts) -> Iterator[dict]:
-        if facts.write_failures:
-            # a platform failure, not the vacation's: publish nothing, the run is retried whole
+    def process(self, decision: Decision) -> Iterator[dict]:
+        if decision.discarded:  # the platform failed: publish nothing, the run is retried whole
             zones.delete_tree(self._staging_dir)
-            failed = sum(failure.failed for failure in facts.write_failures)
-            first = facts.write_failures[0]
-            raise RuntimeError(f"{failed} rows could not be written to the structured zone "
-                               f"(first: {first.table}: {first.error})")
-        outcome = decide(facts, self._context, _now())
-        publish(zones.ProxyZone(self._zones_root), self._context, outcome, facts)
+            raise RuntimeError(decision.discarded)
+        publish(zones.ProxyZone(self._zones_root), self._context, decision)
         zones.delete_tree(self._staging_dir)
-        yield outcome
+        yield decision.summary
 
 
-def publish(zone: zones.ProxyZone, context: RunContext, outcome: dict,
-            facts: VacationFacts | None = None) -> None:
-    """Makes a vacation's outcome visible; a REJECTED vacation shows only REJECT and AUDIT."""
+def publish(zone: zones.ProxyZone, context: RunContext, decision: Decision) -> None:
+    """Makes a vacation's outcome visible: the files, META and MONITOR the decision names, its
+    AUDIT, and last the commit record."""
+    outcome = decision.summary
     vacation_id, business_date = context.vacation_id, context.business_date or "unknown"
-    accepted = outcome["status"] != Status.REJECTED
     for output_type in contract.OUTPUT_TYPES:  # what an earlier, unfinished attempt left
         zones.delete_tree(zone.partition(output_type, business_date, vacation_id))
     files: list[dict[str, Any]] = []
@@ -160,53 +162,68 @@ def publish(zone: zones.ProxyZone, context: RunContext, outcome: dict,
         files.append({"type": output_type, "path": path, "records": records})
         return path
 
-    staged = facts.staged if facts else []
-    for item in sorted(staged, key=lambda staged_file: (staged_file.output_type,
-                                                        staged_file.path)):
-        if accepted or item.output_type == contract.REJECT:
-            zones.rename(item.path, place(item.output_type, item.records))
-    if accepted and facts is not None and facts.meta is not None:
+    for item in sorted(decision.files, key=lambda staged: (staged.output_type, staged.path)):
+        zones.rename(item.path, place(item.output_type, item.records))
+    if decision.meta is not None:
         zones.write_atomically(place(contract.META, 1),
-                               _fastavro_bytes(contract.META, [_meta_record(facts.meta)]))
+                               _fastavro_bytes(contract.META, [_meta_record(decision.meta)]))
+        lines = decision.monitor.lines if decision.monitor else ()
         monitor = [{"vacation_id": vacation_id, "member_name": line.member_name,
                     "type": line.kind, "record_count": line.record_count,
-                    "amount_sum": line.amount_sum} for line in facts.monitor or []]
+                    "amount_sum": line.amount_sum} for line in lines]
         zones.write_atomically(place(contract.MONITOR, len(monitor)),
                                _fastavro_bytes(contract.MONITOR, monitor))
     zones.write_atomically(place(contract.AUDIT, 1), _fastavro_bytes(contract.AUDIT, [outcome]))
     record = {"vacation_id": vacation_id, "sha256": context.sha256, "status": outcome["status"],
-              "published_at": _now(), "summary": outcome, "files": files}
+              "published_at": now(), "summary": outcome, "files": files}
     zones.write_atomically(zone.commit_record_path(vacation_id),
                            json.dumps(record, indent=1).encode("utf-8"))
     _LOG.info("%s published as %s: %d files", vacation_id, outcome["status"], len(files))
 
 
-def _meta_record(meta: dict) -> dict:
+def _meta_record(meta: Meta) -> dict:
     return {
-        "vacation_id": meta["vacation_id"], "sender": meta["sender"],
-        "business_date": meta["business_date"], "slot": meta["slot"],
-        "produced_at": meta["produced_at"], "format_version": meta["format_version"],
-        "encoding": meta.get("encoding", contract.DEFAULT_ENCODING),
-        "members": [{key: entry[key] for key in ("name", "type", "records", "bytes", "sha256")}
-                    for entry in meta["members"]],
+        "vacation_id": meta.vacation_id, "sender": meta.sender,
+        "business_date": meta.business_date, "slot": meta.slot,
+        "produced_at": meta.produced_at, "format_version": meta.format_version,
+        "encoding": meta.encoding,
+        "members": [{"name": entry.name, "type": entry.kind, "records": entry.records,
+                     "bytes": entry.bytes, "sha256": entry.sha256} for entry in meta.members],
     }
 
 
+@beam.typehints.with_input_types(Decision)
+@beam.typehints.with_output_types(dict)
 class PublishVacation(beam.PTransform):
-    """Publishes the one ``VacationFacts`` of a run; outputs the vacation's summary."""
+    """Carries out the one ``Decision`` of a run; outputs the vacation's summary.
+
+    It decides nothing: it publishes what the decision names, or, told to discard, deletes the
+    staging folder and fails the run. Either way the staging folder is gone after it.
+
+    Args:
+      zones_root: the root of the zones (local or ``gs://``) the Proxy Producer zone is under.
+      context: the vacation's id, business date and sha256, which name its partitions and
+        commit record.
+      staging_dir: the run's staging folder, where ``WriteStagedAvro`` wrote the files.
+    """
 
     def __init__(self, zones_root: str, context: RunContext, staging_dir: str):
         super().__init__()
         if not zones_root:
             raise ValueError("zones_root is required")
+        if not isinstance(context, RunContext):
+            raise TypeError(f"context must be a RunContext, not {type(context).__name__}")
+        if not staging_dir:
+            raise ValueError("staging_dir is required")
         self._zones_root = zones_root
         self._context = context
         self._staging_dir = staging_dir
 
-    def expand(self, facts):
-        return facts | "DecideAndPublish" >> beam.ParDo(
+    def expand(self, decisions: beam.PCollection) -> beam.PCollection:
+        return decisions | "PublishOrDiscard" >> beam.ParDo(
             _PublishFn(self._zones_root, self._context, self._staging_dir))
 
     def display_data(self) -> dict:
         return {"zones_root": DisplayDataItem(self._zones_root, label="Zones root"),
+                "staging_dir": DisplayDataItem(self._staging_dir, label="Staging folder"),
                 "vacation_id": DisplayDataItem(self._context.vacation_id, label="Vacation")}

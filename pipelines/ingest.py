@@ -23,8 +23,9 @@ from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
 from transforms import contract, structured_rows
-from transforms.contract import Fatal, Status, VacationError, VacationName
-from transforms.outcome import CollectFacts, RunContext, StructuredWrite, summary
+from transforms.contract import Fatal, Status, VacationName
+from transforms.facts import FatalError, StructuredWrite
+from transforms.outcome import DecideVacation, RunContext, now, summary
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
 
 _LOG = logging.getLogger(__name__)
@@ -65,9 +66,8 @@ class IngestVacation(beam.PTransform):
                 facts.extend(self._load(validated, kind))
         return (facts
                 | "AllFacts" >> beam.Flatten()
-                | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
+                | "Decide" >> DecideVacation(self._context)
                 | "Publish" >> PublishVacation(self._zones_root, self._context, self._staging))
-
 
     def _load(self, validated: beam.PCollection, kind: str) -> list[beam.PCollection]:
         """The structured zone's rows of one type, written; their write results as facts."""
@@ -85,10 +85,6 @@ class IngestVacation(beam.PTransform):
         return results
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-
-
 def run_ingest(argv: list[str]) -> dict:
     """Lands, checks and publishes one vacation; returns its summary (spec 2.4)."""
     pipeline_options = PipelineOptions(argv)
@@ -97,10 +93,10 @@ def run_ingest(argv: list[str]) -> dict:
     file_name = posixpath.basename(options.input)
     name = VacationName.parse(file_name)
     if name is None:
-        context = RunContext(file_name.removesuffix(".tar.bz2"), None, None, "", _now())
-        error = VacationError(Fatal.BAD_NAME, f"{file_name!r} is not BAF_<YYYYMMDD>_<NN>.tar.bz2")
+        context = RunContext(file_name.removesuffix(".tar.bz2"), None, None, "", now())
+        error = FatalError(Fatal.BAD_NAME, f"{file_name!r} is not BAF_<YYYYMMDD>_<NN>.tar.bz2")
         _LOG.error("%s", error)
-        return summary(context, Status.REJECTED, _now(), [error])
+        return summary(context, Status.REJECTED, now(), [error])
     config = cassandra.cassandra_config()
     session = config.connect(config.keyspace) if config else None  # fail before landing
     try:
@@ -135,17 +131,17 @@ def _run_pipeline(pipeline_options: PipelineOptions, archive_path: str, name: Va
 
 
 def _reused(context: RunContext, prior_sha256: str) -> dict:
-    error = VacationError(
+    error = FatalError(
         Fatal.VACATION_ID_REUSED,
         f"{context.vacation_id} was already accepted with sha256 {prior_sha256}; "
         "this different content is kept in landing but not ingested")
     _LOG.error("%s", error)
-    return summary(context, Status.REJECTED, _now(), [error])
+    return summary(context, Status.REJECTED, now(), [error])
 
 
 def _duplicate(prior_summary: dict, received_at: str) -> dict:
     return {**prior_summary, "status": Status.DUPLICATE, "errors": [],
-            "received_at": received_at, "processed_at": _now()}
+            "received_at": received_at, "processed_at": now()}
 
 
 def _ingest_by_commit_record(pipeline_options: PipelineOptions, archive_path: str,

@@ -30,8 +30,8 @@ def test_read_and_validate_a_vacation(tmp_path):
                   | beam.CombinePerKey(sum))
         assert_that(loaded, equal_to([("CRE", 120), ("GESPARAM", 15)]), label="AllLoaded")
         kinds = read[FACTS] | beam.Map(lambda fact: type(fact).__name__)
-        assert_that(kinds, equal_to(["dict", "list", "MemberFacts", "MemberFacts",
-                                     "MemberFacts"]), label="Facts")
+        assert_that(kinds, equal_to(["Meta", "Monitor", "MemberDigest", "MemberDigest",
+                                     "MemberDigest"]), label="Facts")
 
 
 def _parsed(lines: str):

@@ -1,42 +1,37 @@
 """From everything the run learnt about a vacation to its outcome (spec 2.1, 2.3, 2.4).
 
-The facts are small (a few per member and per batch), so they are combined globally into one
-``VacationFacts`` and the decision is a plain function of it, unit-tested without Beam.
+The facts are small (a few per member and per batch), so ``DecideVacation`` combines them
+globally into one ``VacationFacts`` and decides in a step of its own, before anything is
+published; the decision is a plain function of the facts, unit-tested without Beam.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Optional
 
 import apache_beam as beam
+from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import contract
-from transforms.contract import Fatal, Status, VacationError
-from transforms.vacation_reader import MemberFacts, MonitorLine
-from transforms.validate import BatchCounts
+from transforms.contract import Fatal, Status
+from transforms.facts import (
+    BatchCounts,
+    Fact,
+    FatalError,
+    MemberDigest,
+    Meta,
+    Monitor,
+    StagedFile,
+    StructuredWrite,
+)
 
-
-@dataclasses.dataclass
-class StagedFile:
-    """An Avro file a run wrote to staging, published only if the vacation is accepted."""
-
-    output_type: str
-    path: str
-    records: int
-
-
-@dataclasses.dataclass
-class StructuredWrite:
-    """Rows a bundle wrote to one structured-zone table, or could not write and why."""
-
-    table: str
-    rows: int
-    failed: int = 0
-    error: str = ""
+__all__ = ["CollectFacts", "Decision", "DecideVacation", "RunContext", "VacationFacts",
+           "decide", "judge", "now", "summary"]
 
 
 @dataclasses.dataclass
@@ -45,44 +40,47 @@ class _MemberTotals:
     rejected: int = 0
     amount_sum: Decimal = Decimal(0)
 
+    def add(self, counts: BatchCounts | _MemberTotals) -> None:
+        self.loaded += counts.loaded
+        self.rejected += counts.rejected
+        self.amount_sum += counts.amount_sum
+
 
 @dataclasses.dataclass
 class VacationFacts:
-    meta: Optional[dict] = None
-    monitor: Optional[list[MonitorLine]] = None
-    members: dict[str, MemberFacts] = dataclasses.field(default_factory=dict)
+    """Every fact of one run, combined: the accumulator of ``CollectFacts``."""
+
+    meta: Optional[Meta] = None
+    monitor: Optional[Monitor] = None
+    members: dict[str, MemberDigest] = dataclasses.field(default_factory=dict)
     totals: dict[str, _MemberTotals] = dataclasses.field(default_factory=dict)
     reject_codes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    errors: list[VacationError] = dataclasses.field(default_factory=list)
+    errors: list[FatalError] = dataclasses.field(default_factory=list)
     staged: list[StagedFile] = dataclasses.field(default_factory=list)
     rows_written: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     write_failures: list[StructuredWrite] = dataclasses.field(default_factory=list)
 
-    def add(self, fact: Any) -> VacationFacts:
-        if isinstance(fact, dict):
-            self.meta = fact
-        elif isinstance(fact, list):
-            self.monitor = fact
-        elif isinstance(fact, MemberFacts):
-            self.members[fact.name] = fact
-        elif isinstance(fact, BatchCounts):
-            totals = self.totals.setdefault(fact.member_name, _MemberTotals())
-            totals.loaded += fact.loaded
-            totals.rejected += fact.rejected
-            totals.amount_sum += fact.amount_sum
-            self.reject_codes.update(fact.reject_codes)
-        elif isinstance(fact, VacationError):
-            self.errors.append(fact)
-        elif isinstance(fact, StagedFile):
-            self.staged.append(fact)
-        elif isinstance(fact, StructuredWrite):
-            self.rows_written[fact.table] += fact.rows
-            if fact.failed:
-                self.write_failures.append(fact)
-        elif isinstance(fact, VacationFacts):
-            self.merge(fact)
-        else:
-            raise TypeError(f"not a vacation fact: {fact!r}")
+    def add(self, fact: Fact) -> VacationFacts:
+        match fact:
+            case Meta():
+                self.meta = fact
+            case Monitor():
+                self.monitor = fact
+            case MemberDigest():
+                self.members[fact.name] = fact
+            case BatchCounts():
+                self.totals.setdefault(fact.member_name, _MemberTotals()).add(fact)
+                self.reject_codes.update(fact.reject_codes)
+            case FatalError():
+                self.errors.append(fact)
+            case StagedFile():
+                self.staged.append(fact)
+            case StructuredWrite():
+                self.rows_written[fact.table] += fact.rows
+                if fact.failed:
+                    self.write_failures.append(fact)
+            case _:
+                raise TypeError(f"not a vacation fact: {fact!r}")
         return self
 
     def merge(self, other: VacationFacts) -> None:
@@ -90,10 +88,7 @@ class VacationFacts:
         self.monitor = self.monitor or other.monitor
         self.members.update(other.members)
         for name, totals in other.totals.items():
-            mine = self.totals.setdefault(name, _MemberTotals())
-            mine.loaded += totals.loaded
-            mine.rejected += totals.rejected
-            mine.amount_sum += totals.amount_sum
+            self.totals.setdefault(name, _MemberTotals()).add(totals)
         self.reject_codes.update(other.reject_codes)
         self.errors.extend(other.errors)
         self.staged.extend(other.staged)
@@ -107,7 +102,7 @@ class CollectFacts(beam.CombineFn):
     def create_accumulator(self) -> VacationFacts:
         return VacationFacts()
 
-    def add_input(self, accumulator: VacationFacts, fact: Any) -> VacationFacts:
+    def add_input(self, accumulator: VacationFacts, fact: Fact) -> VacationFacts:
         return accumulator.add(fact)
 
     def merge_accumulators(self, accumulators: Iterable[VacationFacts]) -> VacationFacts:
@@ -133,42 +128,42 @@ class RunContext:
 
 
 def _member_rows(facts: VacationFacts) -> list[dict]:
-    listed = [entry for entry in (facts.meta or {}).get("members", [])
-              if entry["type"] in contract.DATA_TYPES]
+    listed = [entry for entry in (facts.meta.members if facts.meta else ())
+              if entry.kind in contract.DATA_TYPES]
     rows = []
     for entry in listed:
-        totals = facts.totals.get(entry["name"], _MemberTotals())
-        scanned = facts.members.get(entry["name"])
+        totals = facts.totals.get(entry.name, _MemberTotals())
+        scanned = facts.members.get(entry.name)
         records = scanned.records if scanned else totals.loaded + totals.rejected
-        rows.append({"name": entry["name"], "type": entry["type"], "records": records,
+        rows.append({"name": entry.name, "type": entry.kind, "records": records,
                      "loaded": totals.loaded, "rejected": totals.rejected})
     return rows
 
 
-def _reconcile(facts: VacationFacts, members: list[dict], max_ratio: float) -> list[VacationError]:
+def _reconcile(facts: VacationFacts, members: list[dict], max_ratio: float) -> list[FatalError]:
     errors = []
-    declared = {entry["name"]: entry for entry in facts.meta["members"]}
-    monitor = {line.member_name: line for line in facts.monitor or []}
+    declared = {entry.name: entry for entry in facts.meta.members}
+    monitor = {line.member_name: line for line in (facts.monitor.lines if facts.monitor else ())}
     for row in members:
         name, counted = row["name"], row["loaded"] + row["rejected"]
         line = monitor[name]
-        for source, expected in (("META", declared[name]["records"]),
+        for source, expected in (("META", declared[name].records),
                                  ("MONITOR", line.record_count)):
             if counted != expected:
-                errors.append(VacationError(
+                errors.append(FatalError(
                     Fatal.RECON_COUNT_MISMATCH,
                     f"{name}: {row['loaded']} loaded + {row['rejected']} rejected = {counted}, "
                     f"{source} says {expected} records"))
         if row["type"] == contract.CRE and row["rejected"] == 0:
             total = facts.totals.get(name, _MemberTotals()).amount_sum
             if total != line.amount_sum:
-                errors.append(VacationError(
+                errors.append(FatalError(
                     Fatal.RECON_AMOUNT_MISMATCH,
                     f"{name}: the amounts sum to {total:.2f}, MONITOR says {line.amount_sum}"))
     records = sum(row["records"] for row in members)
     rejected = sum(row["rejected"] for row in members)
     if records and rejected / records > max_ratio:
-        errors.append(VacationError(
+        errors.append(FatalError(
             Fatal.REJECT_RATIO_EXCEEDED,
             f"{rejected} of {records} records rejected ({rejected / records:.2%}), "
             f"above the limit of {max_ratio:.2%}"))
@@ -193,7 +188,7 @@ def decide(facts: VacationFacts, context: RunContext, processed_at: str) -> dict
 
 
 def summary(context: RunContext, status: str, processed_at: str,
-            errors: Iterable[VacationError] = (), members: Iterable[dict] = (),
+            errors: Iterable[FatalError] = (), members: Iterable[dict] = (),
             totals: Optional[dict] = None, reject_codes: Optional[dict] = None) -> dict:
     return {
         "vacation_id": context.vacation_id,
@@ -208,3 +203,68 @@ def summary(context: RunContext, status: str, processed_at: str,
         "totals": totals or {"records": 0, "loaded": 0, "rejected": 0},
         "reject_codes": reject_codes or {},
     }
+
+
+def now() -> str:
+    """A summary's time stamps: UTC, ISO 8601 to the millisecond."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What ``PublishVacation`` is told: the summary, and the staged files, META and MONITOR to
+    publish with it; or, when ``discarded`` says why, nothing at all."""
+
+    summary: Optional[dict]
+    files: tuple[StagedFile, ...] = ()
+    meta: Optional[Meta] = None
+    monitor: Optional[Monitor] = None
+    discarded: str = ""
+
+
+def judge(facts: VacationFacts, context: RunContext, processed_at: str) -> Decision:
+    """An accepted vacation publishes all it staged, a REJECTED one only its rejects and AUDIT.
+
+    Rows the structured zone could not take are the platform's failure, not the vacation's: the
+    vacation is not judged, nothing is published, and the run is retried whole.
+    """
+    if facts.write_failures:
+        failed = sum(failure.failed for failure in facts.write_failures)
+        first = facts.write_failures[0]
+        return Decision(None, discarded=f"{failed} rows could not be written to the structured "
+                                        f"zone (first: {first.table}: {first.error})")
+    outcome = decide(facts, context, processed_at)
+    if outcome["status"] == Status.REJECTED:
+        return Decision(outcome, tuple(staged for staged in facts.staged
+                                       if staged.output_type == contract.REJECT))
+    return Decision(outcome, tuple(facts.staged), facts.meta, facts.monitor)
+
+
+def _judge_now(facts: VacationFacts, context: RunContext) -> Decision:
+    return judge(facts, context, now())
+
+
+@beam.typehints.with_input_types(Fact)
+@beam.typehints.with_output_types(Decision)
+class DecideVacation(beam.PTransform):
+    """Every fact of one run in, its one ``Decision`` out, for ``PublishVacation`` to carry out.
+
+    Args:
+      context: what the driver knows of the vacation (id, sha256, reject ratio limit...).
+    """
+
+    def __init__(self, context: RunContext):
+        super().__init__()
+        if not isinstance(context, RunContext):
+            raise TypeError(f"context must be a RunContext, not {type(context).__name__}")
+        self._context = context
+
+    def expand(self, facts: beam.PCollection) -> beam.PCollection:
+        return (facts
+                | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
+                | "Judge" >> beam.Map(_judge_now, self._context))
+
+    def display_data(self) -> dict:
+        return {"vacation_id": DisplayDataItem(self._context.vacation_id, label="Vacation"),
+                "max_reject_ratio": DisplayDataItem(self._context.max_reject_ratio,
+                                                    label="Largest reject ratio accepted")}

@@ -12,10 +12,14 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import contract
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
+from transforms.facts import Fact
 from transforms.vacation_reader import VacationReader
-from transforms.validate import validate_batch
+from transforms.validate import ValidatedBatch, validate_batch
+
+__all__ = ["FACTS", "ReadVacation", "ValidateRecords"]
 
 FACTS = "facts"
+_OUTPUT_TYPES = {**dict.fromkeys(contract.DATA_TYPES, ParsedBatch), FACTS: Fact}
 
 
 class _ReadArchiveFn(beam.DoFn):
@@ -43,18 +47,29 @@ class _ReadArchiveFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(FACTS, event)
 
 
+@beam.typehints.with_input_types(str)
 class ReadVacation(beam.PTransform):
     """Reads vacation archives (a PCollection of paths) into ``ParsedBatch``es per data type.
 
-    Outputs, by tag: ``CRE`` and ``GESPARAM`` batches, and ``facts`` (META, MONITOR, member
-    digests and any fatal error) for reconciliation.
+    Outputs, by tag: ``CRE`` and ``GESPARAM`` batches, and ``facts`` (``Meta``, ``Monitor``, a
+    ``MemberDigest`` per data member and any ``FatalError``) for the decision.
+
+    Args:
+      name: what the archive's file name says (id, date, slot): META must agree with it.
+      limits: the archive limits of spec 2.1, enforced while the bytes come out.
+      chunk_bytes: how many bytes of a member are read, and so parsed, at once: about the size
+        of a batch; at least 1024.
     """
 
     def __init__(self, name: VacationName, limits: Limits = Limits(),
                  chunk_bytes: int = 2 << 20):
         super().__init__()
-        if chunk_bytes < 1024:
-            raise ValueError("chunk_bytes must be at least 1024")
+        if not isinstance(name, VacationName):
+            raise TypeError(f"name must be a VacationName, not {type(name).__name__}")
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be Limits, not {type(limits).__name__}")
+        if not isinstance(chunk_bytes, int) or chunk_bytes < 1024:
+            raise ValueError(f"chunk_bytes must be an int of at least 1024, not {chunk_bytes!r}")
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
@@ -62,17 +77,23 @@ class ReadVacation(beam.PTransform):
     def expand(self, paths):
         return paths | "StreamArchive" >> beam.ParDo(
             _ReadArchiveFn(self._name, self._limits, self._chunk_bytes)
-        ).with_outputs(*contract.DATA_TYPES, FACTS)
+        ).with_output_types(beam.typehints.Any, **_OUTPUT_TYPES).with_outputs(*_OUTPUT_TYPES)
 
     def display_data(self) -> dict:
         return {"vacation_id": DisplayDataItem(self._name.vacation_id, label="Vacation"),
                 "max_members": self._limits.max_members,
                 "max_uncompressed_bytes": self._limits.max_uncompressed_bytes,
-                "max_ratio": self._limits.max_ratio}
+                "max_ratio": self._limits.max_ratio,
+                "chunk_bytes": self._chunk_bytes}
 
 
+@beam.typehints.with_input_types(ParsedBatch)
+@beam.typehints.with_output_types(ValidatedBatch)
 class ValidateRecords(beam.PTransform):
-    """``ParsedBatch``es to ``ValidatedBatch``es: each record loaded or rejected with a reason."""
+    """``ParsedBatch``es to ``ValidatedBatch``es: each record loaded or rejected with a reason.
 
-    def expand(self, batches):
+    Takes no arguments: the rules are the contract's (``transforms.rules``), one per type.
+    """
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return batches | "CheckRules" >> beam.Map(validate_batch)

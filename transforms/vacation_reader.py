@@ -8,7 +8,6 @@ errors end the pass at once: nothing after them is worth reading.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime
 import json
 import logging
@@ -31,6 +30,7 @@ from transforms.csv_records import (
     RecordSplitter,
     parse_header,
 )
+from transforms.facts import FatalError, MemberDigest, Meta, MetaMember, Monitor, MonitorLine
 from transforms.keys import KeyIndex
 
 _LOG = logging.getLogger(__name__)
@@ -39,32 +39,12 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _INT = re.compile(r"^[0-9]+$")
 
 
-@dataclasses.dataclass
-class MemberFacts:
-    """A data member as it streamed: what reconciliation compares with META and MONITOR."""
-
-    name: str
-    kind: str
-    records: int
-    bytes: int
-    sha256: str
-
-
-@dataclasses.dataclass
-class MonitorLine:
-    member_name: str
-    kind: str
-    record_count: int
-    amount_sum: Optional[Decimal]
-
-
-Event = Union[ParsedBatch, MemberFacts, dict, list, VacationError]
+Event = Union[ParsedBatch, Meta, Monitor, MemberDigest, FatalError]
 
 
 class VacationReader:
-    """Reads one archive and yields, in order: META (a dict), MONITOR (a list of
-    ``MonitorLine``), ``ParsedBatch``es, one ``MemberFacts`` per data member, and at most one
-    ``VacationError``, always last.
+    """Reads one archive and yields, in order: ``Meta``, ``Monitor``, ``ParsedBatch``es, one
+    ``MemberDigest`` per data member, and at most one ``FatalError``, always last.
 
     ``open_archive`` is called once, or twice when META.json is not the first member (the data
     members cannot be decoded before META gives their encoding).
@@ -83,9 +63,9 @@ class VacationReader:
             yield meta
             yield from self._read(meta)
         except VacationError as error:
-            yield error
+            yield FatalError(error.code, error.message)
 
-    def _find_meta_first(self) -> dict:
+    def _find_meta_first(self) -> Meta:
         """META when it is the first member, else found by a first pass that skips the data."""
         with self._open() as source:
             for member in iter_members(source, self._name.vacation_id, self._limits):
@@ -103,11 +83,11 @@ class VacationReader:
                     return self._meta(member)
         raise VacationError(Fatal.META_MISSING, "the archive has no META.json")
 
-    def _read(self, meta: dict) -> Iterator[Event]:
-        listed = {entry["name"]: entry for entry in meta["members"]}
-        encoding = contract.ENCODINGS[meta.get("encoding", contract.DEFAULT_ENCODING)]
+    def _read(self, meta: Meta) -> Iterator[Event]:
+        listed = {entry.name: entry for entry in meta.members}
+        encoding = contract.ENCODINGS[meta.encoding]
         keys = {kind: KeyIndex() for kind in contract.DATA_TYPES}
-        monitor: Optional[list[MonitorLine]] = None
+        monitor: Optional[Monitor] = None
         seen: set[str] = set()
         progress = _Progress(self._name.vacation_id)
         with self._open() as source:
@@ -120,15 +100,15 @@ class VacationReader:
                                         f"{member.name} is in the archive but not in META")
                 seen.add(member.name)
                 reader = DigestingReader(member, self._chunk_bytes)
-                if entry["type"] == contract.MONITOR:
+                if entry.kind == contract.MONITOR:
                     monitor = _parse_monitor(reader.read_all(_SMALL_MEMBER), encoding, listed)
                     yield monitor
                 else:
-                    records = yield from self._data_member(member, entry["type"], reader,
-                                                           encoding, keys[entry["type"]], progress)
+                    records = yield from self._data_member(member, entry.kind, reader,
+                                                           encoding, keys[entry.kind], progress)
                     digest = reader.digest()
-                    yield MemberFacts(member.name, entry["type"], records, digest.bytes,
-                                      digest.sha256)
+                    yield MemberDigest(member.name, entry.kind, records, digest.bytes,
+                                       digest.sha256)
                 _check_digest(member.name, reader, entry)
         missing = sorted(set(listed) - seen)
         if missing:
@@ -174,7 +154,7 @@ class VacationReader:
         batch.table = batch.table.append_column("duplicate", pa.array(duplicate))
         return batch
 
-    def _meta(self, member: Member) -> dict:
+    def _meta(self, member: Member) -> Meta:
         reader = DigestingReader(member)
         raw = reader.read_all(_SMALL_MEMBER)
         try:
@@ -183,7 +163,7 @@ class VacationReader:
             raise VacationError(Fatal.META_INVALID, f"META.json is not UTF-8 JSON: {error}") \
                 from None
         validate_meta(meta, self._name)
-        return meta
+        return Meta.from_json(meta)
 
 
 def _check_header(member_name: str, kind: str, raw: RawBatch) -> tuple[list[str], RawBatch]:
@@ -199,13 +179,13 @@ def _check_header(member_name: str, kind: str, raw: RawBatch) -> tuple[list[str]
     return header, rest
 
 
-def _check_digest(name: str, reader: DigestingReader, entry: dict) -> None:
+def _check_digest(name: str, reader: DigestingReader, entry: MetaMember) -> None:
     digest = reader.digest()
-    if digest.bytes != entry["bytes"] or digest.sha256 != entry["sha256"]:
+    if digest.bytes != entry.bytes or digest.sha256 != entry.sha256:
         raise VacationError(
             Fatal.CHECKSUM_MISMATCH,
             f"{name}: {digest.bytes} bytes, sha256 {digest.sha256}; META says "
-            f"{entry['bytes']} bytes, sha256 {entry['sha256']}",
+            f"{entry.bytes} bytes, sha256 {entry.sha256}",
         )
 
 
@@ -276,7 +256,7 @@ def _validate_meta_member(entry: object, names: set[str], invalid) -> None:
         raise invalid(f"{name}: sha256 must be 64 lower-case hex digits")
 
 
-def _parse_monitor(raw: bytes, encoding: str, listed: dict) -> list[MonitorLine]:
+def _parse_monitor(raw: bytes, encoding: str, listed: dict[str, MetaMember]) -> Monitor:
     """MONITOR.csv (spec 1.3): any broken line makes the whole file invalid."""
 
     def invalid(message: str) -> VacationError:
@@ -289,13 +269,13 @@ def _parse_monitor(raw: bytes, encoding: str, listed: dict) -> list[MonitorLine]
     rows = list(csv.reader(text.splitlines(), delimiter=";"))
     if not rows or [name.strip().lower() for name in rows[0]] != list(contract.MONITOR_COLUMNS):
         raise invalid(f"the header must be {';'.join(contract.MONITOR_COLUMNS)}")
-    data_members = {name for name, entry in listed.items() if entry["type"] != contract.MONITOR}
+    data_members = {name for name, entry in listed.items() if entry.kind != contract.MONITOR}
     lines: list[MonitorLine] = []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(contract.MONITOR_COLUMNS):
             raise invalid(f"line {number}: {len(row)} columns, expected 4")
         member_name, kind, count, total = row
-        if member_name not in data_members or listed[member_name]["type"] != kind:
+        if member_name not in data_members or listed[member_name].kind != kind:
             raise invalid(f"line {number}: {member_name!r} is not a {kind} member of this vacation")
         if not _INT.match(count):
             raise invalid(f"line {number}: record_count {count!r} is not an int >= 0")
@@ -313,7 +293,7 @@ def _parse_monitor(raw: bytes, encoding: str, listed: dict) -> list[MonitorLine]
     covered = [line.member_name for line in lines]
     if sorted(covered) != sorted(data_members):
         raise invalid("there must be exactly one line per data member")
-    return lines
+    return Monitor(tuple(lines))
 
 
 class _Progress:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from transforms import contract
 from transforms.contract import RecordCode
 from transforms.csv_records import REJECT_SCHEMA, ParsedBatch
+from transforms.facts import BatchCounts
 from transforms.rules import RULES, Rule, bad_range, parsed, with_parsed
 
 _EXTRA_RULES = {
@@ -23,18 +24,6 @@ _EXTRA_RULES = {
 }
 _DUPLICATE = Rule(RecordCode.DUPLICATE_KEY, "the key was already seen earlier in this vacation",
                   lambda table: table["duplicate"].to_numpy())
-
-
-@dataclasses.dataclass
-class BatchCounts:
-    """One batch's contribution to its member's reconciliation."""
-
-    member_name: str
-    kind: str
-    loaded: int
-    rejected: int
-    reject_codes: dict[str, int]
-    amount_sum: Decimal  # of the loaded CRE amounts; 0 for GESPARAM
 
 
 @dataclasses.dataclass
