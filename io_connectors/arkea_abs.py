@@ -23,6 +23,9 @@ from apache_beam.transforms.display import DisplayDataItem
 from io_connectors import zones
 from transforms import pivot_package
 
+__all__ = ["DONE", "OUTBOUND", "Delivery", "Package", "WriteArkeaPackage", "clear_partials",
+           "commit", "delivered", "package_path", "stage"]
+
 _LOG = logging.getLogger(__name__)
 OUTBOUND = "outbound/arkea_abs"
 DONE = ".done"
@@ -102,11 +105,22 @@ class _DeliverFn(beam.DoFn):
         yield Delivery(package.vacation_id, path, hashlib.sha256(data).hexdigest(), len(data))
 
 
+@beam.typehints.with_input_types(Package)
+@beam.typehints.with_output_types(Delivery)
 class WriteArkeaPackage(beam.PTransform):
-    """Checks, archives and delivers ``Package``s; outputs one ``Delivery`` per package."""
+    """Checks, archives and delivers ``Package``s; outputs one ``Delivery`` per package.
+
+    A package that breaks the contract (``pivot_package.check``) fails the run: nothing of it
+    is delivered.
+
+    Args:
+      outbound_root: the root, local or ``gs://``, of ``outbound/arkea_abs/`` where ABS reads.
+    """
 
     def __init__(self, outbound_root: str):
         super().__init__()
+        if not isinstance(outbound_root, str):
+            raise TypeError(f"outbound_root must be a str, not {type(outbound_root).__name__}")
         if not outbound_root:
             raise ValueError("outbound_root is required")
         self._root = outbound_root

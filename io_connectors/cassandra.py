@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 from cassandra import (
@@ -51,6 +52,9 @@ from cassandra.query import BatchStatement, BatchType, tuple_factory
 
 from io_connectors import cql_values
 from transforms.contract import PlatformError
+
+__all__ = ["CassandraConfig", "CassandraUnavailable", "FailedWrite", "ReadAllFromCassandra",
+           "ReadFromCassandra", "SESSIONS", "WriteResult", "WriteToCassandra", "token_ranges"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -405,24 +409,41 @@ class _WriteFn(beam.DoFn):
             self._latency.update(latency)
 
 
+@beam.typehints.with_input_types(pa.Table)
 class WriteToCassandra(beam.PTransform):
     """Writes batches of records (``pyarrow.Table``, columns named as the table's) to a table.
 
     Returns a ``WriteResult``: ``written`` (rows per bundle, emitted once they are durable at
     the configured consistency) and ``failed`` (``FailedWrite`` dead letters).
+
+    Args:
+      config: the cluster, keyspace, credentials and consistency to write with.
+      table: the table, in ``config.keyspace``.
+      columns: the columns written, which must include the partition key; by default all of
+        the table's.
+      max_in_flight: the asynchronous requests a worker keeps in flight before the next waits.
+      batch_rows: the most rows of one unlogged batch (the rows of one replica).
+      batch_bytes: about the largest batch, by the Arrow size of its rows: large batches strain
+        the coordinator.
+      max_attempts: how many times a batch is sent before a timeout or overload makes it a
+        dead letter.
+      backoff_seconds: the wait before the first retry, doubled at each next one.
     """
 
     def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]] = None,
                  *, max_in_flight: int = 128, batch_rows: int = 64, batch_bytes: int = 48 << 10,
                  max_attempts: int = 8, backoff_seconds: float = 0.2):
         super().__init__()
+        _check_config(config)
         _check_table(table)
-        if max_in_flight < 1 or batch_rows < 1 or batch_bytes < 1 or max_attempts < 1:
-            raise ValueError("max_in_flight, batch_rows, batch_bytes and max_attempts must be "
-                             "positive")
+        columns = _column_names(columns)
+        _check_positive(max_in_flight=max_in_flight, batch_rows=batch_rows,
+                        batch_bytes=batch_bytes, max_attempts=max_attempts)
+        if not isinstance(backoff_seconds, (int, float)) or backoff_seconds < 0:
+            raise ValueError(f"backoff_seconds must be a number >= 0, not {backoff_seconds!r}")
         self._config = config
         self._table = table
-        self._columns = tuple(columns) if columns else None
+        self._columns = columns
         self._settings = (max_in_flight, batch_rows, batch_bytes, max_attempts, backoff_seconds)
 
     def expand(self, batches: beam.PCollection) -> WriteResult:
@@ -432,11 +453,11 @@ class WriteToCassandra(beam.PTransform):
         return WriteResult(outputs.written, outputs.failed)
 
     def display_data(self) -> dict:
-        max_in_flight, batch_rows, _, max_attempts, _ = self._settings
-        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
-                "table": self._table, "consistency": self._config.consistency,
-                "max_in_flight": max_in_flight, "batch_rows": batch_rows,
-                "max_attempts": max_attempts}
+        max_in_flight, batch_rows, batch_bytes, max_attempts, backoff_seconds = self._settings
+        return {**_connection_data(self._config, self._table, self._columns),
+                "consistency": self._config.consistency, "max_in_flight": max_in_flight,
+                "batch_rows": batch_rows, "batch_bytes": batch_bytes,
+                "max_attempts": max_attempts, "backoff_seconds": backoff_seconds}
 
 
 def token_ranges(ring: Sequence[int], splits_per_range: int) -> list[tuple[int, int]]:
@@ -539,26 +560,40 @@ class _ReadRangeFn(_TableReaderFn):
             result.fetch_next_page()
 
 
+@beam.typehints.with_output_types(pa.Table)
 class ReadFromCassandra(beam.PTransform):
     """Reads a table (or the rows of it ``where`` selects, e.g. through an SAI index) as
     batches of records (``pyarrow.Table``, one per page).
 
     The ring is cut at every node's tokens, each range again into ``splits_per_range`` pieces;
     a reshuffle spreads the ranges over the workers.
+
+    Args:
+      config: the cluster, keyspace, credentials and consistency to read with.
+      table: the table, in ``config.keyspace``.
+      columns: the columns read; by default all of the table's.
+      where: a CQL condition ANDed to each token range's, with ``?`` markers for ``values``.
+      values: one value per ``?`` of ``where``.
+      splits_per_range: the pieces each range between two nodes' tokens is cut into: more
+        pieces, more parallel reads.
+      page_rows: the rows of one page, and so of one output batch at most.
     """
 
     def __init__(self, config: CassandraConfig, table: str,
                  columns: Optional[Iterable[str]] = None, *, where: Optional[str] = None,
                  values: Sequence[Any] = (), splits_per_range: int = 4, page_rows: int = 5000):
         super().__init__()
+        _check_config(config)
         _check_table(table)
-        if splits_per_range < 1 or page_rows < 1:
-            raise ValueError("splits_per_range and page_rows must be positive")
+        columns = _column_names(columns)
+        _check_positive(splits_per_range=splits_per_range, page_rows=page_rows)
+        if where is not None and not isinstance(where, str):
+            raise TypeError(f"where must be a str, not {type(where).__name__}")
         if where is not None and where.count("?") != len(values):
             raise ValueError("where needs one value per ? marker")
         self._config = config
         self._table = table
-        self._columns = tuple(columns) if columns else None
+        self._columns = columns
         self._where = where
         self._values = tuple(values)
         self._splits_per_range = splits_per_range
@@ -574,9 +609,9 @@ class ReadFromCassandra(beam.PTransform):
                     self._page_rows)))
 
     def display_data(self) -> dict:
-        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
-                "table": self._table, "where": self._where or "",
-                "splits_per_range": self._splits_per_range, "page_rows": self._page_rows}
+        return {**_connection_data(self._config, self._table, self._columns),
+                "where": self._where or "", "splits_per_range": self._splits_per_range,
+                "page_rows": self._page_rows}
 
 
 class _ReadKeysFn(_TableReaderFn):
@@ -600,20 +635,32 @@ class _ReadKeysFn(_TableReaderFn):
         yield _arrow(self._names, self._types, rows)
 
 
+@beam.typehints.with_output_types(pa.Table)
 class ReadAllFromCassandra(beam.PTransform):
     """For batches of keys (lists of tuples of ``key_columns`` values: a partition key, maybe
-    with clustering columns), the matching rows, one ``pyarrow.Table`` per batch."""
+    with clustering columns), the matching rows, one ``pyarrow.Table`` per batch.
+
+    Args:
+      config: the cluster, keyspace, credentials and consistency to read with.
+      table: the table, in ``config.keyspace``.
+      key_columns: the columns each key gives a value of, in order.
+      columns: the columns read; by default all of the table's.
+      concurrency: the queries of one batch of keys in flight at once.
+    """
 
     def __init__(self, config: CassandraConfig, table: str, key_columns: Sequence[str],
                  columns: Optional[Iterable[str]] = None, *, concurrency: int = 64):
         super().__init__()
+        _check_config(config)
         _check_table(table)
-        if not key_columns or concurrency < 1:
-            raise ValueError("key_columns must not be empty and concurrency must be positive")
+        key_columns = _column_names(key_columns)
+        if not key_columns:
+            raise ValueError("key_columns must not be empty")
+        _check_positive(concurrency=concurrency)
         self._config = config
         self._table = table
-        self._key_columns = tuple(key_columns)
-        self._columns = tuple(columns) if columns else None
+        self._key_columns = key_columns
+        self._columns = _column_names(columns)
         self._concurrency = concurrency
 
     def expand(self, keys: beam.PCollection) -> beam.PCollection:
@@ -621,10 +668,37 @@ class ReadAllFromCassandra(beam.PTransform):
             self._config, self._table, self._columns, self._key_columns, self._concurrency))
 
     def display_data(self) -> dict:
-        return {"hosts": ",".join(self._config.hosts), "keyspace": self._config.keyspace,
-                "table": self._table, "key_columns": ",".join(self._key_columns)}
+        return {**_connection_data(self._config, self._table, self._columns),
+                "key_columns": ",".join(self._key_columns), "concurrency": self._concurrency}
+
+
+def _check_config(config: CassandraConfig) -> None:
+    if not isinstance(config, CassandraConfig):
+        raise TypeError(f"config must be a CassandraConfig, not {type(config).__name__}")
 
 
 def _check_table(table: str) -> None:
-    if not table.replace("_", "").isalnum():
+    if not isinstance(table, str) or not table.replace("_", "").isalnum():
         raise ValueError(f"invalid table name {table!r}")
+
+
+def _column_names(columns: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
+    """The ``columns`` argument as a tuple; None (all the table's) for none."""
+    names = () if columns is None or isinstance(columns, str) else tuple(columns)
+    if isinstance(columns, str) or not all(isinstance(name, str) for name in names):
+        raise TypeError(f"columns must be an iterable of column names, not {columns!r}")
+    return names or None
+
+
+def _check_positive(**settings: int) -> None:
+    for name, value in settings.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, not {value!r}")
+
+
+def _connection_data(config: CassandraConfig, table: str,
+                     columns: Optional[Sequence[str]]) -> dict:
+    """The display data every transform of this module shows: where it reads or writes."""
+    return {"hosts": DisplayDataItem(",".join(config.hosts), label="Cassandra hosts"),
+            "keyspace": config.keyspace, "table": table,
+            "columns": ",".join(columns) if columns else "(all)"}
