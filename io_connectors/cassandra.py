@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
 import pyarrow as pa
+import tenacity
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
@@ -268,6 +269,11 @@ class _WriteFn(beam.DoFn):
         self._latency = beam.metrics.Metrics.distribution(namespace, "write_latency_ms")
 
     def setup(self) -> None:
+        # the retry policy: tenacity's rules, applied by _settle to many requests in flight
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(RETRYABLE),
+            stop=tenacity.stop_after_attempt(self._max_attempts),
+            wait=tenacity.wait_exponential(multiplier=self._backoff, max=30.0))
         self._session = SESSIONS.acquire(self._config)
         metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
         table = metadata.tables[self._table]
@@ -371,10 +377,9 @@ class _WriteFn(beam.DoFn):
             table = self._sent.pop(id(request))
             if request.error is None:
                 self._written += len(request.rows)
-            elif isinstance(request.error, RETRYABLE) and request.attempt < self._max_attempts:
-                delay = min(self._backoff * 2 ** (request.attempt - 1), 30.0)
-                due = time.monotonic() + delay * random.uniform(0.8, 1.2)
-                heapq.heappush(self._retry_heap, (due, id(request), request, table))
+            elif (delay := self._retry_delay(request)) is not None:
+                heapq.heappush(self._retry_heap,
+                               (time.monotonic() + delay, id(request), request, table))
             elif isinstance(request.error, (NoHostAvailable, ConnectionException)):
                 # the cluster is gone, not this write: fail the bundle, the run is retried whole
                 raise CassandraUnavailable(
@@ -394,6 +399,16 @@ class _WriteFn(beam.DoFn):
             self._sent[id(request)] = table
             self._window.send(request)
             block = False
+
+    def _retry_delay(self, request: _Request) -> Optional[float]:
+        """The wait before sending a failed request again, jittered so that requests failed
+        together are not resent together; None when its error is final or its attempts spent."""
+        state = tenacity.RetryCallState(self._retrying, fn=None, args=(), kwargs={})
+        state.attempt_number = request.attempt
+        state.set_exception((type(request.error), request.error, request.error.__traceback__))
+        if self._retrying.stop(state) or not self._retrying.retry(state):
+            return None
+        return self._retrying.wait(state) * random.uniform(0.8, 1.2)
 
     def _dead_letter(self, request: _Request, table: pa.Table) -> None:
         error = _reason(request.error)
