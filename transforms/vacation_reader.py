@@ -32,6 +32,7 @@ from transforms.csv_records import (
 )
 from transforms.facts import FatalError, MemberDigest, Meta, MetaMember, Monitor, MonitorLine
 from transforms.keys import KeyIndex
+from transforms.progress import BYTES, Bar
 
 _LOG = logging.getLogger(__name__)
 _SMALL_MEMBER = 4 << 20  # META.json and MONITOR.csv are a few kilobytes; refuse a flood
@@ -89,7 +90,8 @@ class VacationReader:
         keys = {kind: KeyIndex() for kind in contract.DATA_TYPES}
         monitor: Optional[Monitor] = None
         seen: set[str] = set()
-        progress = _Progress(self._name.vacation_id)
+        progress = _Progress(self._name.vacation_id, sum(
+            entry.bytes for entry in meta.members if entry.kind in contract.DATA_TYPES))
         with self._open() as source:
             for member in iter_members(source, self._name.vacation_id, self._limits):
                 if member.name == "META.json":
@@ -126,6 +128,7 @@ class VacationReader:
         records = 0
         first = True
         for chunk in reader:
+            progress.advance(len(chunk))
             if first:
                 chunk, first = chunk.removeprefix(BOM), False
             if encoding != "utf-8":
@@ -136,7 +139,6 @@ class VacationReader:
             if raw is not None and len(raw):
                 records += len(raw)
                 yield self._with_duplicates(parser.parse(raw), keys)
-            progress.advance(reader)
         last = splitter.close()
         if last is not None and header is None:
             header, last = _check_header(member.name, kind, last)
@@ -297,19 +299,24 @@ def _parse_monitor(raw: bytes, encoding: str, listed: dict[str, MetaMember]) -> 
 
 
 class _Progress:
-    """Logs the archive's progress every few seconds, so a long run shows it is alive."""
+    """How much of the archive's CSV is read: a bar when the command draws bars in this
+    process, else a log line every few seconds, so a long run shows it is alive."""
 
-    def __init__(self, vacation_id: str, every: float = 10.0):
+    def __init__(self, vacation_id: str, total_bytes: int, every: float = 10.0):
         self._vacation_id = vacation_id
         self._every = every
         self._start = self._last = time.monotonic()
+        self._read = 0
+        self._bar = Bar(f"{vacation_id} CSV", BYTES)
+        self._bar.start(total_bytes)
 
-    def advance(self, reader: DigestingReader) -> None:
+    def advance(self, read: int) -> None:
+        self._read += read
+        self._bar.advance(read)
         now = time.monotonic()
-        if now - self._last >= self._every:
+        if not self._bar.drawn and now - self._last >= self._every:
             self._last = now
-            read = reader.digest().bytes
-            _LOG.info("%s: %.0f MB of CSV read in %.0f s", self._vacation_id, read / 1e6,
+            _LOG.info("%s: %.0f MB of CSV read in %.0f s", self._vacation_id, self._read / 1e6,
                       now - self._start)
 
     def done(self) -> None:

@@ -1,8 +1,9 @@
 """``cre fetchdata``: the sender's client of the collection service.
 
 It asks for the tenant's constraints, checks every file of the folder before sending anything,
-skips what the server already has (by sha256), streams the rest with a progress line, retries
-transient failures, and ends with a table. Exit 1 when any file could not be sent.
+skips what the server already has (by sha256), streams the rest (a progress bar per file on a
+terminal), retries transient failures, and ends with a table. Exit 1 when any file could not
+be sent.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import tenacity
+
+from transforms import progress
 
 _CHUNK = 1 << 20
 _TRANSIENT = {429, 500, 502, 503, 504}
@@ -36,19 +40,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _chunks(path: Path, size: int, label: str) -> Iterator[bytes]:
-    sent, shown = 0, 0.0
+def _chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The file's bytes, each chunk moving its bar (drawn from zero at each attempt)."""
+    bar = progress.Bar(path.name, progress.BYTES)
+    bar.start(size)
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
-            sent += len(chunk)
-            if time.monotonic() - shown > 0.2 or sent == size:
-                shown = time.monotonic()
-                width = 30
-                done = int(width * sent / max(size, 1))
-                print(f"\r{label} [{'#' * done}{'.' * (width - done)}] "
-                      f"{sent / 2**20:8.1f}/{size / 2**20:.1f} MiB", end="", file=sys.stderr)
+            bar.advance(len(chunk))
             yield chunk
-    print(file=sys.stderr)
 
 
 def check(files: list[Path], constraints: dict) -> tuple[list[Path], list[Outcome]]:
@@ -69,25 +68,32 @@ def check(files: list[Path], constraints: dict) -> tuple[list[Path], list[Outcom
     return allowed, refused
 
 
-def _request(client: httpx.Client, method: str, url: str, attempts: int = 4, **kwargs):
+def _say_retrying(state: tenacity.RetryCallState) -> None:
+    method, url = state.args
+    error = state.outcome.exception()
+    why = f"HTTP {state.outcome.result().status_code}" if error is None else error
+    print(f"{method} {url}: {why}; retrying", file=sys.stderr)
+
+
+def _request(client: httpx.Client, method: str, url: str, attempts: int = 4,
+             **kwargs: Any) -> httpx.Response:
     """Retries connection errors and transient answers, with backoff; body factories are
-    re-invoked so a retried upload streams its file again."""
-    for attempt in range(1, attempts + 1):
+    re-invoked so a retried upload streams its file again. The last answer is returned, the
+    last connection error raised."""
+    def send(method: str, url: str) -> httpx.Response:
         arguments = {**kwargs}
         if callable(arguments.get("content")):
             arguments["content"] = arguments["content"]()
-        try:
-            response = client.request(method, url, **arguments)
-        except httpx.TransportError as error:
-            if attempt == attempts:
-                raise
-            print(f"{method} {url}: {error}; retrying", file=sys.stderr)
-        else:
-            if response.status_code not in _TRANSIENT or attempt == attempts:
-                return response
-            print(f"{method} {url}: HTTP {response.status_code}; retrying", file=sys.stderr)
-        time.sleep(0.5 * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
+        return client.request(method, url, **arguments)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=0.5),  # 0.5 s, then 1 s, 2 s, ...
+        retry=tenacity.retry_if_exception_type(httpx.TransportError)
+        | tenacity.retry_if_result(lambda response: response.status_code in _TRANSIENT),
+        before_sleep=_say_retrying,
+        retry_error_callback=lambda state: state.outcome.result())
+    return retrying(send, method, url)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -115,8 +121,7 @@ def fetchdata(server: str, user: str, password: str, folder: Path) -> list[Outco
                 continue
             size = path.stat().st_size
             response = _request(client, "PUT", f"/v1/uploads/{path.name}",
-                                content=lambda path=path, size=size: _chunks(path, size,
-                                                                             path.name),
+                                content=lambda path=path, size=size: _chunks(path, size),
                                 headers={"Content-Length": str(size)})
             if response.status_code in (200, 201):
                 body = response.json()

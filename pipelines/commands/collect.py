@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipelines.commands.common import add_connection_arguments, text_table
 from pipelines.options import cassandra_config
+from transforms import progress
 
 _LOG = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def fetchdata_command(args: argparse.Namespace) -> int:
 
     password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
     try:
-        outcomes = fetchdata(args.server, args.user, password, Path(args.dir))
+        with progress.shown():
+            outcomes = fetchdata(args.server, args.user, password, Path(args.dir))
     except (PermissionError, OSError) as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
         return 1

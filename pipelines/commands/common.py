@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import io
 import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, Optional
+
+from rich.console import Console
+from rich.table import Table
 
 from pipelines.options import CassandraOptions, cassandra_config
 from pipelines.runners import runner_arguments
@@ -30,14 +34,18 @@ def plain(value: Any) -> Any:
 
 def text_table(rows: Sequence[dict], columns: Sequence[str],
                headers: Optional[Sequence[str]] = None) -> Iterator[str]:
-    """A header line, then one line per row; None shows as nothing."""
-    cells = [["" if row.get(c) is None else str(plain(row.get(c))) for c in columns]
-             for row in rows]
-    titles = list(headers or columns)
-    widths = [max([len(t), *(len(line[i]) for line in cells)]) for i, t in enumerate(titles)]
-    yield "  ".join(t.ljust(w) for t, w in zip(titles, widths)).rstrip()
-    for line in cells:
-        yield "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+    """A header line, then one line per row, columns two spaces apart; None shows as nothing.
+
+    Plain text unless stdout is a terminal (bold headers there), so scripts can split the lines;
+    never wrapped, and cells are shown as written (no rich markup).
+    """
+    table = Table(*(headers or columns), box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(plain(row.get(c))) for c in columns))
+    lines = io.StringIO()
+    Console(file=lines, force_terminal=sys.stdout.isatty(), width=sys.maxsize, markup=False,
+            emoji=False, highlight=False).print(table)
+    return (line.rstrip() for line in lines.getvalue().splitlines())
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ from pipelines.options import (
 )
 from pipelines.recovery import replay_arguments
 from pipelines.runners import runner_arguments
-from transforms import contract
+from transforms import contract, progress
 
 _LOG = logging.getLogger("cre")
 
@@ -53,7 +53,7 @@ def ingest(argv: list[str]) -> int:
     try:
         vacation_id = known.input.rpartition("/")[2].removesuffix(".tar.bz2")
         with run_metrics.observed(run_metrics.INGEST, vacation_id,
-                                  known.pushgateway) as run:
+                                  known.pushgateway) as run, progress.shown():
             outcome = run.summary = run_ingest(runner_arguments(argv))
     except contract.PlatformError as error:
         _LOG.error("%s", error)
@@ -91,7 +91,7 @@ def deliver_command(args: argparse.Namespace) -> int:
     from pipelines.deliver import deliver
 
     with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
-            zone_session(args) as session:
+            zone_session(args) as session, progress.shown():
         config = cassandra_config(args, required=True)
         try:
             result = deliver(session, config, args.vacation,
