@@ -45,6 +45,7 @@ from io_connectors import cql_values, zones
 from io_connectors.cassandra import SESSIONS, CassandraConfig, ReadFromCassandra, WriteToCassandra
 from pipelines.ledger import IN_PROGRESS
 from pipelines.schema_migrations import migrate, migrations
+from transforms.progress import Bar
 
 _LOG = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ LEDGER_TABLE = "vacations"
 BATCH_ROWS = 5000
 FILE_ROWS = 1_000_000
 _SYNC_INTERVAL = 1 << 20  # Avro block size: larger blocks compress better, memory stays flat
+_BACKED_UP = Bar("backup: rows read", "rows")
+_VERIFIED = Bar("verify: files checked", "files")  # file by file, in the driver
+_RESTORED = Bar("restore: rows sent", "rows")  # to the writer
 
 
 class BackupError(RuntimeError):
@@ -299,6 +303,7 @@ class _WriteAvroFn(beam.DoFn):
             self._file = _AvroFile(self._folder, self._schema, self._parsed, self._codec)
         self._file.write(table)
         self._rows.inc(table.num_rows)
+        _BACKED_UP.advance(table.num_rows)
         if self._file.rows >= self._file_rows:
             yield self._close()
 
@@ -427,6 +432,7 @@ def backup(config: CassandraConfig, root: str, options: PipelineOptions, force: 
               "ledger": {"vacations": vacations, "in_progress": in_progress},
               "tables": {table.name: {**table.manifest_entry(), "rows": 0, "files": []}
                          for table in tables}}
+    _BACKED_UP.start()
     with beam.Pipeline(options=options) as pipeline:
         _ = pipeline | "Backup" >> BackupKeyspace(config, tables, folder, header, codec)
     manifest = read_manifest(folder)
@@ -476,12 +482,19 @@ def verify(folder: str) -> tuple[dict, list[str]]:
     """The manifest, and one line per damaged file (none: the backup is whole)."""
     manifest = read_manifest(folder)
     damaged = []
+    _VERIFIED.start(sum(len(entry["files"]) for entry in manifest["tables"].values()))
     for entry in manifest["tables"].values():
         for file in entry["files"]:
             problem = check_file(folder, file)
             if problem:
                 damaged.append(f"{zones.join(folder, file['path'])}: {problem}")
+            _VERIFIED.advance()
     return manifest, damaged
+
+
+def _to_restore(records: Sequence[dict], schema: TableSchema) -> pa.Table:
+    _RESTORED.advance(len(records))
+    return arrow_table(records, schema)
 
 
 class RestoreTable(beam.PTransform):
@@ -499,7 +512,7 @@ class RestoreTable(beam.PTransform):
                 | "ReadAvro" >> ReadAllFromAvro()
                 | "Batch" >> beam.BatchElements(min_batch_size=BATCH_ROWS,
                                                 max_batch_size=BATCH_ROWS)
-                | "ToArrow" >> beam.Map(arrow_table, self._schema)
+                | "ToArrow" >> beam.Map(_to_restore, self._schema)
                 | "Write" >> WriteToCassandra(self._config, self._schema.name,
                                               self._schema.column_names))
 
@@ -573,6 +586,7 @@ def restore(folder: str, config: CassandraConfig, replication: str,
              for name, entry in manifest["tables"].items()}
     with_rows = [table for table in tables if files[table.name]]
     written = {table.name: 0 for table in tables}
+    _RESTORED.start(manifest["rows"])
     for phase in ([t for t in with_rows if t.name != LEDGER_TABLE],
                   [t for t in with_rows if t.name == LEDGER_TABLE]):
         if phase:

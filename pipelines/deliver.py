@@ -34,11 +34,13 @@ from pipelines import run_metrics
 from pipelines.ledger import VISIBLE, Ledger, State
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
+from transforms.progress import Bar
 
 _LOG = logging.getLogger(__name__)
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "amount",
                   "currency")
 Key = tuple[str, str, str]  # account_id, value date (ISO), currency
+_ROWS_READ = Bar("deliver: rows read", "rows")  # the vacation's events, then its days' events
 
 
 class DeliveryError(contract.PlatformError):
@@ -47,6 +49,7 @@ class DeliveryError(contract.PlatformError):
 
 def _touched(table: pa.Table) -> Iterator[Key]:
     """The distinct (account, value date, currency) of one batch of the vacation's events."""
+    _ROWS_READ.advance(table.num_rows)
     yield from {(account, day.isoformat(), currency) for account, day, currency in zip(
         *(table[name].to_pylist() for name in ("account_id", "value_date", "currency")))}
 
@@ -82,6 +85,7 @@ class _LatestVisibleFn(beam.DoFn):
             "WHERE cre_id IN ?")
 
     def process(self, table: pa.Table) -> Iterator[pa.Table]:
+        _ROWS_READ.advance(table.num_rows)
         rows = [row for row in table.to_pylist() if row["vacation_id"] in self._visible]
         cre_ids = sorted({row["cre_id"] for row in rows})
         chunks = [(cre_ids[start:start + 100],) for start in range(0, len(cre_ids), 100)]
@@ -212,6 +216,7 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
     visible = frozenset(vacation for vacation, state in session.execute(
         "SELECT vacation_id, state FROM vacations") if state in VISIBLE)
     summary = json.loads(row["summary"])
+    _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline
              | "Build" >> BuildPackage(config, summary, visible)

@@ -101,7 +101,7 @@ def shown(console: Optional[Console] = None) -> Iterator[None]:
         return
     stderr = sys.stderr
     with Progress(TextColumn("{task.description}"), BarColumn(), _Amount(), TimeElapsedColumn(),
-                  console=console) as progress:
+                  console=console, redirect_stdout=False) as progress:  # stdout: the results
         handlers = [handler for handler in logging.getLogger().handlers
                     if isinstance(handler, logging.StreamHandler) and handler.stream is stderr]
         for handler in handlers:

@@ -14,6 +14,7 @@ from pipelines import landing_retention
 from pipelines.commands.common import add_connection_arguments, report, zone_session
 from pipelines.ledger import Ledger
 from pipelines.options import FLAG, cassandra_config
+from transforms import progress
 
 
 def _failed(command: str, error: Exception) -> int:
@@ -30,8 +31,10 @@ def backup_command(args: argparse.Namespace) -> int:
         print("cre backup: give --to ROOT, or verify --from BACKUP", file=sys.stderr)
         return 2
     try:
-        manifest = backups.backup(cassandra_config(args, required=True), args.to,
-                                  PipelineOptions(args.beam_args), args.force, args.avro_codec)
+        with progress.shown():
+            manifest = backups.backup(cassandra_config(args, required=True), args.to,
+                                      PipelineOptions(args.beam_args), args.force,
+                                      args.avro_codec)
     except backups.BackupError as error:
         return _failed("backup", error)
     ledger = manifest["ledger"]
@@ -52,7 +55,8 @@ def verify_command(args: argparse.Namespace) -> int:
         print("cre backup verify: give --from BACKUP and nothing else", file=sys.stderr)
         return 2
     try:
-        manifest, damaged = backups.verify(args.from_)
+        with progress.shown():
+            manifest, damaged = backups.verify(args.from_)
     except backups.BackupError as error:
         return _failed("backup verify", error)
     files = sum(len(entry["files"]) for entry in manifest["tables"].values())
@@ -72,8 +76,9 @@ def restore_command(args: argparse.Namespace) -> int:
               "rebuild", file=sys.stderr)
         return 2
     try:
-        written = backups.restore(args.from_, cassandra_config(args, required=True),
-                                  args.replication, PipelineOptions(args.beam_args))
+        with progress.shown():
+            written = backups.restore(args.from_, cassandra_config(args, required=True),
+                                      args.replication, PipelineOptions(args.beam_args))
     except backups.BackupError as error:
         return _failed("restore", error)
     report(args, {"keyspace": args.keyspace, "rows": written},
