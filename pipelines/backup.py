@@ -43,7 +43,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from io_connectors import cql_values, zones
 from io_connectors.cassandra import SESSIONS, CassandraConfig, ReadFromCassandra, WriteToCassandra
-from pipelines.ledger import IN_PROGRESS
+from pipelines.ledger import IN_PROGRESS, Ledger
 from pipelines.schema_migrations import migrate, migrations
 from transforms.progress import Bar
 
@@ -317,12 +317,6 @@ class _WriteAvroFn(beam.DoFn):
         return done
 
 
-def ledger_snapshot(session) -> dict[str, dict]:
-    """Every vacation's state and sha256 (the ledger is one small table)."""
-    return {vacation_id: {"state": state, "sha256": sha256} for vacation_id, state, sha256 in
-            session.execute("SELECT vacation_id, state, sha256 FROM vacations")}
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -347,7 +341,7 @@ class _WriteManifestFn(beam.DoFn):
                                    "sha256": file.sha256})
             entry["rows"] += file.rows
         ledger = manifest["ledger"]
-        at_end = ledger_snapshot(self._session)
+        at_end = Ledger(self._session).states()
         ledger["changed_during_backup"] = sorted(
             vacation_id for vacation_id in set(at_end) | set(ledger["vacations"])
             if at_end.get(vacation_id) != ledger["vacations"].get(vacation_id))
@@ -408,7 +402,7 @@ def backup(config: CassandraConfig, root: str, options: PipelineOptions, force: 
     session = config.connect(config.keyspace)
     try:
         tables = discover(session, config.keyspace)
-        vacations = ledger_snapshot(session)
+        vacations = Ledger(session).states()
         applied = [{"version": version, "name": name, "checksum": checksum} for
                    version, name, checksum in session.execute(
                        "SELECT version, name, checksum FROM schema_migrations")]

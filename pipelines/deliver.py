@@ -31,7 +31,7 @@ from io_connectors.cassandra import (
     ReadFromCassandra,
 )
 from pipelines import run_metrics
-from pipelines.ledger import VISIBLE, Ledger, State
+from pipelines.ledger import Ledger, State
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
 from transforms.progress import Bar
@@ -213,8 +213,7 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
                   vacation_id, row["delivered_at"])
         return {**json.loads(row["delivery"]), "delivered_at": row["delivered_at"].isoformat(),
                 "delivered": False}
-    visible = frozenset(vacation for vacation, state in session.execute(
-        "SELECT vacation_id, state FROM vacations") if state in VISIBLE)
+    visible = ledger.visible()
     summary = json.loads(row["summary"])
     _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:

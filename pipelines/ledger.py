@@ -1,9 +1,15 @@
 """The vacation ledger: each vacation's state in Cassandra, changed only by conditional writes.
 
+This module owns the tables ``vacations`` and ``vacation_history``: no other code reads or
+writes them, so every rule about a vacation's state lives here.
+
 A run claims a vacation (LWT) before it writes anything, and every later transition is
 ``IF run_id = <mine> AND state = <expected>``: two runs can never both own one vacation. A
 claim left by a run that died is taken over once its lease has expired, or at once when its
 process is known dead (same host, pid gone).
+
+An upload enters the ledger as RECEIVED, the ingest manager's queue, by a conditional insert;
+a corrected resend of a vacation that may run again takes its place the same way.
 
 Rows of the structured zone are visible only while their vacation is LOADED or DELIVERED.
 """
@@ -37,6 +43,8 @@ class State:
 VISIBLE = frozenset({State.LOADED, State.DELIVERED})
 TERMINAL = frozenset({State.LOADED, State.DELIVERED, State.REJECTED})
 IN_PROGRESS = frozenset({State.LANDED, State.VALIDATED})
+# a vacation in one of these states may be sent again with another content, and queued again
+RESENDABLE = frozenset({State.REJECTED, State.FAILED, State.ROLLED_BACK})
 
 
 class LedgerConflict(PlatformError):
@@ -110,6 +118,16 @@ class Ledger:
         self._history_of = prepare(
             "SELECT at, state, run_id, sha256, message FROM vacation_history "
             "WHERE vacation_id = ?")
+        self._states = prepare("SELECT vacation_id, state, sha256 FROM vacations")
+        self._receive = prepare(
+            "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, tenant, "
+            "landed_path, received_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "IF NOT EXISTS")
+        self._requeue = prepare(
+            "UPDATE vacations SET state = ?, sha256 = ?, tenant = ?, landed_path = ?, "
+            "received_at = ?, state_changed_at = ?, run_id = null, owner = null, "
+            "lease_until = null, delivered_at = null, delivery = null "
+            "WHERE vacation_id = ? IF state = ? AND sha256 = ?")
 
     @property
     def session(self):
@@ -122,6 +140,16 @@ class Ledger:
     def in_state(self, state: str) -> list[dict]:
         """The vacations in ``state`` (through the SAI index on it)."""
         return [self._row(row) for row in self._session.execute(self._in_state, (state,))]
+
+    def states(self) -> dict[str, dict]:
+        """Every vacation's state and sha256, in one scan: the ledger is one small table."""
+        return {vacation_id: {"state": state, "sha256": sha256}
+                for vacation_id, state, sha256 in self._session.execute(self._states)}
+
+    def visible(self) -> frozenset[str]:
+        """The vacations whose rows are served (LOADED or DELIVERED)."""
+        return frozenset(vacation_id for vacation_id, row in self.states().items()
+                         if row["state"] in VISIBLE)
 
     def _row(self, row: tuple) -> dict:
         found = dict(zip(self._COLUMNS, row))
@@ -142,6 +170,27 @@ class Ledger:
     def note(self, vacation_id: str, state: str, sha256: Optional[str], message: str) -> None:
         self._session.execute(self._history, (vacation_id, uuid_from_time(_now()), state,
                                               self.run_id, sha256, message))
+
+    def receive(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
+                received_at: datetime.datetime, landed_path: str, tenant: str) -> None:
+        """Queues an upload as RECEIVED, for the ingest manager to take.
+
+        A vacation the ledger does not know is inserted (LWT). A new content for one that may
+        run again (``RESENDABLE``: a corrected resend) replaces it, conditional on the row read,
+        so a run that claimed it meanwhile keeps it. Any other row stays as it is: the same
+        content again, a vacation being ingested, or a loaded one (whose new upload is then
+        shown REJECTED, VACATION_ID_REUSED).
+        """
+        received = {State.RECEIVED: received_at}
+        if self._session.execute(self._receive, (
+                vacation_id, business_date, slot, State.RECEIVED, sha256, tenant, landed_path,
+                received_at, received)).one()[0]:
+            return
+        prior = self.get(vacation_id)
+        if prior is not None and prior["state"] in RESENDABLE and prior["sha256"] != sha256:
+            self._session.execute(self._requeue, (
+                State.RECEIVED, sha256, tenant, landed_path, received_at, received, vacation_id,
+                prior["state"], prior["sha256"]))
 
     def claim(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
               received_at: datetime.datetime, landed_path: str, replay: bool = False) -> Claim:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cre, start_cre
+from conftest import abandon, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines import recovery
@@ -143,8 +143,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
     lost = generate_vacation(tmp_path, "2026-08-02", 3, 200, 5, seed=65)
     assert run_cre("ingest", "--input", str(lost), "--zones-root", str(zones),
                    "--no-deliver", env=structured).code == 0
-    zone_session.execute("UPDATE vacations SET state = 'LANDED', owner = 'elsewhere:1', "
-                         "lease_until = '2000-01-01' WHERE vacation_id = 'BAF_20260802_03'")
+    abandon(zone_session, "BAF_20260802_03")
     for path in (zones / "landing/2026-08-02/BAF_20260802_03").rglob("*.tar.bz2"):
         path.unlink()
 

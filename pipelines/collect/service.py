@@ -3,7 +3,8 @@
 FastAPI under uvicorn. A tenant logs in with HTTP Basic for a short-lived bearer token; an
 upload is streamed to a temporary name in ``landing/`` while it is checked (format, size) and
 hashed, then renamed under its sha256 (the layout ``cre ingest`` lands to), recorded in the
-tenant's own partition of ``uploads`` and queued as RECEIVED in the vacation ledger.
+tenant's own partition of ``uploads`` and queued as RECEIVED in the vacation ledger. It reads
+and writes those tables only through their owners, ``Uploads`` and ``Ledger``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from io_connectors import zones
 from io_connectors.landing import commit_landed
 from pipelines.collect.tenants import Tenant, TenantStore
-from pipelines.ledger import State
+from pipelines.collect.uploads import Uploads
+from pipelines.ledger import VISIBLE, Ledger, State
 from transforms.contract import VacationName
 
 _LOG = logging.getLogger(__name__)
@@ -91,29 +93,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                            registry=registry)
     logins_failed = Counter("cre_login_failures_total", "Refused logins.", registry=registry)
     upload_seconds = Histogram("cre_upload_seconds", "Upload durations.", registry=registry)
-    insert_upload = session.prepare(
-        "INSERT INTO uploads (tenant, upload_id, file_name, sha256, bytes, received_at, "
-        "business_date, vacation_id, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    claim_sha = session.prepare(
-        "INSERT INTO uploads_by_sha256 (tenant, sha256, upload_id) VALUES (?, ?, ?) "
-        "IF NOT EXISTS")
-    columns = ("upload_id", "file_name", "sha256", "bytes", "received_at", "business_date",
-               "vacation_id")
-    upload_of = session.prepare(f"SELECT {', '.join(columns)} FROM uploads "
-                                "WHERE tenant = ? AND upload_id = ?")
-    uploads_of = session.prepare(f"SELECT {', '.join(columns)} FROM uploads WHERE tenant = ?")
-    queue = session.prepare(
-        "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, tenant, "
-        "landed_path, received_at, state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "IF NOT EXISTS")
-    requeue = session.prepare(
-        "UPDATE vacations SET state = ?, sha256 = ?, tenant = ?, landed_path = ?, "
-        "received_at = ?, state_changed_at = ?, run_id = null, owner = null, "
-        "lease_until = null, delivered_at = null, delivery = null "
-        "WHERE vacation_id = ? IF state = ? AND sha256 = ?")
-    ledger_of = session.prepare(
-        "SELECT state, outcome, sha256, summary, delivered_at FROM vacations "
-        "WHERE vacation_id = ?")
+    uploaded, ledger = Uploads(session), Ledger(session)
 
     def tenant_of(request: Request) -> tuple[Tenant, _Session]:
         header = request.headers.get("authorization", "")
@@ -193,22 +173,17 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             raise
         sha256 = digest.hexdigest()
         upload_id = uuid.uuid4().hex
-        first = session.execute(claim_sha, (tenant.name, sha256, upload_id)).one()
-        if not first[0]:  # the same content again: answer with the first upload
+        first = uploaded.reserve(tenant.name, sha256, upload_id)
+        if first is not None:  # the same content again: answer with the first upload
             FileSystems.delete([temporary])
             uploads_total.labels(tenant.name, "duplicate").inc()
-            return JSONResponse(
-                {"upload_id": first[-1], "sha256": sha256, "duplicate": True}, 200)
+            return JSONResponse({"upload_id": first, "sha256": sha256, "duplicate": True}, 200)
         final = commit_landed(temporary, folder, sha256, filename)
         now = datetime.datetime.now(datetime.UTC)
         day = datetime.date.fromisoformat(name.business_date)
-        session.execute(insert_upload, (tenant.name, upload_id, filename, sha256, size, now,
-                                        day, name.vacation_id, final))
-        queued = session.execute(queue, (name.vacation_id, day, name.slot, State.RECEIVED,
-                                         sha256, tenant.name, final, now,
-                                         {State.RECEIVED: now})).one()
-        if not queued[0]:
-            _requeue(name.vacation_id, sha256, tenant.name, final, now)
+        uploaded.record(tenant.name, upload_id, filename, sha256, size, now, day,
+                        name.vacation_id, final)
+        ledger.receive(name.vacation_id, day, name.slot, sha256, now, final, tenant.name)
         uploads_total.labels(tenant.name, "received").inc()
         upload_bytes.labels(tenant.name).inc(size)
         upload_seconds.observe(time.monotonic() - started)
@@ -216,40 +191,29 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         return JSONResponse({"upload_id": upload_id, "sha256": sha256, "bytes": size,
                              "vacation_id": name.vacation_id, "duplicate": False}, 201)
 
-    def _requeue(vacation_id: str, sha256: str, tenant: str, path: str,
-                 now: datetime.datetime) -> None:
-        """A new content for a vacation that may be ingested again (a corrected resend after
-        REJECTED, FAILED or ROLLED_BACK) is queued; a new content for a loaded one is not (its
-        upload shows REJECTED, VACATION_ID_REUSED) and the ledger row stays the loaded one's."""
-        row = session.execute(ledger_of, (vacation_id,)).one()
-        if row is not None and row[0] in (State.REJECTED, State.FAILED, State.ROLLED_BACK) \
-                and row[2] != sha256:
-            session.execute(requeue, (State.RECEIVED, sha256, tenant, path, now,
-                                      {State.RECEIVED: now}, vacation_id, row[0], row[2]))
-
-    def view(values: tuple) -> dict:
-        row = dict(zip(columns, values))
-        ledger = session.execute(ledger_of, (row["vacation_id"],)).one()
+    def view(row: dict) -> dict:
+        """An upload and what became of it, as the ledger says."""
+        vacation = ledger.get(row["vacation_id"])
         status, summary = State.RECEIVED, None
-        if ledger is not None and ledger[2] == row["sha256"]:
-            state, outcome, _, text, _ = ledger
-            summary = json.loads(text) if text else None
+        if vacation is not None and vacation["sha256"] == row["sha256"]:
+            state = vacation["state"]
+            summary = json.loads(vacation["summary"]) if vacation["summary"] else None
             status = {State.RECEIVED: "QUEUED", State.LANDED: "INGESTING",
                       State.VALIDATED: "INGESTING"}.get(state, state)
-            if state == State.LOADED and outcome:
-                status = outcome
-        elif ledger is not None and ledger[0] in (State.LOADED, State.DELIVERED):
+            if state == State.LOADED and vacation["outcome"]:
+                status = vacation["outcome"]
+        elif vacation is not None and vacation["state"] in VISIBLE:
             status = "REJECTED"
             summary = {"errors": [{"code": "VACATION_ID_REUSED", "message": (
                 f"{row['vacation_id']} was already accepted with another content")}]}
-        return {**row, "received_at": row["received_at"].isoformat() + "Z",
-                "business_date": row["business_date"].date().isoformat(),
+        return {**row, "received_at": row["received_at"].isoformat().replace("+00:00", "Z"),
+                "business_date": row["business_date"].isoformat(),
                 "status": status, "summary": summary}
 
     @app.get("/v1/uploads/{upload_id}")
     def upload_status(upload_id: str, request: Request) -> dict:
         tenant, _ = tenant_of(request)
-        row = session.execute(upload_of, (tenant.name, upload_id)).one()
+        row = uploaded.get(tenant.name, upload_id)
         if row is None:  # another tenant's upload is as unknown as a made-up id
             raise HTTPException(404, f"no upload {upload_id}")
         return view(row)
@@ -258,10 +222,9 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
     def uploads(request: Request, date: Optional[str] = None,
                 sha256: Optional[str] = None) -> list[dict]:
         tenant, _ = tenant_of(request)
-        rows = session.execute(uploads_of, (tenant.name,))
-        return [view(row) for row in rows
-                if (date is None or row[5].date().isoformat() == date)
-                and (sha256 is None or row[2] == sha256)]
+        return [view(row) for row in uploaded.of(tenant.name)
+                if (date is None or row["business_date"].isoformat() == date)
+                and (sha256 is None or row["sha256"] == sha256)]
 
     @app.get("/healthz")
     def healthz() -> dict:
