@@ -7,19 +7,20 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+import tenacity
 
 from io_connectors.cassandra import CassandraConfig
-from pipelines.ledger import Ledger, State
 from pipelines.local.cassandra_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 CRE = [sys.executable, "-m", "pipelines.commands.cli"]  # the cre command of this checkout
+T = TypeVar("T")
 
 
 class CreRun:
@@ -85,6 +86,16 @@ def cre():
     return run_cre
 
 
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool] = bool, *, timeout: float,
+               interval: float) -> T:
+    """Asks ``probe`` every ``interval`` seconds until its answer is ``done``, for at most
+    ``timeout`` seconds; the last answer, so the caller says what a timeout means."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(interval),
+        retry=tenacity.retry_if_not_result(done),
+        retry_error_callback=lambda state: state.outcome.result())(probe)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -137,15 +148,15 @@ def zone_session(structured):
     session.cluster.shutdown()
 
 
-def abandon(session, vacation_id: str) -> None:
-    """Leaves the vacation as its run does when it dies mid-load and its lease runs out: LANDED,
-    by that run's own transition, through a ledger whose leases are over as soon as given."""
-    row = Ledger(session).get(vacation_id)
-    Ledger(session, row["run_id"], lease_seconds=-1).advance(
-        vacation_id, row["state"], State.LANDED, "test: its run died")
-
-
 BUCKET = "mmg-dataplatform"
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -158,13 +169,7 @@ def gcs(tmp_path):
          "--default-bucket", BUCKET],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     host = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until(lambda: _listening(port), timeout=30, interval=0.1)
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = host
     from google.auth.credentials import AnonymousCredentials
