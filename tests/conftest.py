@@ -16,6 +16,7 @@ import pytest
 import tenacity
 
 from io_connectors.cassandra import CassandraConfig
+from pipelines.ledger import Ledger, State
 from pipelines.local.cassandra_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +147,14 @@ def zone_session(structured):
     session = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
     yield session
     session.cluster.shutdown()
+
+
+def abandon(session, vacation_id: str) -> None:
+    """Leaves the vacation as its run does when it dies mid-load and its lease runs out: LANDED,
+    by that run's own transition, through a ledger whose leases are over as soon as given."""
+    row = Ledger(session).get(vacation_id)
+    Ledger(session, row["run_id"], lease_seconds=-1).advance(
+        vacation_id, row["state"], State.LANDED, "test: its run died")
 
 
 BUCKET = "mmg-dataplatform"
