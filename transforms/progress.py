@@ -29,7 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["Bar", "shown"]
+__all__ = ["BYTES", "Bar", "shown"]
 
 BYTES = "bytes"  # the unit shown as sizes (kB, MB)
 
