@@ -65,7 +65,7 @@ check: setup lint
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
 test: check
-	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q -m integration tests; rc=$$?; \
+	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 -m integration tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
 
 bench: setup
