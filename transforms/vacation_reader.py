@@ -157,15 +157,19 @@ class VacationReader:
         return batch
 
     def _meta(self, member: Member) -> Meta:
-        reader = DigestingReader(member)
-        raw = reader.read_all(_SMALL_MEMBER)
-        try:
-            meta = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise VacationError(Fatal.META_INVALID, f"META.json is not UTF-8 JSON: {error}") \
-                from None
+        meta = read_meta_json(member)
         validate_meta(meta, self._name)
         return Meta.from_json(meta)
+
+
+def read_meta_json(member: Member) -> object:
+    """The JSON value of the META.json member, not yet checked against spec 1.2."""
+    raw = DigestingReader(member).read_all(_SMALL_MEMBER)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise VacationError(Fatal.META_INVALID, f"META.json is not UTF-8 JSON: {error}") \
+            from None
 
 
 def _check_header(member_name: str, kind: str, raw: RawBatch) -> tuple[list[str], RawBatch]:

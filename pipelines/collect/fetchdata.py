@@ -1,9 +1,9 @@
 """``cre fetchdata``: the sender's client of the collection service.
 
 It asks for the tenant's constraints, checks every file of the folder before sending anything,
-skips what the server already has (by sha256), streams the rest (a progress bar per file on a
-terminal), retries transient failures, and ends with a table. Exit 1 when any file could not
-be sent.
+skips what the server already has (a file of the same name and sha256), streams the rest (a
+progress bar per file on a terminal), retries transient failures, and ends with a table. Exit 1
+when any file could not be sent.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def fetchdata(server: str, user: str, password: str, folder: Path) -> list[Outco
         allowed, outcomes = check(files, constraints)
         for path in allowed:
             sha256 = _sha256(path)
-            known = _request(client, "GET", "/v1/uploads", params={"sha256": sha256}).json()
+            known = _request(client, "GET", "/v1/uploads",
+                             params={"file_name": path.name, "sha256": sha256}).json()
             if known:
                 outcomes.append(Outcome(path.name, "skipped", "the server has it",
                                         known[0]["upload_id"]))

@@ -25,18 +25,44 @@ from typing import Optional
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
+from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.collect.uploads import Uploads
 from pipelines.ledger import VISIBLE, Ledger, State
-from transforms.contract import VacationName
+from transforms.contract import VacationError, VacationName
 
 _LOG = logging.getLogger(__name__)
+
+
+class _Refusal(BaseModel):
+    """Every refusal's body, FastAPI's own."""
+
+    detail: str
+
+
+_REFUSALS = {
+    401: "no valid credentials", 404: "no such upload of this tenant's", 413: "too large",
+    415: "a format the tenant may not send",
+    422: "not a vacation's name, or META.json names another vacation",
+    429: "too many failed logins, or too many files for this token",
+}
+
+
+def _refusals(*codes: int) -> dict[int, dict]:
+    """The OpenAPI documentation of the refusals a route gives."""
+    return {code: {"description": _REFUSALS[code], "model": _Refusal} for code in codes}
+
+
+_ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 @dataclasses.dataclass
@@ -94,6 +120,9 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
     logins_failed = Counter("cre_login_failures_total", "Refused logins.", registry=registry)
     upload_seconds = Histogram("cre_upload_seconds", "Upload durations.", registry=registry)
     uploaded, ledger = Uploads(session), Ledger(session)
+    # documents the scheme only: tenant_of refuses (and audits) a request without a token
+    bearer = [Security(HTTPBearer(description="the access_token of POST /v1/token",
+                                  auto_error=False))]
 
     def tenant_of(request: Request) -> tuple[Tenant, _Session]:
         header = request.headers.get("authorization", "")
@@ -108,7 +137,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             raise HTTPException(401, "this tenant no longer exists")
         return tenant, found
 
-    @app.post("/v1/token")
+    @app.post("/v1/token", responses=_refusals(401, 429))
     async def token(request: Request) -> dict:
         client = request.client.host if request.client else "?"
         name, password = _basic(request.headers.get("authorization", ""))
@@ -126,11 +155,15 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         sessions[issued] = _Session(tenant.name, time.monotonic() + token_seconds)
         return {"access_token": issued, "token_type": "bearer", "expires_in": token_seconds}
 
-    @app.get("/v1/constraints")
+    @app.get("/v1/constraints", dependencies=bearer, responses=_refusals(401))
     def constraints(request: Request) -> dict:
         return tenant_of(request)[0].constraints()
 
-    @app.put("/v1/uploads/{filename}")
+    @app.put("/v1/uploads/{filename}", status_code=201, dependencies=bearer,
+             openapi_extra=_ARCHIVE_BODY, responses={
+                 200: {"description": "this tenant already sent this archive under this name: "
+                                      "its first upload"},
+                 **_refusals(401, 413, 415, 422, 429)})
     async def upload(filename: str, request: Request):
         tenant, current = tenant_of(request)
         started = time.monotonic()
@@ -158,8 +191,8 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         zones.ensure_parent(temporary)
         digest, size = hashlib.sha256(), 0
         try:
-            with FileSystems.create(temporary,
-                                    compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            with MetaProbe(name) as probe, FileSystems.create(
+                    temporary, compression_type=CompressionTypes.UNCOMPRESSED) as out:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > tenant.max_bytes:
@@ -168,13 +201,19 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                                             f"{tenant.max_bytes} bytes allowed")
                     digest.update(chunk)
                     out.write(chunk)
+                    probe.feed(chunk)
+                await probe.finish()
+        except VacationError as mismatch:  # META.json names another vacation
+            FileSystems.delete([temporary])
+            uploads_total.labels(tenant.name, "vacation_id_mismatch").inc()
+            raise HTTPException(422, f"{filename}: {mismatch}") from None
         except BaseException:
             FileSystems.delete([temporary])
             raise
         sha256 = digest.hexdigest()
         upload_id = uuid.uuid4().hex
-        first = uploaded.reserve(tenant.name, sha256, upload_id)
-        if first is not None:  # the same content again: answer with the first upload
+        first = uploaded.reserve(tenant.name, filename, sha256, upload_id)
+        if first is not None:  # the same vacation again: answer with the first upload
             FileSystems.delete([temporary])
             uploads_total.labels(tenant.name, "duplicate").inc()
             return JSONResponse({"upload_id": first, "sha256": sha256, "duplicate": True}, 200)
@@ -210,7 +249,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                 "business_date": row["business_date"].isoformat(),
                 "status": status, "summary": summary}
 
-    @app.get("/v1/uploads/{upload_id}")
+    @app.get("/v1/uploads/{upload_id}", dependencies=bearer, responses=_refusals(401, 404))
     def upload_status(upload_id: str, request: Request) -> dict:
         tenant, _ = tenant_of(request)
         row = uploaded.get(tenant.name, upload_id)
@@ -218,12 +257,13 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             raise HTTPException(404, f"no upload {upload_id}")
         return view(row)
 
-    @app.get("/v1/uploads")
-    def uploads(request: Request, date: Optional[str] = None,
+    @app.get("/v1/uploads", dependencies=bearer, responses=_refusals(401))
+    def uploads(request: Request, date: Optional[str] = None, file_name: Optional[str] = None,
                 sha256: Optional[str] = None) -> list[dict]:
         tenant, _ = tenant_of(request)
         return [view(row) for row in uploaded.of(tenant.name)
                 if (date is None or row["business_date"].isoformat() == date)
+                and (file_name is None or row["file_name"] == file_name)
                 and (sha256 is None or row["sha256"] == sha256)]
 
     @app.get("/healthz")
@@ -231,7 +271,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         session.execute("SELECT now() FROM system.local")
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 

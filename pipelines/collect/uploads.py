@@ -1,8 +1,8 @@
 """The collection service's record of uploads: what each tenant sent, and when.
 
-This module owns the tables ``uploads`` and ``uploads_by_sha256``. Both are partitioned by
-tenant and every read names the tenant, so no query can reach another tenant's uploads. What
-became of an upload is the vacation ledger's business, not theirs.
+This module owns the tables ``uploads`` and ``upload_names``. Both are partitioned by tenant
+and every read names the tenant, so no query can reach another tenant's uploads. What became of
+an upload is the vacation ledger's business, not theirs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 
 
 class Uploads:
-    """The ``uploads`` and ``uploads_by_sha256`` tables of one keyspace."""
+    """The ``uploads`` and ``upload_names`` tables of one keyspace."""
 
     COLUMNS = ("upload_id", "file_name", "sha256", "bytes", "received_at", "business_date",
                "vacation_id")
@@ -21,8 +21,8 @@ class Uploads:
         self._session = session
         prepare = session.prepare
         self._reserve = prepare(
-            "INSERT INTO uploads_by_sha256 (tenant, sha256, upload_id) VALUES (?, ?, ?) "
-            "IF NOT EXISTS")
+            "INSERT INTO upload_names (tenant, file_name, sha256, upload_id) "
+            "VALUES (?, ?, ?, ?) IF NOT EXISTS")
         self._insert = prepare(
             "INSERT INTO uploads (tenant, upload_id, file_name, sha256, bytes, received_at, "
             "business_date, vacation_id, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -30,10 +30,13 @@ class Uploads:
                             "WHERE tenant = ? AND upload_id = ?")
         self._of = prepare(f"SELECT {', '.join(self.COLUMNS)} FROM uploads WHERE tenant = ?")
 
-    def reserve(self, tenant: str, sha256: str, upload_id: str) -> Optional[str]:
-        """Makes ``upload_id`` the tenant's upload of this content (LWT), unless one already
-        is: then that earlier upload's id, so the same bytes sent twice are one upload."""
-        reserved = self._session.execute(self._reserve, (tenant, sha256, upload_id)).one()
+    def reserve(self, tenant: str, file_name: str, sha256: str, upload_id: str) -> Optional[str]:
+        """Makes ``upload_id`` the tenant's upload of this content under this name (LWT), unless
+        one already is: then that earlier upload's id. A duplicate is the same vacation sent
+        again: the same bytes under another name are another upload (the first may have been
+        sent under a wrong name)."""
+        reserved = self._session.execute(self._reserve,
+                                         (tenant, file_name, sha256, upload_id)).one()
         return None if reserved[0] else reserved[-1]  # the row in place, upload_id last
 
     def record(self, tenant: str, upload_id: str, file_name: str, sha256: str, size: int,
