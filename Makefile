@@ -38,22 +38,30 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
+# shell prefix of make run: the superuser only sets up (migrate, then cre db roles with the
+# CRE_*_PASSWORD given, else new ones); the product then logs in as the least-privileged roles
+WITH_ROLES := $(BIN)/cre db migrate && for role in INGEST SERVICE READER; do \
+	variable=CRE_$${role}_PASSWORD; [ -n "$${!variable}" ] || export $$variable=$$($(BIN)/python \
+	-c 'import secrets; print(secrets.token_urlsafe(24))'); done && $(BIN)/cre db roles
+AS_INGEST = CRE_CASSANDRA_USERNAME=cre_ingest CRE_CASSANDRA_PASSWORD=$$CRE_INGEST_PASSWORD
+AS_READER = CRE_CASSANDRA_USERNAME=cre_reader CRE_CASSANDRA_PASSWORD=$$CRE_READER_PASSWORD
+
 run: setup
 	@mkdir -p $(RUN_DIR)
-	@$(WITH_CASSANDRA) && $(BIN)/cre db migrate && \
+	@$(WITH_CASSANDRA) && $(WITH_ROLES) && \
 	archive=$$($(BIN)/cre generate --out $(RUN_DIR) --business-date 2026-11-22 --slot 3 \
 		--cre-rows 20000 --gesparam-rows 500 --seed 7) && \
 	echo "Generated $$archive" && \
-	$(BIN)/cre ingest --input $$archive --zones-root $(ZONES) 2>$(RUN_DIR)/ingest.log \
+	$(AS_INGEST) $(BIN)/cre ingest --input $$archive --zones-root $(ZONES) 2>$(RUN_DIR)/ingest.log \
 		| tail -n 1 | $(BIN)/python -m json.tool; \
 	echo "Logs: $(RUN_DIR)/ingest.log   Zones: $(ZONES)/"; \
 	find $(ZONES)/proxy_producer -name '*.avro' -o -name '*.json' | sort; \
-	$(BIN)/cre status --date 2026-11-22 && \
+	$(AS_READER) $(BIN)/cre status --date 2026-11-22 && \
 	account=$$($(BIN)/python -c "import sys, tarfile; t = tarfile.open(sys.argv[1]); \
 		m = next(m for m in t if 'CRE_' in m.name); \
 		print(t.extractfile(m).read().split(b'\n')[1].split(b';')[1].decode())" $$archive) && \
 	echo "cre query events --account $$account" && \
-	$(BIN)/cre query events --account $$account && \
+	$(AS_READER) $(BIN)/cre query events --account $$account && \
 	echo "Delivered to Arkea ABS:" && find $(ZONES)/outbound -name '*.tar.bz2' && \
 	echo "Cassandra keeps running for your queries: $(BIN)/cre cassandra stop"
 

@@ -1,4 +1,4 @@
-"""The structured-zone commands of ``cre``: migrate, query, status, rejects, rollback.
+"""The structured-zone commands of ``cre``: migrate, roles, query, status, rejects, rollback.
 
 Plain text for people by default, ``--json`` for machines; both print the same facts.
 """
@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import getpass
 import json
+import os
 import sys
 
+from cassandra import Unauthorized
+
+from pipelines import roles
 from pipelines.commands.common import (
     add_connection_arguments,
     report,
@@ -37,6 +42,33 @@ def db_migrate(args: argparse.Namespace) -> int:
     report(args, {"keyspace": config.keyspace, "applied": applied},
            [f"{config.keyspace}: applied {', '.join(applied)}" if applied
             else f"{config.keyspace}: schema up to date"])
+    return 0
+
+
+def _role_passwords() -> dict[str, str]:
+    """Each role's password: its variable, else the next line of standard input (a prompt
+    on a terminal), so no password is ever on a command line."""
+    def read(role: roles.Role) -> str:
+        if sys.stdin.isatty():
+            return getpass.getpass(f"password of {role.name}: ")
+        return sys.stdin.readline().rstrip("\n")
+
+    return {role.name: os.environ.get(role.password_variable) or read(role)
+            for role in roles.ROLES}
+
+
+def db_roles(args: argparse.Namespace) -> int:
+    passwords = _role_passwords()
+    with zone_session(args) as session:
+        try:
+            changes = roles.apply(session, session.keyspace, passwords)
+        except (ValueError, Unauthorized) as error:
+            print(f"cre db roles: error: {error}", file=sys.stderr)
+            return 1
+    report(args, changes, [
+        f"{change['role']}: reads {', '.join(change['reads'])}; writes "
+        f"{', '.join(change['writes']) or 'nothing'} ({len(change['granted'])} granted, "
+        f"{len(change['revoked'])} revoked)" for change in changes])
     return 0
 
 
@@ -163,10 +195,16 @@ def rollback(args: argparse.Namespace) -> int:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
-    db = commands.add_parser("db", help="The structured zone's schema.")
-    db.add_argument("action", choices=("migrate",))
-    add_connection_arguments(db)
-    db.set_defaults(handler=db_migrate)
+    db = commands.add_parser("db", help="The structured zone's schema and roles.")
+    actions = db.add_subparsers(dest="action", required=True)
+    for name, handler, text in (
+            ("migrate", db_migrate, "Create the keyspace, apply the pending migrations."),
+            ("roles", db_roles, "Create or update the roles cre_ingest, cre_service and "
+             "cre_reader and their grants (passwords: CRE_INGEST_PASSWORD, "
+             "CRE_SERVICE_PASSWORD, CRE_READER_PASSWORD, else one line each on stdin).")):
+        action = actions.add_parser(name, help=text)
+        add_connection_arguments(action)
+        action.set_defaults(handler=handler)
 
     query_parser = commands.add_parser("query", help="Query the structured zone.")
     kinds = query_parser.add_subparsers(dest="what", required=True)
