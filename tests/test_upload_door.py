@@ -53,7 +53,7 @@ def test_probe_answers_before_the_upload_ends(tmp_path):
             pytest.raises(VacationError):
         for fed, chunk in enumerate(chunks, 1):  # noqa: B007 - read after the loop
             probe.feed(chunk)
-            time.sleep(0.02)  # the network's pace: the probe reads meanwhile
+            time.sleep(0.05)  # the network's pace: the probe reads meanwhile
     assert fed < len(chunks)
 
 
