@@ -106,13 +106,16 @@ class _LoginGuard:
 
 
 def create_app(zones_root: str, tenants_path: str, session, token_seconds: float = 900.0,
-               max_login_failures: int = 5) -> FastAPI:
-    """The service's application; ``session`` is a Cassandra session on the keyspace."""
+               max_login_failures: int = 5, *,
+               registry: Optional[CollectorRegistry] = None) -> FastAPI:
+    """The service's application; ``session`` is a Cassandra session on the keyspace, and
+    ``/metrics`` shows ``registry`` (shared with the ingest manager) with the service's own
+    metrics added."""
     app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
     store = TenantStore(tenants_path)
     sessions: dict[str, _Session] = {}
     guard = _LoginGuard(max_login_failures)
-    registry = CollectorRegistry()
+    registry = CollectorRegistry() if registry is None else registry
     uploads_total = Counter("cre_uploads_total", "Uploads by outcome.", ["tenant", "outcome"],
                             registry=registry)
     upload_bytes = Counter("cre_upload_bytes_total", "Bytes received.", ["tenant"],

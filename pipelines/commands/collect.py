@@ -1,9 +1,10 @@
-"""The collection commands of ``cre``: tenants, serve, fetchdata."""
+"""The collection commands of ``cre``: tenants, serve, fetchdata, audit."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import getpass
 import logging
 import os
@@ -11,7 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
-from pipelines.commands.common import add_connection_arguments, text_table
+from pipelines.collect.audit import ANONYMOUS, MAX_TTL_DAYS, events_since
+from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.options import cassandra_config
 from transforms import progress
 
@@ -88,6 +90,34 @@ def fetchdata_command(args: argparse.Namespace) -> int:
     return 0 if all(outcome.result in ("sent", "skipped") for outcome in outcomes) else 1
 
 
+def _ttl_days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_TTL_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to "
+                                         f"{MAX_TTL_DAYS}")
+    return int(text)
+
+
+def _since(text: str) -> datetime.datetime:
+    """An ISO date (its 00:00) or date and time; UTC unless it names its offset."""
+    try:
+        since = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date and time") \
+            from None
+    return since if since.tzinfo else since.replace(tzinfo=datetime.UTC)
+
+
+def audit(args: argparse.Namespace) -> int:
+    """One tenant's audit trail: every query names its partitions, so none shows another's."""
+    since = args.since or datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=7)
+    with zone_session(args) as session:
+        events = events_since(session, args.tenant, since)
+    report(args, events, [*text_table(events, ("at", "replica", "client", "action", "object",
+                                               "outcome", "detail")),
+                          f"{len(events)} events of {args.tenant} since {since.isoformat()}"])
+    return 0
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     tenant_parser = commands.add_parser("tenants", help="The senders allowed to upload.")
     tenant_parser.add_argument("action", choices=("add", "list", "passwd", "remove"))
@@ -120,8 +150,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                               help="Most ingests running at once.")
     serve_parser.add_argument("--no-manager", action="store_true",
                               help="Only collect: ingests run elsewhere.")
+    serve_parser.add_argument("--audit-ttl-days", type=_ttl_days, default=400,
+                              help="How long the audit trail keeps an event (default 400).")
     add_connection_arguments(serve_parser)
     serve_parser.set_defaults(handler=serve)
+
+    audit_parser = commands.add_parser("audit", help="A tenant's audit trail, newest first.")
+    audit_parser.add_argument("--tenant", required=True,
+                              help=f"The tenant ({ANONYMOUS}: callers who proved none).")
+    audit_parser.add_argument("--since", type=_since, help="ISO date or date and time, UTC "
+                              "unless it says (default: 7 days ago).")
+    add_connection_arguments(audit_parser)
+    audit_parser.set_defaults(handler=audit)
 
     fetch = commands.add_parser("fetchdata", help="Send a folder of files to the collection "
                                 "service.")
