@@ -9,7 +9,9 @@ claim left by a run that died is taken over once its lease has expired, or at on
 process is known dead (same host, pid gone).
 
 An upload enters the ledger as RECEIVED, the ingest manager's queue, by a conditional insert;
-a corrected resend of a vacation that may run again takes its place the same way.
+a corrected resend of a vacation that may run again takes its place the same way. Of the
+ingest managers of several ``cre serve`` replicas, the one that holds a vacation (``schedule``,
+another conditional write with a lease) is the only one to start its ingest.
 
 Rows of the structured zone are visible only while their vacation is LOADED or DELIVERED.
 """
@@ -63,8 +65,15 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _owner() -> str:
+def this_process() -> str:
+    """``host:pid``: the owner a claim or a hold names, known dead when its process is gone."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lapsed(until: Optional[datetime.datetime], owner: Optional[str],
+            now: datetime.datetime) -> bool:
+    """Whether a lease held by ``owner`` no longer protects: over, or its process gone."""
+    return until is None or until < now or _dead_locally(owner)
 
 
 def _dead_locally(owner: Optional[str]) -> bool:
@@ -90,7 +99,7 @@ class Ledger:
     _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
                 "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
                 "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery",
-                "landed_path", "tenant")
+                "landed_path", "tenant", "manager", "manager_until", "manager_failures")
 
     def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
         self._session = session
@@ -126,8 +135,15 @@ class Ledger:
         self._requeue = prepare(
             "UPDATE vacations SET state = ?, sha256 = ?, tenant = ?, landed_path = ?, "
             "received_at = ?, state_changed_at = ?, run_id = null, owner = null, "
-            "lease_until = null, delivered_at = null, delivery = null "
+            "lease_until = null, delivered_at = null, delivery = null, manager = null, "
+            "manager_until = null, manager_failures = null "
             "WHERE vacation_id = ? IF state = ? AND sha256 = ?")
+        self._schedule = prepare(
+            "UPDATE vacations SET manager = ?, manager_until = ? WHERE vacation_id = ? "
+            "IF state = ? AND sha256 = ? AND manager = ? AND manager_until = ?")
+        self._hold = prepare(
+            "UPDATE vacations SET manager_until = ?, manager_failures = ? "
+            "WHERE vacation_id = ? IF manager = ?")
 
     @property
     def session(self):
@@ -153,7 +169,8 @@ class Ledger:
 
     def _row(self, row: tuple) -> dict:
         found = dict(zip(self._COLUMNS, row))
-        for name in ("lease_until", "received_at", "processed_at", "delivered_at"):
+        for name in ("lease_until", "received_at", "processed_at", "delivered_at",
+                     "manager_until"):
             found[name] = _utc(found[name])
         if found["business_date"] is not None:
             found["business_date"] = found["business_date"].date()
@@ -200,7 +217,7 @@ class Ledger:
         are visible: those are rolled back first.
         """
         now = _now()
-        values = (business_date, slot, State.LANDED, sha256, self.run_id, _owner(),
+        values = (business_date, slot, State.LANDED, sha256, self.run_id, this_process(),
                   now + self._lease, {State.LANDED: now}, received_at, landed_path)
         prior = self.get(vacation_id)
         if prior is None:
@@ -234,8 +251,33 @@ class Ledger:
     @staticmethod
     def abandoned(row: dict, now: datetime.datetime) -> bool:
         """Whether the run that claimed ``row`` can no longer finish it."""
-        lease = row["lease_until"]
-        return lease is None or lease < now or _dead_locally(row["owner"])
+        return _lapsed(row["lease_until"], row["owner"], now)
+
+    def schedule(self, row: dict, replica: str, seconds: float) -> bool:
+        """Gives the vacation of ``row`` (as just read) to ``replica``'s ingest manager for
+        ``seconds``; of several replicas' managers, only the holder starts its ingest.
+
+        Refused while another replica's hold protects it, and by the conditional write if the
+        row changed since it was read: of two managers that read it at once, one wins.
+        """
+        now = _now()
+        if row["manager"] not in (None, replica) and not _lapsed(
+                row["manager_until"], row["manager"], now):
+            return False
+        return self._session.execute(self._schedule, (
+            replica, now + datetime.timedelta(seconds=seconds), row["vacation_id"],
+            row["state"], row["sha256"], row["manager"], row["manager_until"])).one()[0]
+
+    def hold(self, vacation_id: str, replica: str, seconds: float, failures: int) -> bool:
+        """Renews ``replica``'s hold for ``seconds`` and records the failed ingests it counted;
+        False if the hold was lost (it lapsed and another replica took it).
+
+        ``seconds=0`` lets the vacation go: the hold ends now rather than vanishing, so a
+        ``schedule`` from a row read while it was held still fails its condition.
+        """
+        until = _now() + datetime.timedelta(seconds=seconds)
+        return self._session.execute(self._hold, (until, failures, vacation_id,
+                                                  replica)).one()[0]
 
     def advance(self, vacation_id: str, from_state: str, to_state: str,
                 message: str = "", **fields: Any) -> None:

@@ -150,6 +150,18 @@ def cassandra_config(options: Any, required: bool = False) -> Optional[Cassandra
         tls_ca_file=options.cassandra_tls_ca_file)
 
 
+def cassandra_arguments(config: CassandraConfig, replication: str) -> list[str]:
+    """The ``CassandraOptions`` flags that make a child process connect as ``config`` does,
+    every one explicit so that nothing comes from the child's environment; never the password,
+    which a command line shows to anyone on the machine (pass ``CRE_CASSANDRA_PASSWORD``)."""
+    values = {"cassandra_hosts": ",".join(f"{host}:{config.port}" for host in config.hosts),
+              "keyspace": config.keyspace, "cassandra_username": config.username,
+              "cassandra_consistency": config.consistency,
+              "cassandra_local_dc": config.local_dc,
+              "cassandra_tls_ca_file": config.tls_ca_file, "replication": replication}
+    return [f"--{name}={value}" for name, value in values.items() if value is not None]
+
+
 class MonitoringOptions(PipelineOptions):
     """Where a batch run (``cre ingest``, ``cre deliver``) pushes its metrics when it ends."""
 

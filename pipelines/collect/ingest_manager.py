@@ -1,86 +1,226 @@
 """The ingest manager: every uploaded vacation ingested and delivered, exactly once.
 
 Its queue is the ledger: uploads are RECEIVED rows with the path they landed at. Each tick it
-starts ``cre ingest`` (which claims the vacation by a conditional write, then delivers) for the
-oldest waiting ones, a few at a time. After a crash or a restart nothing is lost: a claim whose
-process died is taken over by the next ingest, a vacation loaded but not delivered is delivered
-by it, and a FAILED one is tried again a bounded number of times.
+starts ``cre ingest`` for the oldest waiting ones, a few at a time, each with the service's own
+zones and structured zone on its command line (the password in its environment only), so that
+a run never writes wherever its inherited environment happens to point. Every replica of
+``cre serve`` runs a manager: only the one that holds a vacation in the ledger
+(``Ledger.schedule``, a conditional write with a lease) starts its ingest, and the ingest then
+claims the vacation by its own conditional write.
+
+A run is judged by the ledger, not by its exit code alone: one that leaves the vacation waiting
+failed, and is tried again after an exponentially growing pause, until ``max_failures`` (counted
+in the ledger, so by every replica together); then the vacation is left to ``cre recover`` and
+shown by ``cre_ingest_manager_given_up``. After a crash or a restart nothing is lost: the hold
+of a dead replica lapses, a claim whose process died is taken over by the next ingest, and a
+vacation loaded but not delivered is delivered by it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from io_connectors.cassandra import CassandraConfig
 from pipelines.collect.tenants import TenantStore
-from pipelines.ledger import Ledger, State
+from pipelines.ledger import IN_PROGRESS, Ledger, State, this_process
+from pipelines.options import cassandra_arguments
+
+if TYPE_CHECKING:
+    from pipelines.collect.audit import AuditTrail
 
 _LOG = logging.getLogger(__name__)
 _PROJECT = Path(__file__).resolve().parents[2]
 # states whose vacation may still need a run: waiting, abandoned, loaded but not delivered
 _PENDING = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.REJECTED,
             State.FAILED)
+_LONGEST_PAUSE = 900.0  # seconds between two attempts at most, however many failed
+
+
+def waits(row: dict, now: datetime.datetime) -> bool:
+    """Whether the vacation of ``row`` still needs a run: received, failed, abandoned by its
+    run, or loaded or rejected but not delivered."""
+    if row["landed_path"] is None:
+        return False
+    if row["state"] in IN_PROGRESS:
+        return Ledger.abandoned(row, now)
+    if row["state"] in (State.LOADED, State.REJECTED):
+        return row["delivered_at"] is None
+    return row["state"] in (State.RECEIVED, State.FAILED)
+
+
+@dataclasses.dataclass
+class _Held:
+    """A vacation this replica holds: its ingest running, or its next attempt awaited."""
+
+    tenant: str
+    failures: int
+    renew_at: float
+    process: Optional[subprocess.Popen] = None
+    log: Optional[Path] = None
+    retry_at: float = 0.0
 
 
 class IngestManager:
-    def __init__(self, session, zones_root: str, tenants_path: str, parallelism: int = 2,
-                 poll_seconds: float = 2.0, max_failures: int = 3):
+    """Runs ``cre ingest`` for what waits in the ledger; a thread of ``cre serve``."""
+
+    def __init__(self, ledger: Ledger, config: CassandraConfig, zones_root: str,
+                 tenants_path: str, *, replication: str, parallelism: int = 2,
+                 poll_seconds: float = 2.0, max_failures: int = 3, retry_seconds: float = 30.0,
+                 lease_seconds: float = 60.0, replica: Optional[str] = None,
+                 registry: Optional[CollectorRegistry] = None,
+                 audit: Optional[AuditTrail] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self._ledger = ledger
+        self._config = config
         self._zones_root = zones_root
         self._tenants = TenantStore(Path(tenants_path))
+        self._replication = replication
         self._parallelism = parallelism
         self._poll = poll_seconds
         self._max_failures = max_failures
-        self._running: dict[str, subprocess.Popen] = {}
-        self._failures: dict[str, int] = {}
-        self._ledger = Ledger(session)
+        self._retry = retry_seconds
+        self._lease = lease_seconds
+        self._replica = replica or this_process()
+        self._audit = audit
+        self._clock = clock
+        self._log_dir = Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
+        self._held: dict[str, _Held] = {}
+        self.started = Counter("cre_ingest_manager_starts", "Ingests the manager started.",
+                               registry=registry)
+        self.failed = Counter("cre_ingest_manager_failures", "Ingests that ended with their "
+                              "vacation still waiting, or with an error.", registry=registry)
+        self.given_up = Gauge("cre_ingest_manager_given_up", "Vacations waiting whose ingest "
+                              "failed --max-failures times: left for cre recover.",
+                              registry=registry)
 
-    def waiting(self) -> list[tuple]:
-        """(received_at, vacation_id, tenant, path) of vacations a run should take, oldest
-        first."""
-        found = []
-        for state in _PENDING:
-            for row in self._ledger.in_state(state):
-                vacation_id, path = row["vacation_id"], row["landed_path"]
-                if path is None or (state in (State.LOADED, State.REJECTED) and
-                                    row["delivered_at"]):
-                    continue
-                if state == State.FAILED and self._failures.get(vacation_id, 0) >= \
-                        self._max_failures:
-                    continue
-                found.append((row["received_at"], vacation_id, row["tenant"], path))
-        return sorted(found)
+    def waiting(self) -> list[dict]:
+        """The ledger rows of the vacations a run should take, oldest first."""
+        now = datetime.datetime.now(datetime.UTC)
+        return sorted((row for state in _PENDING for row in self._ledger.in_state(state)
+                       if waits(row, now)),
+                      key=lambda row: (row["received_at"], row["vacation_id"]))
+
+    def running(self) -> int:
+        return sum(held.process is not None for held in self._held.values())
 
     def tick(self) -> None:
-        for vacation_id, process in list(self._running.items()):
-            code = process.poll()
-            if code is not None:
-                del self._running[vacation_id]
-                if code not in (0, 3):
-                    self._failures[vacation_id] = self._failures.get(vacation_id, 0) + 1
-                _LOG.info("ingest of %s ended with exit code %s", vacation_id, code)
-        for _, vacation_id, tenant, path in self.waiting():
-            if len(self._running) >= self._parallelism:
+        """Judges the ingests that ended, renews this replica's holds, starts what waits."""
+        now = self._clock()
+        for vacation_id, held in list(self._held.items()):
+            if held.process is not None and held.process.poll() is not None:
+                self._ended(vacation_id, held, now)
+        waiting = self.waiting()
+        self.given_up.set(sum((row["manager_failures"] or 0) >= self._max_failures
+                              for row in waiting))
+        self._renew({row["vacation_id"] for row in waiting}, now)
+        for row in waiting:
+            if self.running() >= self._parallelism:
                 break
-            if vacation_id not in self._running:
-                self._running[vacation_id] = self._start(vacation_id, tenant, path)
+            self._consider(row, now)
 
-    def _start(self, vacation_id: str, tenant_name: str, path: str) -> subprocess.Popen:
-        tenant = self._tenants.load().get(tenant_name)
+    def _renew(self, waiting: set[str], now: float) -> None:
+        for vacation_id, held in list(self._held.items()):
+            if held.process is None and vacation_id not in waiting:  # done elsewhere
+                self._let_go(vacation_id)
+            elif held.renew_at <= now:
+                if self._ledger.hold(vacation_id, self._replica, self._lease, held.failures):
+                    held.renew_at = now + self._lease / 3
+                else:
+                    _LOG.warning("%s: the hold lapsed and another replica took it", vacation_id)
+                    del self._held[vacation_id]
+
+    def _consider(self, row: dict, now: float) -> None:
+        vacation_id = row["vacation_id"]
+        held = self._held.get(vacation_id)
+        if held is None:
+            failures = row["manager_failures"] or 0
+            if failures >= self._max_failures or not self._ledger.schedule(
+                    row, self._replica, self._lease):
+                return  # given up, or another replica's
+            held = self._held[vacation_id] = _Held(row["tenant"] or "", failures,
+                                                   now + self._lease / 3)
+        elif held.process is not None or held.retry_at > now:
+            return
+        held.log = self._log_dir / f"ingest-{vacation_id}.log"
+        held.process = self._launch(*self.command(row), held.log)
+        self.started.inc()
+        _LOG.info("ingesting %s for %s (attempt %d); its log: %s", vacation_id,
+                  held.tenant or "-", held.failures + 1, held.log)
+        self._record(held, "ingest.start", vacation_id, "started",
+                     f"attempt {held.failures + 1}, pid {held.process.pid}, log {held.log}")
+
+    def _ended(self, vacation_id: str, held: _Held, now: float) -> None:
+        """A run ended: done if the ledger says so, else a failure, retried or given up."""
+        code = held.process.returncode
+        row = self._ledger.get(vacation_id)
+        held.process = None
+        state = row["state"] if row else "gone"
+        if code in (0, 3) and not (row and waits(row, datetime.datetime.now(datetime.UTC))):
+            _LOG.info("ingest of %s ended: %s (exit code %d)", vacation_id, state, code)
+            self._let_go(vacation_id)
+            self._record(held, "ingest.end", vacation_id, "done", f"exit {code}, {state}")
+            return
+        held.failures += 1
+        self.failed.inc()
+        what = f"exit {code}, the vacation {state}, failure {held.failures} of " \
+               f"{self._max_failures}; its log: {held.log}"
+        if held.failures >= self._max_failures:
+            _LOG.error("ingest of %s failed (%s): given up, left for cre recover",
+                       vacation_id, what)
+            self._let_go(vacation_id)
+            self._record(held, "ingest.end", vacation_id, "given_up", what)
+            return
+        pause = min(_LONGEST_PAUSE, self._retry * 2 ** (held.failures - 1))
+        held.retry_at = now + pause
+        held.renew_at = now  # records the failure in the ledger with the renewal below
+        _LOG.warning("ingest of %s failed (%s); next attempt in %.0f s", vacation_id, what,
+                     pause)
+        self._record(held, "ingest.end", vacation_id, "failed", f"{what}; retry in {pause:.0f} s")
+
+    def _let_go(self, vacation_id: str) -> None:
+        held = self._held.pop(vacation_id)
+        self._ledger.hold(vacation_id, self._replica, 0, held.failures)
+
+    def _record(self, held: _Held, action: str, vacation_id: str, outcome: str,
+                detail: str) -> None:
+        if self._audit is not None:
+            self._audit.record(held.tenant, action, vacation_id, outcome, detail)
+
+    def command(self, row: dict) -> tuple[list[str], dict[str, str]]:
+        """``cre ingest``'s command line and environment for the vacation of ``row``: the
+        tenant's runner profile, then the service's zones and structured zone (last, so that
+        no profile points a run elsewhere); the password in the environment, where ``ps``
+        does not show it, and no other inherited ``CRE_CASSANDRA_*`` variable."""
+        tenant = self._tenants.load().get(row["tenant"])
         profile = dict(tenant.profile if tenant else {"runner": "DirectRunner"})
-        options = [f"--runner={profile.pop('runner', 'DirectRunner')}",
-                   *(f"--{key}={value}" for key, value in profile.items())]
-        _LOG.info("ingesting %s for %s", vacation_id, tenant_name)
-        log_dir = Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
-        with open(log_dir / f"ingest-{vacation_id}.log", "ab") as log:  # the child keeps it
-            return subprocess.Popen(
-                [sys.executable, "-m", "pipelines.commands.cli", "ingest", "--input", path,
-                 "--zones-root", self._zones_root, *options],
-                cwd=_PROJECT, stdout=log, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", "pipelines.commands.cli", "ingest",
+                f"--runner={profile.pop('runner', 'DirectRunner')}",
+                *(f"--{key}={value}" for key, value in profile.items()),
+                "--input", row["landed_path"], "--zones-root", self._zones_root,
+                *cassandra_arguments(self._config, self._replication)]
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith("CRE_CASSANDRA_")}
+        if self._config.password is not None:
+            env["CRE_CASSANDRA_PASSWORD"] = self._config.password
+        return argv, env
+
+    def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        with open(log, "ab") as out:  # the child keeps it open
+            return subprocess.Popen(argv, cwd=_PROJECT, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

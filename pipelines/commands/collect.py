@@ -54,18 +54,26 @@ def tenants(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from prometheus_client import CollectorRegistry
 
     from pipelines.collect.ingest_manager import IngestManager
     from pipelines.collect.service import create_app
+    from pipelines.ledger import Ledger
 
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
     stop = threading.Event()
+    registry = CollectorRegistry()  # /metrics: the service's and its manager's
     if not args.no_manager:
-        manager = IngestManager(session, args.zones_root, args.tenants, args.parallelism)
+        manager = IngestManager(
+            Ledger(session), config, args.zones_root, args.tenants,
+            replication=args.replication, parallelism=args.parallelism,
+            max_failures=args.max_failures, retry_seconds=args.retry_seconds,
+            registry=registry)
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
                          daemon=True).start()
-    app = create_app(args.zones_root, args.tenants, session, args.token_seconds)
+    app = create_app(args.zones_root, args.tenants, session, args.token_seconds,
+                     registry=registry)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
@@ -150,6 +158,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                               help="Most ingests running at once.")
     serve_parser.add_argument("--no-manager", action="store_true",
                               help="Only collect: ingests run elsewhere.")
+    serve_parser.add_argument("--max-failures", type=int, default=3,
+                              help="Failed ingests of a vacation (by any replica) after which "
+                              "it is left for cre recover.")
+    serve_parser.add_argument("--retry-seconds", type=float, default=30.0,
+                              help="Pause after a vacation's first failed ingest, doubled "
+                              "after each next one.")
     serve_parser.add_argument("--audit-ttl-days", type=_ttl_days, default=400,
                               help="How long the audit trail keeps an event (default 400).")
     add_connection_arguments(serve_parser)
