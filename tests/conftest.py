@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 import tenacity
 
@@ -66,10 +68,10 @@ def _integration_only(what: str) -> None:
         pytest.fail(f"{what} in a unit test: mark it @pytest.mark.integration", pytrace=False)
 
 
-def run_cre(*args: str, env: dict | None = None) -> CreRun:
+def run_cre(*args: str, env: dict | None = None, input: str | None = None) -> CreRun:
     _integration_only(f"cre {' '.join(args)}")
     completed = subprocess.run(
-        [*CRE, *args], cwd=ROOT, capture_output=True, text=True,
+        [*CRE, *args], cwd=ROOT, capture_output=True, text=True, input=input,
         env=cre_environment(env), timeout=600,
     )
     return CreRun(completed)
@@ -101,6 +103,64 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
+
+
+def add_tenant(tenants: Path, name: str, *options: str) -> None:
+    """``cre tenants add NAME`` to the file, with its password of ``PASSWORDS``."""
+    added = run_cre("tenants", "add", name, "--tenants", str(tenants), "--password-stdin",
+                    *options, input=PASSWORDS[name] + "\n")
+    assert added.code == 0, added.stderr
+
+
+class Service:
+    """A ``cre serve`` process on a free loopback port, over the folder's ``zones`` and
+    ``tenants.json`` (its own process group, so its ingests die with it); HTTPS with ``tls``,
+    a certificate and its key."""
+
+    def __init__(self, folder: Path, env: dict, *options: str,
+                 tls: tuple[Path, Path] | None = None):
+        self.folder, self.env = folder, env
+        self.options = (*options, *(("--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
+                                    if tls else ()))
+        self.port = free_port()
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.log = folder / f"serve-{self.port}.log"
+        self.start()
+
+    def start(self) -> None:
+        _integration_only("cre serve")
+        log = open(self.log, "ab")
+        self.process = subprocess.Popen(
+            [*CRE, "serve", "--port", str(self.port),
+             "--zones-root", str(self.folder / "zones"), "--tenants",
+             str(self.folder / "tenants.json"), *self.options], cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env=cre_environment({**self.env, "CRE_MANAGER_LOG_DIR": str(self.folder)}))
+        if not wait_until(self._healthy, timeout=60, interval=0.3):
+            raise AssertionError(self.log.read_text()[-3000:])
+
+    def _healthy(self) -> bool:
+        try:  # up, whatever its certificate: trusting it is for the tests to check
+            return httpx.get(f"{self.url}/healthz", timeout=1, verify=False).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def token(self, tenant: str) -> str:
+        issued = httpx.post(f"{self.url}/v1/token", auth=(tenant, PASSWORDS[tenant]))
+        assert issued.status_code == 200, issued.text
+        return issued.json()["access_token"]
+
+    def client(self, tenant: str, token: str | None = None) -> httpx.Client:
+        """A client with ``token``, else with a new token of ``tenant``."""
+        return httpx.Client(base_url=self.url, timeout=30, headers={
+            "Authorization": f"Bearer {token or self.token(tenant)}"})
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +207,14 @@ def zone_session(structured):
     session = config_of(structured).connect(structured["CRE_CASSANDRA_KEYSPACE"])
     yield session
     session.cluster.shutdown()
+
+
+@pytest.fixture
+def forget_failed_logins(zone_session) -> Iterator[None]:
+    """For a test that trips the login throttle, which outlives the server (the keyspace keeps
+    it): what the test counted is forgotten after it, so the next tests can log in."""
+    yield
+    zone_session.execute("TRUNCATE login_failures", timeout=60)
 
 
 def abandon(session, vacation_id: str) -> None:

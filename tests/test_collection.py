@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CRE, ROOT, cre_environment, free_port, run_cre, wait_until
+from conftest import PASSWORDS, Service, add_tenant, run_cre, wait_until
 
 from pipelines.ledger import Ledger
 from pipelines.local.generator import generate_vacation
@@ -19,59 +15,11 @@ from pipelines.structured_zone import StructuredZone
 
 pytestmark = pytest.mark.integration
 
-PASSWORDS = {"arkea": "correct horse battery", "other": "another long secret"}
-
-
-def _add_tenant(tenants: Path, name: str, *options: str) -> None:
-    added = subprocess.run(
-        [*CRE, "tenants", "add", name, "--tenants",
-         str(tenants), "--password-stdin", *options], cwd=ROOT, input=PASSWORDS[name] + "\n",
-        capture_output=True, text=True, env=cre_environment(None))
-    assert added.returncode == 0, added.stderr
-
-
-class Service:
-    """A ``cre serve`` process (its own process group, so its ingests die with it)."""
-
-    def __init__(self, folder: Path, env: dict, *options: str):
-        self.folder, self.env, self.options = folder, env, options
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        log = open(self.folder / "serve.log", "ab")
-        self.process = subprocess.Popen(
-            [*CRE, "serve", "--port", str(self.port),
-             "--zones-root", str(self.folder / "zones"), "--tenants",
-             str(self.folder / "tenants.json"), *self.options], cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            env=cre_environment({**self.env, "CRE_MANAGER_LOG_DIR": str(self.folder)}))
-        if not wait_until(self._healthy, timeout=60, interval=0.3):
-            raise AssertionError((self.folder / "serve.log").read_text()[-3000:])
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def client(self, tenant: str) -> httpx.Client:
-        token = httpx.post(f"{self.url}/v1/token", auth=(tenant, PASSWORDS[tenant]))
-        assert token.status_code == 200, token.text
-        return httpx.Client(base_url=self.url, timeout=30, headers={
-            "Authorization": f"Bearer {token.json()['access_token']}"})
-
-
 @pytest.fixture
 def service(structured, tmp_path):
-    _add_tenant(tmp_path / "tenants.json", "arkea", "--max-files", "3", "--max-bytes",
-                "5000000")
-    _add_tenant(tmp_path / "tenants.json", "other", "--max-files", "1", "--max-bytes", "1000")
+    add_tenant(tmp_path / "tenants.json", "arkea", "--max-files", "3", "--max-bytes",
+               "5000000")
+    add_tenant(tmp_path / "tenants.json", "other", "--max-files", "1", "--max-bytes", "1000")
     running = Service(tmp_path, structured, "--token-seconds", "20")
     yield running
     running.kill()
@@ -148,7 +96,7 @@ def test_constraints_are_enforced(service, tmp_path):
     assert [path.name for path in landed] == ["BAF_20260702_02.tar.bz2"]
 
 
-def test_authentication(service):
+def test_authentication(service, forget_failed_logins):
     url = service.url
     assert httpx.get(f"{url}/v1/constraints").status_code == 401
     assert httpx.get(f"{url}/v1/constraints", headers={
@@ -165,7 +113,7 @@ def test_authentication(service):
 
 
 def test_expired_token(structured, tmp_path):
-    _add_tenant(tmp_path / "tenants.json", "arkea")
+    add_tenant(tmp_path / "tenants.json", "arkea")
     short = Service(tmp_path, structured, "--token-seconds", "1", "--no-manager")
     try:
         with short.client("arkea") as client:

@@ -44,13 +44,23 @@ class TenantStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._read: tuple[tuple[int, int, int], dict[str, Tenant]] = ((0, 0, 0), {})
 
     def load(self) -> dict[str, Tenant]:
-        if not self.path.exists():
+        """The tenants, parsed again only when the file changed: every replica of the service
+        sees an edit at its next request, without reading the file at each one. Every save is
+        a rename, so a change always shows in the inode even when mtime and size do not."""
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
             return {}
-        document = json.loads(self.path.read_text(encoding="utf-8"))
-        return {name: Tenant(name=name, **{**fields, "formats": tuple(fields["formats"])})
-                for name, fields in document["tenants"].items()}
+        version = (status.st_ino, status.st_size, status.st_mtime_ns)
+        if self._read[0] != version:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+            self._read = (version, {
+                name: Tenant(name=name, **{**fields, "formats": tuple(fields["formats"])})
+                for name, fields in document["tenants"].items()})
+        return dict(self._read[1])
 
     def _save(self, tenants: dict[str, Tenant]) -> None:
         document = {"tenants": {name: {key: value for key, value in
