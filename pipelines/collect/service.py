@@ -1,24 +1,21 @@
 """The collection service (``cre serve``): tenants upload vacations, which land and are queued.
 
-FastAPI under uvicorn. A tenant logs in with HTTP Basic for a short-lived bearer token; an
-upload is streamed to a temporary name in ``landing/`` while it is checked (format, size) and
-hashed, then renamed under its sha256 (the layout ``cre ingest`` lands to), recorded in the
-tenant's own partition of ``uploads`` and queued as RECEIVED in the vacation ledger. It reads
-and writes those tables only through their owners, ``Uploads`` and ``Ledger``.
+FastAPI under uvicorn. A tenant logs in with HTTP Basic for a short-lived bearer token (kept
+in Cassandra by ``access``, so every replica of the service accepts it); an upload is streamed
+to a temporary name in ``landing/`` while it is checked (format, size) and hashed, then
+renamed under its sha256 (the layout ``cre ingest`` lands to), recorded in the tenant's own
+partition of ``uploads`` and queued as RECEIVED in the vacation ledger. It reads and writes
+those tables only through their owners, ``Uploads`` and ``Ledger``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
-import dataclasses
 import datetime
 import hashlib
 import json
 import logging
-import secrets
-import threading
 import time
 import uuid
 from typing import Optional
@@ -33,6 +30,7 @@ from pydantic import BaseModel
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
+from pipelines.collect.access import Grant, LoginThrottle, Tokens
 from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.collect.uploads import Uploads
@@ -65,46 +63,6 @@ _ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@dataclasses.dataclass
-class _Session:
-    tenant: str
-    expires: float
-    files: int = 0
-
-
-class _LoginGuard:
-    """Failed logins: slowed down (a growing delay) and refused for a while after too many, per
-    tenant name and per client address."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0):
-        self._limit = limit
-        self._window = window
-        self._failures: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> collections.deque:
-        failures = self._failures[key]
-        while failures and failures[0] < now - self._window:
-            failures.popleft()
-        return failures
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(key, now)) >= self._limit for key in keys)
-
-    def failed(self, *keys: str) -> float:
-        """Records a failure; returns the delay to impose before answering."""
-        now = time.monotonic()
-        with self._lock:
-            counts = []
-            for key in keys:
-                failures = self._recent(key, now)
-                failures.append(now)
-                counts.append(len(failures))
-        return min(0.25 * 2 ** (max(counts) - 1), 4.0)
-
-
 def create_app(zones_root: str, tenants_path: str, session, token_seconds: float = 900.0,
                max_login_failures: int = 5, *,
                registry: Optional[CollectorRegistry] = None) -> FastAPI:
@@ -113,8 +71,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
     metrics added."""
     app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
     store = TenantStore(tenants_path)
-    sessions: dict[str, _Session] = {}
-    guard = _LoginGuard(max_login_failures)
+    tokens, throttle = Tokens(session, token_seconds), LoginThrottle(session, max_login_failures)
     registry = CollectorRegistry() if registry is None else registry
     uploads_total = Counter("cre_uploads_total", "Uploads by outcome.", ["tenant", "outcome"],
                             registry=registry)
@@ -127,36 +84,35 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
     bearer = [Security(HTTPBearer(description="the access_token of POST /v1/token",
                                   auto_error=False))]
 
-    def tenant_of(request: Request) -> tuple[Tenant, _Session]:
+    def tenant_of(request: Request) -> tuple[Tenant, Grant]:
         header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        found = sessions.get(token)
-        if found is None or found.expires < time.monotonic():
-            sessions.pop(token, None)
+        grant = tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
+        if grant is None:
             raise HTTPException(401, "a valid bearer token is required (POST /v1/token)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        tenant = store.load().get(found.tenant)
+        tenant = store.load().get(grant.tenant)
         if tenant is None:
             raise HTTPException(401, "this tenant no longer exists")
-        return tenant, found
+        if not grant.issued_for(tenant):
+            raise HTTPException(401, "this token was revoked: the tenant's password changed",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return tenant, grant
 
     @app.post("/v1/token", responses=_refusals(401, 429))
     async def token(request: Request) -> dict:
         client = request.client.host if request.client else "?"
         name, password = _basic(request.headers.get("authorization", ""))
-        keys = (f"tenant:{name}", f"client:{client}")
-        if guard.blocked(*keys):
+        if throttle.blocked(name, client):
             raise HTTPException(429, "too many failed logins; try again later",
-                                headers={"Retry-After": "300"})
+                                headers={"Retry-After": str(throttle.window)})
         tenant = await asyncio.to_thread(store.authenticate, name, password)
         if tenant is None:
             logins_failed.inc()
-            await asyncio.sleep(guard.failed(*keys))
+            await asyncio.sleep(throttle.failed(name, client))
             raise HTTPException(401, "wrong tenant or password",
                                 headers={"WWW-Authenticate": "Basic"})
-        issued = secrets.token_urlsafe(32)
-        sessions[issued] = _Session(tenant.name, time.monotonic() + token_seconds)
-        return {"access_token": issued, "token_type": "bearer", "expires_in": token_seconds}
+        return {"access_token": tokens.issue(tenant), "token_type": "bearer",
+                "expires_in": tokens.seconds}
 
     @app.get("/v1/constraints", dependencies=bearer, responses=_refusals(401))
     def constraints(request: Request) -> dict:
@@ -178,16 +134,15 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         if name is None:
             uploads_total.labels(tenant.name, "bad_name").inc()
             raise HTTPException(422, f"{filename} is not a vacation BAF_<YYYYMMDD>_<NN>.tar.bz2")
-        if current.files >= tenant.max_files:
-            uploads_total.labels(tenant.name, "too_many_files").inc()
-            raise HTTPException(429, f"at most {tenant.max_files} files per upload session; "
-                                "ask for a new token")
         declared = int(request.headers.get("content-length") or 0)
         if declared > tenant.max_bytes:
             uploads_total.labels(tenant.name, "too_large").inc()
             raise HTTPException(413, f"{filename}: {declared} bytes, more than the "
                                 f"{tenant.max_bytes} allowed")
-        current.files += 1
+        if not tokens.take_file(current, tenant.max_files):
+            uploads_total.labels(tenant.name, "too_many_files").inc()
+            raise HTTPException(429, f"at most {tenant.max_files} files per upload session; "
+                                "ask for a new token")
         folder = zones.join(zones_root, zones.LANDING, *filter(None, [tenant.landing_prefix]),
                             name.business_date, name.vacation_id)
         temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
