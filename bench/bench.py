@@ -12,6 +12,8 @@
 3. Backup, verification and restore of the keyspace that comparison loaded.
 4. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
    parallelism 1 and 2, next to DirectRunner.
+5. One upload to ``cre serve`` on loopback over HTTP, then over HTTPS (a certificate of a
+   throw-away authority): MiB/s and the server's RSS.
 """
 
 from __future__ import annotations
@@ -159,14 +161,17 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _upload(gib: int) -> bool:
-    """One ``gib`` GiB upload to ``cre serve`` on loopback: throughput, and the server's memory
-    (sampled every 50 ms) before and during; True if it stays flat (< 100 MiB more)."""
+def _upload(gib: int, tls: bool = False) -> bool:
+    """One ``gib`` GiB upload to ``cre serve`` on loopback, over HTTPS with ``tls``: throughput,
+    and the server's memory (sampled every 50 ms) before and during; True if it stays flat
+    (< 100 MiB more)."""
+    import ssl
     import threading
 
     import httpx
 
     from pipelines.collect.tenants import TenantStore
+    from pipelines.local.certificates import Authority
 
     env = _cassandra()
     folder = ROOT / "var" / "bench" / "upload"
@@ -174,7 +179,7 @@ def _upload(gib: int) -> bool:
     folder.mkdir(parents=True)
     TenantStore(folder / "tenants.json").add("bench", "a long bench password",
                                               max_bytes=(gib + 1) << 30)
-    big = folder / "BAF_20260101_01.tar.bz2"
+    big = folder / f"BAF_20260101_0{2 if tls else 1}.tar.bz2"  # a vacation of its own
     block = os.urandom(1 << 20)
     with open(big, "wb") as out:
         for _ in range(gib << 10):
@@ -182,20 +187,27 @@ def _upload(gib: int) -> bool:
     subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     port = 18000 + os.getpid() % 1000
+    options, verify = [], True
+    if tls:
+        authority = Authority(folder)
+        certificate, key = authority.issue("server")
+        options = ["--tls-cert", str(certificate), "--tls-key", str(key)]
+        verify = ssl.create_default_context(cafile=authority.path)
     server = subprocess.Popen(
         [*CRE, "serve", "--no-manager", "--port", str(port),
-         "--zones-root", str(folder / "zones"), "--tenants", str(folder / "tenants.json")],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+         "--zones-root", str(folder / "zones"), "--tenants", str(folder / "tenants.json"),
+         *options], cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        token = httpx.post(f"{url}/v1/token", auth=("bench", "a long bench password")).json()
+        token = httpx.post(f"{url}/v1/token", auth=("bench", "a long bench password"),
+                           verify=verify).json()
         before, peak, done = _rss(server.pid), 0, threading.Event()
 
         def sample() -> None:
@@ -214,6 +226,7 @@ def _upload(gib: int) -> bool:
 
         started = time.monotonic()
         response = httpx.put(f"{url}/v1/uploads/{big.name}", content=chunks(), timeout=600,
+                             verify=verify,
                              headers={"Authorization": f"Bearer {token['access_token']}",
                                       "Content-Length": str(big.stat().st_size)})
         elapsed = time.monotonic() - started
@@ -225,9 +238,10 @@ def _upload(gib: int) -> bool:
         server.wait()
         shutil.rmtree(folder, ignore_errors=True)
     grown = peak - before
-    print(f"\nupload of {gib} GiB to cre serve on loopback: {elapsed:.1f} s, "
-          f"{(gib << 30) / elapsed / 2**20:,.0f} MiB/s; server RSS {before / 2**20:.0f} MiB "
-          f"before, {peak / 2**20:.0f} MiB at most during (+{grown / 2**20:.0f} MiB)")
+    print(f"\nupload of {gib} GiB to cre serve on loopback over {'HTTPS' if tls else 'HTTP'}: "
+          f"{elapsed:.1f} s, {(gib << 30) / elapsed / 2**20:,.0f} MiB/s; server RSS "
+          f"{before / 2**20:.0f} MiB before, {peak / 2**20:.0f} MiB at most during "
+          f"(+{grown / 2**20:.0f} MiB)")
     flat = grown < 100 << 20
     print("bar (server memory flat: < 100 MiB more):", "met" if flat else "NOT met")
     return flat
@@ -319,6 +333,7 @@ def main() -> int:
         _backup_restore()
     if args.upload_gib:
         bars = _upload(args.upload_gib) and bars
+        bars = _upload(args.upload_gib, tls=True) and bars
     if args.flink_rows:
         bars = _flink(args.flink_rows) and bars
     return 0 if bars else 1

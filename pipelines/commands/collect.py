@@ -60,6 +60,9 @@ def serve(args: argparse.Namespace) -> int:
     from pipelines.collect.service import create_app
     from pipelines.ledger import Ledger
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("cre serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
     stop = threading.Event()
@@ -75,7 +78,8 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(args.zones_root, args.tenants, session, args.token_seconds,
                      registry=registry)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info",
+                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         stop.set()
         session.cluster.shutdown()
@@ -83,12 +87,18 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def fetchdata_command(args: argparse.Namespace) -> int:
-    from pipelines.collect.fetchdata import fetchdata
+    from pipelines.collect.fetchdata import check_server, fetchdata
 
+    try:
+        check_server(args.server, args.insecure)
+    except ValueError as error:
+        print(f"cre fetchdata: error: {error}", file=sys.stderr)
+        return 2
     password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
     try:
         with progress.shown():
-            outcomes = fetchdata(args.server, args.user, password, Path(args.dir))
+            outcomes = fetchdata(args.server, args.user, password, Path(args.dir),
+                                 args.ca_file)
     except (PermissionError, OSError) as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
         return 1
@@ -164,6 +174,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     serve_parser.add_argument("--retry-seconds", type=float, default=30.0,
                               help="Pause after a vacation's first failed ingest, doubled "
                               "after each next one.")
+    serve_parser.add_argument("--tls-cert", default=os.environ.get("CRE_SERVE_TLS_CERT"),
+                              metavar="FILE", help="Serve HTTPS with this PEM certificate "
+                              "(chain), with --tls-key; default $CRE_SERVE_TLS_CERT.")
+    serve_parser.add_argument("--tls-key", default=os.environ.get("CRE_SERVE_TLS_KEY"),
+                              metavar="FILE", help="Its PEM private key; default "
+                              "$CRE_SERVE_TLS_KEY.")
     serve_parser.add_argument("--audit-ttl-days", type=_ttl_days, default=400,
                               help="How long the audit trail keeps an event (default 400).")
     add_connection_arguments(serve_parser)
@@ -184,4 +200,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        "prompt: a command line shows in the process list.")
     fetch.add_argument("-d", "--dir", default="client-input-dir")
     fetch.add_argument("--server", default="http://127.0.0.1:8080")
+    fetch.add_argument("--ca-file", type=Path, metavar="FILE", help="Verify the server's "
+                       "certificate against these PEM authorities (default: the system's).")
+    fetch.add_argument("--insecure", action="store_true", help="Allow plain http:// to "
+                       "another machine: the password and the files travel in clear.")
     fetch.set_defaults(handler=fetchdata_command)
