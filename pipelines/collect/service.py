@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from io_connectors import zones
 from io_connectors.landing import commit_landed
 from pipelines.collect.access import Grant, LoginThrottle, Tokens
+from pipelines.collect.audit import ANONYMOUS, AuditTrail
 from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.collect.uploads import Uploads
@@ -64,11 +65,11 @@ _ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
 
 
 def create_app(zones_root: str, tenants_path: str, session, token_seconds: float = 900.0,
-               max_login_failures: int = 5, *,
+               max_login_failures: int = 5, *, audit: AuditTrail,
                registry: Optional[CollectorRegistry] = None) -> FastAPI:
-    """The service's application; ``session`` is a Cassandra session on the keyspace, and
-    ``/metrics`` shows ``registry`` (shared with the ingest manager) with the service's own
-    metrics added."""
+    """The service's application; ``session`` is a Cassandra session on the keyspace,
+    ``audit`` records every login, refused token and upload, and ``/metrics`` shows
+    ``registry`` (shared with the ingest manager) with the service's own metrics added."""
     app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
     store = TenantStore(tenants_path)
     tokens, throttle = Tokens(session, token_seconds), LoginThrottle(session, max_login_failures)
@@ -88,29 +89,40 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         header = request.headers.get("authorization", "")
         grant = tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
         if grant is None:
+            audit.record(ANONYMOUS, "token", request.url.path, "refused",
+                         "no valid bearer token", _client(request))
             raise HTTPException(401, "a valid bearer token is required (POST /v1/token)",
                                 headers={"WWW-Authenticate": "Bearer"})
         tenant = store.load().get(grant.tenant)
         if tenant is None:
+            audit.record(grant.tenant, "token", request.url.path, "refused",
+                         "the tenant no longer exists", _client(request))
             raise HTTPException(401, "this tenant no longer exists")
         if not grant.issued_for(tenant):
+            audit.record(tenant.name, "token", request.url.path, "refused",
+                         "revoked by a new password", _client(request))
             raise HTTPException(401, "this token was revoked: the tenant's password changed",
                                 headers={"WWW-Authenticate": "Bearer"})
         return tenant, grant
 
     @app.post("/v1/token", responses=_refusals(401, 429))
     async def token(request: Request) -> dict:
-        client = request.client.host if request.client else "?"
+        client = _client(request)
         name, password = _basic(request.headers.get("authorization", ""))
+        # a name that is no tenant is the attempt's detail, not a partition of its own
+        known, attempt = (name, "") if name in store.load() else (ANONYMOUS, f"as {name!r}")
         if throttle.blocked(name, client):
+            audit.record(known, "login", name, "throttled", attempt, client)
             raise HTTPException(429, "too many failed logins; try again later",
                                 headers={"Retry-After": str(throttle.window)})
         tenant = await asyncio.to_thread(store.authenticate, name, password)
         if tenant is None:
+            audit.record(known, "login", name, "refused", attempt or "wrong password", client)
             logins_failed.inc()
             await asyncio.sleep(throttle.failed(name, client))
             raise HTTPException(401, "wrong tenant or password",
                                 headers={"WWW-Authenticate": "Basic"})
+        audit.record(tenant.name, "login", tenant.name, "ok", client=client)
         return {"access_token": tokens.issue(tenant), "token_type": "bearer",
                 "expires_in": tokens.seconds}
 
@@ -123,8 +135,23 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                  200: {"description": "this tenant already sent this archive under this name: "
                                       "its first upload"},
                  **_refusals(401, 413, 415, 422, 429)})
-    async def upload(filename: str, request: Request):
+    async def upload(filename: str, request: Request) -> JSONResponse:
         tenant, current = tenant_of(request)
+        try:
+            return await receive(filename, request, tenant, current)
+        except HTTPException as refusal:
+            audit.record(tenant.name, "upload", filename, "refused",
+                         f"{refusal.status_code} {refusal.detail}", _client(request))
+            raise
+        except Exception as error:
+            audit.record(tenant.name, "upload", filename, "failed",
+                         f"{type(error).__name__}: {error}", _client(request))
+            raise
+
+    async def receive(filename: str, request: Request, tenant: Tenant,
+                      current: Grant) -> JSONResponse:
+        """An upload of ``tenant``'s: refused with an HTTPException, else landed and queued
+        (201), or the first upload of the same content (200)."""
         started = time.monotonic()
         if not filename.endswith(tenant.formats) or "/" in filename:
             uploads_total.labels(tenant.name, "bad_format").inc()
@@ -174,6 +201,8 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         if first is not None:  # the same vacation again: answer with the first upload
             FileSystems.delete([temporary])
             uploads_total.labels(tenant.name, "duplicate").inc()
+            audit.record(tenant.name, "upload", filename, "duplicate",
+                         f"sha256 {sha256}, first upload {first}", _client(request))
             return JSONResponse({"upload_id": first, "sha256": sha256, "duplicate": True}, 200)
         final = commit_landed(temporary, folder, sha256, filename)
         now = datetime.datetime.now(datetime.UTC)
@@ -185,6 +214,8 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         upload_bytes.labels(tenant.name).inc(size)
         upload_seconds.observe(time.monotonic() - started)
         _LOG.info("%s uploaded %s (%d bytes, sha256 %s)", tenant.name, filename, size, sha256)
+        audit.record(tenant.name, "upload", filename, "accepted",
+                     f"upload {upload_id}, {size} bytes, sha256 {sha256}", _client(request))
         return JSONResponse({"upload_id": upload_id, "sha256": sha256, "bytes": size,
                              "vacation_id": name.vacation_id, "duplicate": False}, 201)
 
@@ -234,6 +265,10 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 def _basic(header: str) -> tuple[str, str]:

@@ -8,11 +8,12 @@ import datetime
 import getpass
 import logging
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
 
-from pipelines.collect.audit import ANONYMOUS, MAX_TTL_DAYS, events_since
+from pipelines.collect.audit import ANONYMOUS, MAX_TTL_DAYS, AuditTrail, events_since
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.options import cassandra_config
 from transforms import progress
@@ -66,16 +67,17 @@ def serve(args: argparse.Namespace) -> int:
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
     stop = threading.Event()
+    audit = AuditTrail(session, f"{socket.gethostname()}:{args.port}", args.audit_ttl_days)
     registry = CollectorRegistry()  # /metrics: the service's and its manager's
     if not args.no_manager:
         manager = IngestManager(
             Ledger(session), config, args.zones_root, args.tenants,
             replication=args.replication, parallelism=args.parallelism,
             max_failures=args.max_failures, retry_seconds=args.retry_seconds,
-            registry=registry)
+            registry=registry, audit=audit)
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
                          daemon=True).start()
-    app = create_app(args.zones_root, args.tenants, session, args.token_seconds,
+    app = create_app(args.zones_root, args.tenants, session, args.token_seconds, audit=audit,
                      registry=registry)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info",
