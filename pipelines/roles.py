@@ -41,8 +41,9 @@ class Role:
                 {(f"<table {keyspace}.{table}>", "MODIFY") for table in self.writes & tables})
 
 
+INGEST = Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA, ZONE | LEDGER)
 ROLES = (
-    Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA, ZONE | LEDGER),
+    INGEST,
     Role("cre_service", "CRE_SERVICE_PASSWORD", COLLECTION | LEDGER | SCHEMA,
          COLLECTION | LEDGER),
     Role("cre_reader", "CRE_READER_PASSWORD", ZONE | LEDGER | SCHEMA),

@@ -13,6 +13,7 @@ from cassandra import Unauthorized
 from conftest import Service, add_tenant, config_of, run_cre, wait_until
 
 from pipelines import roles
+from pipelines.ledger import Ledger, State
 from pipelines.local.generator import generate_vacation
 from pipelines.schema_migrations import migrations, statements
 
@@ -99,8 +100,10 @@ def test_reader_queries_and_writes_nothing(structured, granted, zone_session):
     try:
         _refused(session, "INSERT INTO cre_events_by_account (account_id, month, value_date, "
                  "cre_id, vacation_id) VALUES ('a', 1, '2026-01-01', 'c', 'v')",
-                 f"UPDATE vacations SET state = 'ROLLED_BACK' WHERE vacation_id = '{vacation_id}'",
                  "SELECT * FROM audit_events LIMIT 1", "SELECT * FROM uploads LIMIT 1")
+        with pytest.raises(Unauthorized):  # the ledger's own rollback write
+            Ledger(session).transition_any(vacation_id, State.DELIVERED, State.ROLLED_BACK,
+                                           "a reader may not")
     finally:
         session.cluster.shutdown()
 
@@ -130,6 +133,28 @@ def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_
                  "SELECT * FROM rejects_by_vacation LIMIT 1")
     finally:
         session.cluster.shutdown()
+
+
+@pytest.mark.integration
+def test_the_service_has_its_ingests_run_as_cre_ingest(structured, granted, tmp_path):
+    """cre_service may not write the zone: the manager's ingests connect as cre_ingest."""
+    add_tenant(tmp_path / "tenants.json", "arkea")
+    service = Service(tmp_path, {**_as(structured, "cre_service"),
+                                 "CRE_INGEST_PASSWORD": PASSWORDS["cre_ingest"]},
+                      "--ingest-username", "cre_ingest")
+    try:
+        archive = generate_vacation(tmp_path / "in", "2026-08-03", 1, 20, 1, seed=93)
+        with service.client("arkea") as client:
+            sent = client.put(f"/v1/uploads/{archive.name}", content=archive.read_bytes())
+            assert sent.status_code == 201, sent.text
+
+            def status() -> str:
+                return client.get(f"/v1/uploads/{sent.json()['upload_id']}").json()["status"]
+
+            assert wait_until(status, lambda found: found in ("DELIVERED", "FAILED"),
+                              timeout=180, interval=1) == "DELIVERED"
+    finally:
+        service.kill()
 
 
 @pytest.mark.integration

@@ -12,7 +12,10 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import Optional
 
+from io_connectors.cassandra import CassandraConfig
+from pipelines import roles
 from pipelines.collect.audit import ANONYMOUS, MAX_TTL_DAYS, AuditTrail, events_since
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.options import cassandra_config
@@ -53,6 +56,18 @@ def tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_config(config: CassandraConfig, username: Optional[str]) -> CassandraConfig:
+    """The connection of the ingests the manager starts: the service's own, or, for least
+    privilege, another role's (``cre_ingest``, its password in ``CRE_INGEST_PASSWORD``)."""
+    if username is None:
+        return config
+    password = os.environ.get(roles.INGEST.password_variable)
+    if not password:
+        raise SystemExit(f"cre serve: error: --ingest-username needs "
+                         f"{roles.INGEST.password_variable}")
+    return dataclasses.replace(config, username=username, password=password)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from prometheus_client import CollectorRegistry
@@ -71,7 +86,8 @@ def serve(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()  # /metrics: the service's and its manager's
     if not args.no_manager:
         manager = IngestManager(
-            Ledger(session), config, args.zones_root, args.tenants,
+            Ledger(session), _ingest_config(config, args.ingest_username), args.zones_root,
+            args.tenants,
             replication=args.replication, parallelism=args.parallelism,
             max_failures=args.max_failures, retry_seconds=args.retry_seconds,
             registry=registry, audit=audit)
@@ -182,6 +198,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     serve_parser.add_argument("--tls-key", default=os.environ.get("CRE_SERVE_TLS_KEY"),
                               metavar="FILE", help="Its PEM private key; default "
                               "$CRE_SERVE_TLS_KEY.")
+    serve_parser.add_argument(
+        "--ingest-username", help="The Cassandra role the ingests it starts connect as (e.g. "
+        f"{roles.INGEST.name}; its password in ${roles.INGEST.password_variable}); default: the "
+        "service's own.")
     serve_parser.add_argument("--audit-ttl-days", type=_ttl_days, default=400,
                               help="How long the audit trail keeps an event (default 400).")
     add_connection_arguments(serve_parser)
