@@ -16,6 +16,7 @@ object stores, which have no multi-object rename.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from typing import Any, Optional
@@ -45,6 +46,21 @@ def ensure_parent(path: str) -> None:
         except (BeamIOError, OSError):
             if not FileSystems.exists(parent):
                 raise
+
+
+def discard(path: str, root: str) -> None:
+    """Deletes ``path`` and the local folders ``ensure_parent`` made for it that it leaves
+    empty, up to ``root``: a refused file leaves nothing behind."""
+    FileSystems.delete([path])
+    if "://" in path:
+        return
+    folder, root = posixpath.dirname(path), root.rstrip("/")
+    while folder.startswith(root + "/"):
+        try:
+            os.rmdir(folder)  # only an empty folder: a concurrent upload's stays
+        except OSError:
+            return
+        folder = posixpath.dirname(folder)
 
 
 def write_atomically(path: str, data: bytes) -> None:

@@ -73,6 +73,12 @@ def service(structured, tmp_path):
     running.kill()
 
 
+def _left_in_landing(tmp_path: Path) -> list[str]:
+    """Every file and folder under landing: a refused upload leaves not even a folder."""
+    landing = tmp_path / "zones/landing"
+    return sorted(str(path.relative_to(landing)) for path in landing.rglob("*"))
+
+
 def _landed(tmp_path: Path) -> list[str]:
     landing = tmp_path / "zones/landing"
     return sorted(str(path.relative_to(landing)) for path in landing.rglob("*")
@@ -138,7 +144,7 @@ def test_meta_naming_another_vacation_is_refused_at_the_door(service, tmp_path):
         assert refused.status_code == 422, refused.text
         assert Fatal.VACATION_ID_MISMATCH in refused.json()["detail"]
         assert _upload_ids(client) == before
-        assert _landed(tmp_path) == []
+        assert _left_in_landing(tmp_path) == []
         assert _upload(client, archive.name, archive).status_code == 201
     assert 'outcome="vacation_id_mismatch"' in httpx.get(f"{service.url}/metrics").text
 
@@ -168,4 +174,4 @@ def test_bad_names_are_refused_and_leave_landing_empty(service, tmp_path):
                    for why, name in BAD_NAMES.items()}
         assert all(400 <= status < 500 for status in answers.values()), answers
         assert _upload_ids(client) == before
-    assert _landed(tmp_path) == []
+    assert _left_in_landing(tmp_path) == []

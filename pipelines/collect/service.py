@@ -170,7 +170,8 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             uploads_total.labels(tenant.name, "too_many_files").inc()
             raise HTTPException(429, f"at most {tenant.max_files} files per upload session; "
                                 "ask for a new token")
-        folder = zones.join(zones_root, zones.LANDING, *filter(None, [tenant.landing_prefix]),
+        landing = zones.join(zones_root, zones.LANDING)
+        folder = zones.join(landing, *filter(None, [tenant.landing_prefix]),
                             name.business_date, name.vacation_id)
         temporary = zones.join(folder, f"_incoming-{uuid.uuid4().hex}")
         zones.ensure_parent(temporary)
@@ -189,17 +190,17 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
                     probe.feed(chunk)
                 await probe.finish()
         except VacationError as mismatch:  # META.json names another vacation
-            FileSystems.delete([temporary])
+            zones.discard(temporary, landing)
             uploads_total.labels(tenant.name, "vacation_id_mismatch").inc()
             raise HTTPException(422, f"{filename}: {mismatch}") from None
         except BaseException:
-            FileSystems.delete([temporary])
+            zones.discard(temporary, landing)
             raise
         sha256 = digest.hexdigest()
         upload_id = uuid.uuid4().hex
         first = uploaded.reserve(tenant.name, filename, sha256, upload_id)
         if first is not None:  # the same vacation again: answer with the first upload
-            FileSystems.delete([temporary])
+            zones.discard(temporary, landing)
             uploads_total.labels(tenant.name, "duplicate").inc()
             audit.record(tenant.name, "upload", filename, "duplicate",
                          f"sha256 {sha256}, first upload {first}", _client(request))
