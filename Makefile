@@ -68,12 +68,15 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# the two tiers split the tests by the `integration` marker (pytest.ini): nothing runs twice
+# the two tiers split the tests by the `integration` marker (pytest.ini): nothing runs twice;
+# the integration tier runs on two workers, a test module each (most of its time is waiting on
+# servers)
 check: setup lint
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
 test: check
-	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 -m integration tests; rc=$$?; \
+	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 -m integration \
+		-n 2 --dist loadfile tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
 
 bench: setup
