@@ -7,6 +7,7 @@ import datetime
 import json
 import logging
 import socket
+from typing import Optional
 
 import httpx
 import pytest
@@ -19,8 +20,10 @@ from pipelines.local.generator import generate_vacation
 DAY = 86_400
 
 
-def _audit(env: dict, tenant: str) -> list[dict]:
-    listed = run_cre("audit", "--tenant", tenant, "--since", "2000-01-01", "--json", env=env)
+def _audit(env: dict, tenant: Optional[str]) -> list[dict]:
+    """``cre audit`` of one tenant, or of every tenant (None)."""
+    listed = run_cre("audit", *(["--tenant", tenant] if tenant else []), "--since",
+                     "2000-01-01", "--json", env=env)
     assert listed.code == 0, listed.stderr
     return json.loads(listed.stdout)
 
@@ -112,6 +115,10 @@ def test_service_events_are_recorded_per_tenant(structured, zone_session, tmp_pa
         ("login", "refused", "nobody", "as 'nobody'"),
         *[("token", "refused", "/v1/constraints", "no valid bearer token")] * 2]
     assert all(29 * DAY < ttl <= 30 * DAY for ttl in _ttl(zone_session, "arkea"))
+    everyone = _audit(structured, None)  # the operator's listing: every trail, newest first
+    assert sorted(map(json.dumps, everyone)) == sorted(
+        map(json.dumps, [*events, *_audit(structured, "other"), *anonymous]))
+    assert [e["at"] for e in everyone] == sorted((e["at"] for e in everyone), reverse=True)
 
 
 @pytest.mark.integration

@@ -65,3 +65,12 @@ def events_since(session, tenant: str, since: datetime.datetime) -> list[dict]:
     return [{**dict(zip(COLUMNS, row)),
              "at": datetime_from_uuid1(row[1]).replace(tzinfo=datetime.UTC)}
             for _, rows in results for row in rows]
+
+
+def tenants_since(session, since: datetime.datetime) -> list[str]:
+    """Every tenant with a trail at or after ``since``, for an operator's listing of all: the
+    partition keys alone, read once."""
+    start = since.astimezone(datetime.UTC).date()
+    return sorted({tenant for tenant, day in
+                   session.execute("SELECT DISTINCT tenant, day FROM audit_events")
+                   if day.date() >= start})

@@ -16,7 +16,13 @@ from typing import Optional
 
 from io_connectors.cassandra import CassandraConfig
 from pipelines import roles
-from pipelines.collect.audit import ANONYMOUS, MAX_TTL_DAYS, AuditTrail, events_since
+from pipelines.collect.audit import (
+    ANONYMOUS,
+    MAX_TTL_DAYS,
+    AuditTrail,
+    events_since,
+    tenants_since,
+)
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.options import cassandra_config
 from transforms import progress
@@ -144,13 +150,19 @@ def _since(text: str) -> datetime.datetime:
 
 
 def audit(args: argparse.Namespace) -> int:
-    """One tenant's audit trail: every query names its partitions, so none shows another's."""
+    """A tenant's audit trail, or every tenant's for the operator; each query names one
+    tenant's partitions, so no listing of one tenant shows another's."""
     since = args.since or datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=7)
     with zone_session(args) as session:
-        events = events_since(session, args.tenant, since)
-    report(args, events, [*text_table(events, ("at", "replica", "client", "action", "object",
-                                               "outcome", "detail")),
-                          f"{len(events)} events of {args.tenant} since {since.isoformat()}"])
+        tenants = [args.tenant] if args.tenant else tenants_since(session, since)
+        events = sorted((event for tenant in tenants
+                         for event in events_since(session, tenant, since)),
+                        key=lambda event: event["at"], reverse=True)
+    columns = ("at", *(() if args.tenant else ("tenant",)), "replica", "client", "action",
+               "object", "outcome", "detail")
+    report(args, events, [*text_table(events, columns),
+                          f"{len(events)} events of {args.tenant or 'every tenant'} since "
+                          f"{since.isoformat()}"])
     return 0
 
 
@@ -207,9 +219,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_connection_arguments(serve_parser)
     serve_parser.set_defaults(handler=serve)
 
-    audit_parser = commands.add_parser("audit", help="A tenant's audit trail, newest first.")
-    audit_parser.add_argument("--tenant", required=True,
-                              help=f"The tenant ({ANONYMOUS}: callers who proved none).")
+    audit_parser = commands.add_parser("audit", help="The audit trail, newest first.")
+    audit_parser.add_argument("--tenant", help=f"Only this tenant's ({ANONYMOUS}: callers who "
+                              "proved none); default: every tenant's.")
     audit_parser.add_argument("--since", type=_since, help="ISO date or date and time, UTC "
                               "unless it says (default: 7 days ago).")
     add_connection_arguments(audit_parser)
