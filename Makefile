@@ -17,7 +17,15 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed monitoring-tools
+setup: $(VENV)/.installed $(BIN)/prism monitoring-tools
+
+# Beam's portable runner Prism, the Go binary of the Beam version in requirements.txt, built once
+# from the Go module proxy into the virtualenv (the jobs look for it there: pipelines/runners.py)
+BEAM_VERSION := $(shell sed -n 's/^apache-beam\[gcp\]==//p' requirements.txt)
+$(BIN)/prism: requirements.txt | $(VENV)/.installed
+	GOBIN=$(abspath $(BIN)) GOFLAGS=-mod=mod go install \
+		github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
+	touch $@
 
 # promtool (the alert rules' tests), Prometheus, the Pushgateway and Alertmanager (the alerting
 # test runs its own on free ports) from Debian, once; the system services they come with are

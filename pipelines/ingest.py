@@ -16,7 +16,7 @@ from io_connectors import zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
-from pipelines import run_metrics
+from pipelines import run_metrics, runners
 from pipelines.deliver import deliver
 from pipelines.ledger import Ledger, State
 from pipelines.options import CassandraOptions, IngestOptions
@@ -32,11 +32,18 @@ _LOG = logging.getLogger(__name__)
 
 
 class IngestVacation(beam.PTransform):
-    """A landed archive in, its summary out; the zones written on the way."""
+    """A landed archive in, its summary out; the zones written on the way.
+
+    With ``spread``, the batches are redistributed after the reader, the one sequential pass
+    (duplicate keys, digests, limits), so that validation, Avro staging and the Cassandra
+    writes of one vacation run on every worker instead of the reader's alone.
+    """
 
     def __init__(self, archive_path: str, name: VacationName, context: RunContext,
-                 options: IngestOptions, cassandra: Optional[CassandraOptions] = None):
+                 options: IngestOptions, cassandra: Optional[CassandraOptions] = None,
+                 spread: bool = True):
         super().__init__()
+        self._spread = spread
         self._archive_path = archive_path
         self._name = name
         self._context = context
@@ -55,10 +62,13 @@ class IngestVacation(beam.PTransform):
                 | "LandedArchive" >> beam.Create([self._archive_path])
                 | "ReadVacation" >> ReadVacation(self._name, self._limits))
         facts = [read[FACTS]]
-        # one branch per type, no Flatten of records: each branch stays one fused stream
+        # one branch per type, no Flatten of records: each branch is its own stream
         for kind in contract.DATA_TYPES:
             label = kind.capitalize()
-            validated = read[kind] | f"Validate{label}" >> ValidateRecords()
+            batches = read[kind]
+            if self._spread:
+                batches = batches | f"Spread{label}" >> beam.Reshuffle()
+            validated = batches | f"Validate{label}" >> ValidateRecords()
             facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
                 self._staging, self._name.vacation_id, self._codec))
             facts.append(validated | f"Count{label}" >> beam.Map(lambda batch: batch.counts))
@@ -122,7 +132,10 @@ def _run_pipeline(pipeline_options: PipelineOptions, archive_path: str, name: Va
     options = pipeline_options.view_as(IngestOptions)
     cassandra = pipeline_options.view_as(CassandraOptions)
     with beam.Pipeline(options=pipeline_options) as pipeline:
-        _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra)
+        spread = options.spread == "on" or (options.spread == "auto"
+                                            and not runners.one_worker(pipeline_options))
+        _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra,
+                                                  spread)
     run_metrics.record_pipeline(pipeline.result)
     record = zones.ProxyZone(options.zones_root).commit_record(name.vacation_id)
     if record is None or record["sha256"] != context.sha256:

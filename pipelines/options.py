@@ -42,6 +42,11 @@ class IngestOptions(PipelineOptions):
                             help="Highest compression ratio (uncompressed/compressed).")
         parser.add_argument("--avro-codec", "--avro_codec", dest="avro_codec", default="snappy",
                             choices=CODECS, help="Codec of the Proxy Producer Avro files.")
+        parser.add_argument("--spread", choices=("auto", "on", "off"), default="auto",
+                            help="Redistribute the batches after the archive's one reader so "
+                            "every worker validates, stages and loads (auto: unless the runner "
+                            "has one worker, the in-process DirectRunner, where it would only "
+                            "hold the whole vacation in memory).")
         add_outbound_root(parser)
         parser.add_argument("--replay", **FLAG,
                             help="Ingest again an archive already ingested (after a rollback or "

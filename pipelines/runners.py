@@ -2,16 +2,21 @@
 
 Beam's FlinkRunner reaches Flink through Beam's Flink job server (a Java jar from Maven Central)
 and runs the SDK workers in a worker pool beside the cluster (``--environment_type=EXTERNAL``),
-never in Docker.
+never in Docker. Beam's PrismRunner runs the Go binary ``make setup`` builds into the
+virtualenv, and Prism starts each SDK worker as a process of its own (``cre-worker``,
+``--environment_type=PROCESS``): the workers share nothing with the driver but the Fn API.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import apache_beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from transforms.contract import PlatformError
 
@@ -22,10 +27,16 @@ JOB_SERVER = (f"org.apache.beam:beam-runners-flink-{FLINK_MINOR}-job-server:"
               f"{apache_beam.__version__}")
 JOB_SERVER_JARS = PROJECT / "var" / "flink-job-server"  # shared by every home
 WORKER_POOL_ENV = "CRE_FLINK_WORKER_POOL"
+BIN = Path(sys.executable).parent  # the virtualenv's: cre, cre-worker and prism
+PRISM = BIN / "prism"
 
 
 class FlinkUnavailable(PlatformError):
     """The cluster or Beam's job server for it cannot be had: said in one line."""
+
+
+class PrismUnavailable(PlatformError):
+    """Prism is not installed where the jobs look for it."""
 
 
 def job_server_jar() -> Path:
@@ -47,10 +58,28 @@ def job_server_jar() -> Path:
 
 
 def runner_arguments(argv: list[str]) -> list[str]:
-    """``argv`` ready for Beam's FlinkRunner: ``--flink-master`` spelt as Beam spells it, and
-    the Flink version, worker pool and job server filled in where the user gave none."""
-    if not any(arg.lower() == "--runner=flinkrunner" for arg in _joined(argv)):
-        return argv
+    """``argv`` ready for its runner: for FlinkRunner, ``--flink-master`` spelt as Beam spells
+    it, the Flink version, worker pool and job server; for PrismRunner, the binary and the
+    worker process; each only where the user gave none."""
+    runner = next((arg.split("=", 1)[1].lower() for arg in _joined(argv)
+                   if arg.startswith("--runner=")), "")
+    if runner == "flinkrunner":
+        return _flink_arguments(argv)
+    if runner == "prismrunner":
+        return _prism_arguments(argv)
+    return argv
+
+
+def one_worker(options: PipelineOptions) -> bool:
+    """Whether the runner runs every step in one worker: Beam's DirectRunner (or none named) in
+    memory, with one worker."""
+    runner = options.view_as(StandardOptions).runner
+    direct = options.view_as(DirectOptions)
+    return ((runner is None or runner.lower() in ("directrunner", "direct"))
+            and direct.direct_running_mode == "in_memory" and direct.direct_num_workers <= 1)
+
+
+def _flink_arguments(argv: list[str]) -> list[str]:
     argv = [arg.replace("--flink-master", "--flink_master", 1)
             if arg.startswith("--flink-master") else arg for arg in argv]
     given = {arg.split("=", 1)[0] for arg in _joined(argv)}
@@ -62,6 +91,20 @@ def runner_arguments(argv: list[str]) -> list[str]:
     extra = [f"{name}={value}" for name, value in defaults.items() if name not in given]
     if "--flink_job_server_jar" not in given:
         extra.append(f"--flink_job_server_jar={job_server_jar()}")
+    return argv + extra
+
+
+def _prism_arguments(argv: list[str]) -> list[str]:
+    given = {arg.split("=", 1)[0] for arg in _joined(argv)}
+    extra = []
+    if "--prism_location" not in given:
+        if not PRISM.exists():
+            raise PrismUnavailable(f"Prism is not installed at {PRISM}: run make setup, or "
+                                   "pass --prism_location")
+        extra.append(f"--prism_location={PRISM}")
+    if "--environment_type" not in given:
+        extra += ["--environment_type=PROCESS",
+                  "--environment_config=" + json.dumps({"command": str(BIN / "cre-worker")})]
     return argv + extra
 
 

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.log_levels import quiet_libraries
 from pipelines.options import CassandraOptions, cassandra_config
 from pipelines.runners import runner_arguments
 from pipelines.schema_migrations import require_current
@@ -96,11 +97,7 @@ def configure_logging(argv: list[str]) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_without_driver_traceback)
-    logging.getLogger("cassandra").setLevel(
-        logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
-    logging.getLogger("cassandra.protocol").setLevel(logging.ERROR)  # the server's advice
-    logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_libraries(logging.WARNING if argv[:1] == ["ingest"] else logging.CRITICAL)
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
