@@ -4,15 +4,23 @@
    measures single-stream bzip2 decompression of the archive (the floor any reader of it pays),
    then runs ``cre ingest`` (Proxy Producer zone only) on DirectRunner as a separate process and
    reads its peak RSS from the kernel (wait4).
-2. Against the tools people load Cassandra with: the same 1M CRE rows, end to end from the
+2. By runner mode: the 1M-row vacation by ``cre ingest`` in process (DirectRunner, one worker),
+   on two processes (DirectRunner, ``multi_processing``) and on Prism (``cre-worker``
+   processes), Proxy Producer zone alone and with the structured zone (keyspace ``bench``,
+   dropped and migrated before each load, ``--no-deliver``), one run each: rows/s next to
+   single-stream bzip2 of the same archive (best of 3), and the peak of the RSS summed over the
+   whole process tree of ``cre ingest`` (sampled every 0.2 s): with more than one worker the
+   batches are redistributed after the reader, and an in-memory runner holds that shuffle in
+   memory, spread over its processes. It reports; it sets no bar.
+3. Against the tools people load Cassandra with: the same 1M CRE rows, end to end from the
    ``tar.bz2`` with validation, by ``cre ingest`` into the structured zone (keyspace ``bench``),
    and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into identical tables
    (``bench/loaders.py``, keyspace ``bench_tools``), on the same server in the same run. Rates
    are CRE rows per second; every tool loads both CRE tables (events and versions).
-3. Backup, verification and restore of the keyspace that comparison loaded.
-4. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
+4. Backup, verification and restore of the keyspace that comparison loaded.
+5. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
    parallelism 1 and 2, next to DirectRunner.
-5. One upload to ``cre serve`` on loopback over HTTP, then over HTTPS (a certificate of a
+6. One upload to ``cre serve`` on loopback over HTTP, then over HTTPS (a certificate of a
    throw-away authority): MiB/s and the server's RSS.
 """
 
@@ -20,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +51,15 @@ from pipelines.local import flink_cluster  # noqa: E402
 from pipelines.local.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
+MODES = {  # the runner modes of cre ingest, by the arguments that select them
+    "in process": (),
+    "two processes": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
+    "Prism": ("--runner", "PrismRunner"),
+}
+
+
+class CreFailed(SystemExit):
+    """A ``cre`` command exited non-zero (uncaught, it ends the bench with its message)."""
 
 
 def _archive(rows: int) -> Path:
@@ -80,27 +101,89 @@ def _decompress_seconds(path: Path) -> float:
     return time.monotonic() - started
 
 
-def _cre(*args: str, env: dict | None = None) -> tuple[float, int, str]:
-    """Runs ``cre`` as its own process: seconds, peak RSS (from the kernel) and stdout."""
+def _rss(pid: int) -> int:
+    """VmRSS of ``pid`` in bytes; 0 once it has ended."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree_rss(root: int) -> int:
+    """VmRSS summed over ``root`` and all its descendants, found by the parent pid in every
+    ``/proc/<pid>/stat`` (this kernel has no ``/proc/<pid>/task/<tid>/children``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # the fields after the command name, which may hold spaces and parentheses
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += _rss(pid)
+        pending += children.get(pid, [])
+    return total
+
+
+class _Peak:
+    """The highest ``measure()`` while the ``with`` block runs, sampled every ``interval``
+    seconds in a thread (once more as the block ends)."""
+
+    def __init__(self, measure: Callable[[], int], interval: float) -> None:
+        self.peak = 0
+        self._measure, self._interval = measure, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self._measure())
+            if self._done.wait(self._interval):
+                return
+
+    def __enter__(self) -> _Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _cre(*args: str, env: dict | None = None, tree: bool = False) -> tuple[float, int, str]:
+    """Runs ``cre`` as its own process: seconds, peak RSS and stdout. The peak is the kernel's
+    for that process (wait4), or with ``tree`` the highest sum over it and its descendants
+    (Prism and the SDK workers run as processes of their own), sampled every 0.2 s."""
     started = time.monotonic()
-    process = subprocess.Popen([*CRE, *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"cre {args[0]} failed: {stdout[-2000:]!r}")
-    return elapsed, usage.ru_maxrss * 1024, stdout.decode()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen([*CRE, *args], cwd=ROOT,
+                                   stdout=subprocess.PIPE, stderr=stderr, env=env)
+        with (_Peak(lambda: _tree_rss(process.pid), 0.2) if tree
+              else contextlib.nullcontext()) as sampler:
+            stdout = process.stdout.read()
+            _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.monotonic() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(max(stderr.seek(0, os.SEEK_END) - 2000, 0))
+            raise CreFailed(f"cre {args[0]} failed: {stdout[-2000:]!r}\n"
+                            f"{stderr.read().decode(errors='replace')}")
+    return elapsed, sampler.peak if tree else usage.ru_maxrss * 1024, stdout.decode()
 
 
-def _ingest(path: Path, cassandra: dict | None = None,
-            extra: tuple[str, ...] = ()) -> tuple[float, int, dict]:
+def _ingest(path: Path, cassandra: dict | None = None, extra: tuple[str, ...] = (),
+            tree: bool = False) -> tuple[float, int, dict]:
     zones = path.parent / "zones"
     shutil.rmtree(zones, ignore_errors=True)
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("CRE_CASSANDRA_")}
     elapsed, peak, stdout = _cre("ingest", "--input", str(path), "--zones-root", str(zones),
-                                 *extra, env={**env, **(cassandra or {})})
+                                 *extra, env={**env, **(cassandra or {})}, tree=tree)
     return elapsed, peak, json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -118,17 +201,66 @@ def _login(env: dict) -> tuple[str, int, str, str]:
             env.get("CRE_CASSANDRA_PASSWORD", "cassandra"))
 
 
+def _fresh_keyspace(env: dict) -> None:
+    """The bench keyspace dropped and migrated again: empty tables, no ledger."""
+    session = loaders.connect(*_login(env))
+    session.execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=300)
+    session.cluster.shutdown()
+    subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
+                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+
+
+def _modes(rows: int) -> None:
+    """The ingest on each runner mode, Proxy Producer zone alone and with the structured zone:
+    rows/s against single-stream bzip2, and the peak RSS of the whole process tree."""
+    env = _cassandra()
+    path = _archive(rows)
+    _wait_until_quiet()
+    bzip2 = min(_decompress_seconds(path) for _ in range(3))
+    results, records = [], None
+    for mode, arguments in MODES.items():
+        for zone in ("proxy", "structured"):
+            cassandra, extra = None, arguments
+            if zone == "structured":
+                _fresh_keyspace(env)
+                cassandra, extra = env, (*arguments, "--no-deliver")  # the load alone
+            _wait_until_quiet()
+            try:
+                elapsed, peak, summary = _ingest(path, cassandra, extra, tree=True)
+            except CreFailed as error:
+                results.append((mode, zone, None, str(error)))
+                continue
+            if summary["status"] != "ACCEPTED":
+                results.append((mode, zone, None, f"status {summary['status']}: "
+                                f"{summary.get('errors')}"))
+                continue
+            records = summary["totals"]["records"]
+            results.append((mode, zone, (records / elapsed, bzip2 / elapsed, peak, elapsed),
+                            None))
+    rate = f"{records / bzip2:,.0f} rows/s, " if records else ""
+    print(f"\n{rows:,} CRE rows by runner mode, one run each; single-stream bzip2 of the "
+          f"archive: {rate}{bzip2:.1f} s (best of 3); peak RSS summed over the process tree")
+    print(f"{'mode':<14} {'zone':<10} {'rows/s':>10} {'ratio':>6} {'peak RSS MiB':>12} "
+          f"{'seconds':>8}")
+    for mode, zone, measured, _ in results:
+        if measured is None:
+            print(f"{mode:<14} {zone:<10} FAILED")
+            continue
+        rate, ratio, peak, elapsed = measured
+        print(f"{mode:<14} {zone:<10} {rate:>10,.0f} {ratio:>6.2f} {peak / 2**20:>12.0f} "
+              f"{elapsed:>8.1f}")
+    for mode, zone, _, failure in results:
+        if failure is not None:
+            print(f"\n{mode}, {zone}: {failure}", file=sys.stderr)
+
+
 def _structured(rows: int) -> bool:
     """The pipeline's end-to-end load against cqlsh COPY and DSBulk; True if the bars are met."""
     env = _cassandra()
     login = _login(env)
     path = _archive(rows)
     _wait_until_quiet()
-    session = loaders.connect(*login)
-    session.execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=300)
-    session.cluster.shutdown()
-    subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+    _fresh_keyspace(env)
     elapsed, peak, summary = _ingest(path, env, ("--no-deliver",))  # the load alone
     assert summary["status"] == "ACCEPTED", summary
     started = time.monotonic()
@@ -154,19 +286,11 @@ def _structured(rows: int) -> bool:
     return met
 
 
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _upload(gib: int, tls: bool = False) -> bool:
     """One ``gib`` GiB upload to ``cre serve`` on loopback, over HTTPS with ``tls``: throughput,
     and the server's memory (sampled every 50 ms) before and during; True if it stays flat
     (< 100 MiB more)."""
     import ssl
-    import threading
 
     import httpx
 
@@ -208,30 +332,21 @@ def _upload(gib: int, tls: bool = False) -> bool:
                 time.sleep(0.2)
         token = httpx.post(f"{url}/v1/token", auth=("bench", "a long bench password"),
                            verify=verify).json()
-        before, peak, done = _rss(server.pid), 0, threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, _rss(server.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
+        before = _rss(server.pid)
 
         def chunks():
             with open(big, "rb") as handle:
                 while chunk := handle.read(1 << 20):
                     yield chunk
 
-        started = time.monotonic()
-        response = httpx.put(f"{url}/v1/uploads/{big.name}", content=chunks(), timeout=600,
-                             verify=verify,
-                             headers={"Authorization": f"Bearer {token['access_token']}",
-                                      "Content-Length": str(big.stat().st_size)})
-        elapsed = time.monotonic() - started
-        done.set()
-        sampler.join()
+        with _Peak(lambda: _rss(server.pid), 0.05) as sampler:
+            started = time.monotonic()
+            response = httpx.put(f"{url}/v1/uploads/{big.name}", content=chunks(), timeout=600,
+                                 verify=verify,
+                                 headers={"Authorization": f"Bearer {token['access_token']}",
+                                          "Content-Length": str(big.stat().st_size)})
+            elapsed = time.monotonic() - started
+        peak = sampler.peak
         assert response.status_code == 201, response.text
     finally:
         server.terminate()
@@ -301,6 +416,8 @@ def _flink(rows: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
+    parser.add_argument("--modes-rows", type=int, default=1_000_000,
+                        help="CRE rows of the runner-mode comparison (0: skip it)")
     parser.add_argument("--structured-rows", type=int, default=1_000_000,
                         help="CRE rows of the structured-zone comparison (0: skip it)")
     parser.add_argument("--flink-rows", type=int, default=1_000_000,
@@ -321,13 +438,16 @@ def main() -> int:
         assert summary["status"] == "ACCEPTED", summary
         results.append((rows, path.stat().st_size, records / decompress, records / elapsed,
                         decompress / elapsed, peak))
-    print(f"{'CRE rows':>10} {'archive MB':>10} {'bzip2 rows/s':>13} {'ingest rows/s':>14} "
-          f"{'ratio':>6} {'peak RSS MiB':>12}")
-    for rows, size, bzip2_rate, ingest_rate, ratio, peak in results:
-        print(f"{rows:>10,} {size / 1e6:>10.1f} {bzip2_rate:>13,.0f} {ingest_rate:>14,.0f} "
-              f"{ratio:>6.2f} {peak / 2**20:>12.0f}")
     bars = all(ratio >= 0.5 and peak < 2**30 for *_, ratio, peak in results)
-    print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
+    if results:  # --rows with no value skips this section
+        print(f"{'CRE rows':>10} {'archive MB':>10} {'bzip2 rows/s':>13} "
+              f"{'ingest rows/s':>14} {'ratio':>6} {'peak RSS MiB':>12}")
+        for rows, size, bzip2_rate, ingest_rate, ratio, peak in results:
+            print(f"{rows:>10,} {size / 1e6:>10.1f} {bzip2_rate:>13,.0f} "
+                  f"{ingest_rate:>14,.0f} {ratio:>6.2f} {peak / 2**20:>12.0f}")
+        print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
+    if args.modes_rows:
+        _modes(args.modes_rows)  # reports only: no bar
     if args.structured_rows:
         bars = _structured(args.structured_rows) and bars
         _backup_restore()
