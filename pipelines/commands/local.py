@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipelines.commands.common import text_table
+from pipelines.local.cassandra_cluster import DATACENTER
+from pipelines.local.cassandra_cluster import DEFAULT_HOME as CLUSTER_HOME
 from pipelines.local.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
 from pipelines.local.flink_cluster import DEFAULT_HOME as FLINK_HOME
 from pipelines.runners import WORKER_POOL_ENV, FlinkUnavailable
@@ -23,9 +26,11 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def cassandra(args: argparse.Namespace) -> int:
+    if args.nodes > 1 or args.node or (args.home and (Path(args.home) / "cluster.json").exists()):
+        return _cassandra_cluster(args)
     from pipelines.local.cassandra_server import Server
 
-    server = Server(Path(args.home), args.native_port, args.storage_port)
+    server = Server(Path(args.home or CASSANDRA_HOME), args.native_port, args.storage_port)
     if args.action == "start":
         server.start()
         print(f"Cassandra answers CQL on 127.0.0.1:{server.native_port}")
@@ -37,6 +42,33 @@ def cassandra(args: argparse.Namespace) -> int:
         print(f"Cassandra {'answers' if running else 'does not answer'} CQL on "
               f"127.0.0.1:{server.native_port} (pid {server.pid() or '-'})")
         return 0 if running else 3
+    return 0
+
+
+def _cassandra_cluster(args: argparse.Namespace) -> int:
+    """The local cluster: ``--nodes N`` creates it; ``--node K`` acts on one of its nodes."""
+    from pipelines.local.cassandra_cluster import Cluster
+
+    home = Path(args.home or CLUSTER_HOME)
+    cluster = Cluster.saved(home) if args.nodes == 1 else None
+    if cluster is None:
+        cluster = Cluster(home, max(args.nodes, 3) if args.node else args.nodes,
+                          args.native_port, args.storage_port, args.jmx_port)
+    if args.action == "start":
+        cluster.start(args.node)
+        started = f"node {args.node} answers" if args.node else \
+            f"nodes {', '.join(map(str, cluster.numbers))} answer"
+        print(f"Cassandra {started} CQL: CRE_CASSANDRA_HOSTS={cluster.hosts} "
+              f"CRE_CASSANDRA_LOCAL_DC={DATACENTER}")
+    elif args.action == "stop":
+        cluster.stop(args.node)
+        print(f"Cassandra node {args.node} stopped" if args.node else "Cassandra cluster stopped")
+    else:
+        rows = cluster.status()
+        for line in text_table(rows, ("node", "address", "state", "load", "owns")):
+            print(line)
+        wanted = [args.node] if args.node else list(cluster.numbers)
+        return 0 if all(row["state"] == "up" for row in rows if row["node"] in wanted) else 3
     return 0
 
 
@@ -102,12 +134,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                           choices=sorted(contract.ENCODINGS))
     generate_parser.set_defaults(handler=generate)
     cassandra_parser = commands.add_parser(
-        "cassandra", help="A local Cassandra server: start, stop, status.")
+        "cassandra", help="A local Cassandra server or cluster: start, stop, status.",
+        description="One node on 127.0.0.1, or with --nodes N a cluster of N nodes on "
+        "127.0.0.1 to 127.0.0.N (one data centre, dc1); --node K starts, stops or shows one "
+        "node of that cluster.")
     cassandra_parser.add_argument("action", choices=("start", "stop", "status"))
-    cassandra_parser.add_argument("--home", default=str(CASSANDRA_HOME),
-                                  help="Data and logs folder.")
+    cassandra_parser.add_argument("--home", help=f"Data and logs folder (default "
+                                  f"{CASSANDRA_HOME}, a cluster's {CLUSTER_HOME}).")
+    cassandra_parser.add_argument("--nodes", type=int, default=1,
+                                  help="Nodes of the cluster to create (start).")
+    cassandra_parser.add_argument("--node", type=int, help="One node of the cluster.")
     cassandra_parser.add_argument("--native-port", type=int, default=9042)
     cassandra_parser.add_argument("--storage-port", type=int, default=7000)
+    cassandra_parser.add_argument("--jmx-port", type=int, default=7199,
+                                  help="A cluster's node K: JMX (nodetool) on this + K.")
     cassandra_parser.set_defaults(handler=cassandra)
     flink_parser = commands.add_parser("flink", help="A local Flink cluster (2 slots) and its Beam "
                                 "worker pool: start, stop, status.")

@@ -1,4 +1,5 @@
-"""A local single-node Apache Cassandra 5.0, started by the project itself.
+"""A local Apache Cassandra 5.0 node, started by the project itself: alone, or one node of a
+local cluster (``pipelines.local.cassandra_cluster``).
 
 Maven Central has the ``cassandra-all`` jars but no 5.x binary tarball, so the jars are fetched
 with Maven (``cassandra/pom.xml``, cached under the server's home) and
@@ -42,6 +43,13 @@ def cql_answers(host: str, port: int, timeout: float = 2.0,
     return len(header) == 9 and header[0] == 0x84 and header[4] == 0x06
 
 
+def jvm_options() -> list[str]:
+    """Cassandra's own options for Java 17 (``jvm17-server.options``): its daemon and its tools
+    (nodetool) need the same module exports."""
+    return [line for line in (TEMPLATES / "jvm17.options").read_text().splitlines()
+            if line and not line.startswith("#")]
+
+
 @dataclasses.dataclass(frozen=True)
 class TlsFiles:
     """The server's PKCS12 keystore, and the CA certificate (PEM) clients verify it with."""
@@ -53,13 +61,22 @@ class TlsFiles:
 
 @dataclasses.dataclass(frozen=True)
 class Server:
-    """A local server's home folder and ports."""
+    """A local node's home folder, address and ports.
+
+    Alone it is its own seed with SimpleSnitch; a node of a cluster names the cluster's seed and
+    its data centre (GossipingPropertyFileSnitch, one rack) and has a JMX port of its own, for
+    nodetool.
+    """
 
     home: Path = DEFAULT_HOME
     native_port: int = 9042
     storage_port: int = 7000
     heap: str = "1g"
     tls: Optional[TlsFiles] = None  # clients must then connect with TLS
+    address: str = "127.0.0.1"
+    seed: Optional[str] = None  # the seed's address; None: this node
+    datacenter: Optional[str] = None  # None: SimpleSnitch's datacenter1
+    jmx_port: int = 0  # 0: none
 
     @property
     def pid_file(self) -> Path:
@@ -95,39 +112,55 @@ class Server:
             return None
 
     def running(self) -> bool:
-        return cql_answers("127.0.0.1", self.native_port,
+        return cql_answers(self.address, self.native_port,
                            tls_ca_file=self.tls.ca_file if self.tls else None)
 
     def start(self, timeout: float = 240.0) -> None:
         """Starts the server and returns once CQL answers; harmless when it already runs."""
-        if self.running():
-            return
+        if not self.running():
+            self.wait(self.launch(), timeout)
+
+    def launch(self) -> subprocess.Popen:
+        """Starts the server's process, without waiting for it (a cluster starts several)."""
         lib = self.jars()
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.home / "cassandra.yaml"
+        snitch = "SimpleSnitch"
+        if self.datacenter:
+            snitch = "GossipingPropertyFileSnitch"
+            (self.home / "cassandra-rackdc.properties").write_text(
+                f"dc={self.datacenter}\nrack=rack1\n")
         text = string.Template((TEMPLATES / "cassandra.yaml").read_text()).substitute(
-            data=data, storage_port=self.storage_port, native_port=self.native_port)
+            data=data, storage_port=self.storage_port, native_port=self.native_port,
+            address=self.address, seed=self.seed or self.address, snitch=snitch)
         if self.tls:
             text += ("client_encryption_options:\n  enabled: true\n  optional: false\n"
                      f"  keystore: {self.tls.keystore}\n"
                      f"  keystore_password: {self.tls.password}\n  store_type: PKCS12\n")
         config.write_text(text)
         jamm = next(lib.glob("jamm-*.jar"))
-        options = [line for line in (TEMPLATES / "jvm17.options").read_text().splitlines()
-                   if line and not line.startswith("#")]
+        options = jvm_options()
         command = [
             "java", f"-Xms{self.heap}", f"-Xmx{self.heap}", f"-javaagent:{jamm}", *options,
             f"-Dcassandra.config=file://{config}", "-Dcassandra-foreground=yes",
             f"-Dcassandra.storagedir={data}", f"-Dcassandra.logdir={self.home}",
-            "-Dcassandra.jmx.local.port=0", "-Dcassandra.superuser_setup_delay_ms=0",
-            "-cp", f"{lib}/*",
+            f"-Dcassandra.jmx.local.port={self.jmx_port}",
+            "-Dcassandra.superuser_setup_delay_ms=0",
+            # a new local cluster: the nodes join at once, with no data to stream
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.ring_delay_ms=1000",
+            "-Dcassandra.consistent.rangemovement=false",
+            "-cp", f"{self.home}:{lib}/*",  # the home: cassandra-rackdc.properties
             "org.apache.cassandra.service.CassandraDaemon",
         ]
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(process.pid))
+        return process
+
+    def wait(self, process: subprocess.Popen, timeout: float = 240.0) -> None:
+        """Returns once the launched server answers CQL and logins; stops it if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -144,7 +177,7 @@ class Server:
         """The default superuser exists a moment after CQL first answers."""
         from io_connectors.cassandra import CassandraConfig, CassandraUnavailable
 
-        config = CassandraConfig(("127.0.0.1",), "system", self.native_port,
+        config = CassandraConfig((self.address,), "system", self.native_port,
                                  username=DEFAULT_USER, password=DEFAULT_PASSWORD,
                                  consistency="ONE",
                                  tls_ca_file=str(self.tls.ca_file) if self.tls else None)
