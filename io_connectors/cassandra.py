@@ -115,6 +115,9 @@ class CassandraConfig:
         policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc))
         profile = ExecutionProfile(load_balancing_policy=policy,
                                    consistency_level=self.consistency_level,
+                                   # the ledger's conditional writes: Paxos among the local
+                                   # data centre's replicas, as LOCAL_QUORUM for the others
+                                   serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
                                    request_timeout=self.request_timeout,
                                    row_factory=tuple_factory)
         auth = (PlainTextAuthProvider(self.username, self.password or "")

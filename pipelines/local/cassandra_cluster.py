@@ -71,12 +71,14 @@ class Cluster:
             {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
              if field.name != "home"}))
         seed = self.node(1)
+        created = not seed.running()
         seed.start(timeout)
         waiting = [(server, server.launch()) for server in map(self.node, self.numbers[1:])
                    if not server.running()]
         for server, process in waiting:
             server.wait(process, timeout)
-        self._replicate_system_keyspaces()
+        if created:
+            self._replicate_system_keyspaces()
 
     def stop(self, number: int | None = None) -> None:
         for server in [self.node(number)] if number else map(self.node, self.numbers):
