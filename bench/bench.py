@@ -22,6 +22,9 @@
    parallelism 1 and 2, next to DirectRunner.
 6. One upload to ``cre serve`` on loopback over HTTP, then over HTTPS (a certificate of a
    throw-away authority): MiB/s and the server's RSS.
+7. The structured-zone load of the 1M-row vacation into a local three-node cluster
+   (``cre cassandra start --nodes 3``: replication 3, LOCAL_QUORUM) next to the single node's,
+   in the same run. It reports; it sets no bar.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
 
 from pipelines import runners  # noqa: E402
-from pipelines.local import flink_cluster  # noqa: E402
+from pipelines.local import cassandra_cluster, flink_cluster  # noqa: E402
 from pipelines.local.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
@@ -201,13 +204,44 @@ def _login(env: dict) -> tuple[str, int, str, str]:
             env.get("CRE_CASSANDRA_PASSWORD", "cassandra"))
 
 
-def _fresh_keyspace(env: dict) -> None:
-    """The bench keyspace dropped and migrated again: empty tables, no ledger."""
+def _fresh_keyspace(env: dict, *migrate: str) -> None:
+    """The bench keyspace dropped and migrated again (``cre db migrate`` and ``migrate``):
+    empty tables, no ledger."""
     session = loaders.connect(*_login(env))
     session.execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=300)
     session.cluster.shutdown()
-    subprocess.run([*CRE, "db", "migrate"], cwd=ROOT,
+    subprocess.run([*CRE, "db", "migrate", *migrate], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+
+
+def _cluster(rows: int) -> None:
+    """The structured-zone load into a local three-node cluster (replication 3, LOCAL_QUORUM)
+    next to the single node's, in the same run: reports, no bar."""
+    path = _archive(rows)
+    single = _cassandra()
+    cluster = cassandra_cluster.Cluster(ROOT / "var" / "bench" / "cluster", 3, 19042, 17000,
+                                        17199)
+    cluster.start()
+    try:
+        clustered = {**single, "CRE_CASSANDRA_HOSTS": cluster.hosts,
+                     "CRE_CASSANDRA_USERNAME": "cassandra", "CRE_CASSANDRA_PASSWORD": "cassandra",
+                     "CRE_CASSANDRA_LOCAL_DC": cassandra_cluster.DATACENTER,
+                     "CRE_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM"}
+        rates = {}
+        for label, env, migrate in (
+                ("one node, replication 1, ONE", single, ()),
+                ("three nodes, replication 3, LOCAL_QUORUM", clustered,
+                 ("--replication", f"NetworkTopologyStrategy:{cassandra_cluster.DATACENTER}=3"))):
+            _fresh_keyspace(env, *migrate)
+            _wait_until_quiet()
+            elapsed, _, summary = _ingest(path, env, ("--no-deliver",))
+            assert summary["status"] == "ACCEPTED", summary
+            rates[label] = summary["totals"]["records"] / elapsed
+    finally:
+        cluster.stop()
+    print(f"\nstructured zone on a cluster, {rows:,} CRE rows, cre ingest in process")
+    for label, rate in rates.items():
+        print(f"{label:<42} {rate:>10,.0f} rows/s")
 
 
 def _modes(rows: int) -> None:
@@ -418,6 +452,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--modes-rows", type=int, default=1_000_000,
                         help="CRE rows of the runner-mode comparison (0: skip it)")
+    parser.add_argument("--cluster-rows", type=int, default=1_000_000,
+                        help="CRE rows of the three-node cluster load (0: skip it)")
     parser.add_argument("--structured-rows", type=int, default=1_000_000,
                         help="CRE rows of the structured-zone comparison (0: skip it)")
     parser.add_argument("--flink-rows", type=int, default=1_000_000,
@@ -448,6 +484,8 @@ def main() -> int:
         print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
     if args.modes_rows:
         _modes(args.modes_rows)  # reports only: no bar
+    if args.cluster_rows:
+        _cluster(args.cluster_rows)  # reports only: no bar
     if args.structured_rows:
         bars = _structured(args.structured_rows) and bars
         _backup_restore()
