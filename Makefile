@@ -7,7 +7,7 @@ RUN_DIR := var/run
 ZONES := var/zones
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools run check test lint bench clean
+.PHONY: setup monitoring-tools run check test test-cluster lint bench clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -83,9 +83,14 @@ check: setup lint
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
 test: check
-	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 -m integration \
-		-n 2 --dist loadfile tests; rc=$$?; \
+	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 \
+		-m "integration and not cluster" -n 2 --dist loadfile tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
+
+# the structured zone on a three-node cluster (tests/test_cassandra_cluster.py, which starts
+# its own on free ports): nodes killed mid-load, a rolling restart, a restore; about 20 min
+test-cluster: setup
+	$(BIN)/python -m pytest -q --durations=10 -m cluster tests
 
 bench: setup
 	@$(WITH_CASSANDRA) && $(BIN)/python bench/bench.py

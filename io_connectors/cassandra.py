@@ -127,7 +127,10 @@ class CassandraConfig:
             tls = ssl.create_default_context(cafile=self.tls_ca_file)
         return Cluster(list(self.hosts), port=self.port, auth_provider=auth, ssl_context=tls,
                        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                       connect_timeout=self.connect_timeout, protocol_version=5)
+                       connect_timeout=self.connect_timeout, protocol_version=5,
+                       # a DDL returns once every node up has the new schema: a node just
+                       # back in a busy cluster takes longer than the driver's 10 s
+                       max_schema_agreement_wait=60)
 
     def connect(self, keyspace: Optional[str] = None):
         """A session, or ``CassandraUnavailable`` with one line saying why."""

@@ -12,7 +12,10 @@ import logging
 import re
 from pathlib import Path
 
-from io_connectors.cassandra import CassandraConfig
+import tenacity
+from cassandra import ReadFailure, ReadTimeout
+
+from io_connectors.cassandra import RETRYABLE, CassandraConfig, CassandraUnavailable
 from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
@@ -49,13 +52,26 @@ class SchemaOutdated(PlatformError):
     """The keyspace lacks migrations this version needs: ``cre db migrate`` applies them."""
 
 
+_TRANSIENT = (*RETRYABLE, ReadTimeout, ReadFailure)
+
+
+# a node that has just died is not yet known down: the first reads may time out on it
+@tenacity.retry(retry=tenacity.retry_if_exception_type(_TRANSIENT),
+                wait=tenacity.wait_exponential(multiplier=1, max=10),
+                stop=tenacity.stop_after_attempt(5), reraise=True)
+def _read_versions(session) -> list[tuple]:
+    return list(session.execute("SELECT version FROM schema_migrations"))
+
+
 def require_current(session) -> None:
     """Refuses a keyspace whose schema is older than this code, before any statement fails on
     a missing table or column."""
     keyspace = session.keyspace
     try:
-        applied = {version for (version,) in
-                   session.execute("SELECT version FROM schema_migrations")}
+        applied = {version for (version,) in _read_versions(session)}
+    except _TRANSIENT as error:
+        raise CassandraUnavailable(f"cannot read {keyspace}.schema_migrations: "
+                                   f"{type(error).__name__}: {error}") from error
     except Exception as error:  # noqa: BLE001 - no table at all: never migrated
         raise SchemaOutdated(f"keyspace {keyspace} was never migrated: run cre db migrate "
                              f"({type(error).__name__})") from error

@@ -1,0 +1,224 @@
+"""The structured zone on a real three-node cluster (127.0.0.1-3, replication 3, LOCAL_QUORUM),
+and the faults a cluster has: nodes killed with SIGKILL mid-load, a rolling restart, a restore.
+
+One cluster serves the module; each test leaves every node up for the next. `make test-cluster`
+runs them (marker ``cluster``), apart from `make test`: together they took 20 minutes here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout
+from cassandra.query import SimpleStatement
+from conftest import free_port, run_cre, start_cre, wait_until
+
+from io_connectors.cassandra import CassandraConfig
+from pipelines.ledger import Ledger, State
+from pipelines.local.cassandra_cluster import DATACENTER, Cluster
+from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
+from pipelines.local.generator import generate_vacation
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+REPLICATION = f"NetworkTopologyStrategy:{DATACENTER}=3"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), 3, free_port(), free_port(),
+                      free_port())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def env(cluster):
+    """A keyspace of the test's own on the cluster, migrated with replication 3."""
+    env = {"CRE_CASSANDRA_HOSTS": cluster.hosts, "CRE_CASSANDRA_USERNAME": DEFAULT_USER,
+           "CRE_CASSANDRA_PASSWORD": DEFAULT_PASSWORD, "CRE_CASSANDRA_LOCAL_DC": DATACENTER,
+           "CRE_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM",
+           "CRE_CASSANDRA_KEYSPACE": f"cluster_{uuid.uuid4().hex[:8]}"}
+    migrated = run_cre("db", "migrate", "--replication", REPLICATION, env=env)
+    assert migrated.code == 0, migrated.stderr
+    yield env
+    cluster.start()  # every node up again, whatever the test did
+    session = _session(env, None)
+    session.execute(f"DROP KEYSPACE IF EXISTS {env['CRE_CASSANDRA_KEYSPACE']}", timeout=120)
+    session.cluster.shutdown()
+
+
+def _session(env: dict, keyspace: str | None = "", consistency: str = "LOCAL_QUORUM"):
+    config = CassandraConfig.from_hosts(
+        env["CRE_CASSANDRA_HOSTS"], env["CRE_CASSANDRA_KEYSPACE"], username=DEFAULT_USER,
+        password=DEFAULT_PASSWORD, consistency=consistency, local_dc=DATACENTER)
+    return config.connect(env["CRE_CASSANDRA_KEYSPACE"] if keyspace == "" else keyspace)
+
+
+def _count(session, table: str, key: str, consistency: int = ConsistencyLevel.LOCAL_QUORUM
+           ) -> tuple[int, int]:
+    """Rows and distinct keys of a whole table, read at ``consistency``."""
+    statement = SimpleStatement(f"SELECT {key} FROM {table}", consistency_level=consistency,
+                                fetch_size=5000)
+    keys = [row[0] for row in session.execute(statement, timeout=120)]
+    return len(keys), len(set(keys))
+
+
+def _loading(env: dict) -> None:
+    """Waits until the load's first rows are in the zone (one row, at ONE: the probe must not
+    slow the load it waits for)."""
+    session = _session(env, consistency="ONE")
+
+    def started() -> bool:
+        try:
+            return session.execute("SELECT cre_id FROM cre_event_versions LIMIT 1",
+                                   timeout=30).one() is not None
+        except (ReadTimeout, OperationTimedOut):
+            return False
+
+    try:
+        wait_until(started, timeout=180, interval=0.2)
+    finally:
+        session.cluster.shutdown()
+
+
+def test_one_node_killed_mid_load(cluster, env, tmp_path):
+    archive = generate_vacation(tmp_path, "2026-10-20", 1, 200_000, 10, seed=81)
+    load = start_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
+                     "--no-deliver", env=env)
+    _loading(env)
+    cluster.kill(3)
+    stdout, stderr = load.communicate(timeout=600)
+    assert load.returncode == 0, stderr[-3000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["status"] == "ACCEPTED"
+
+    session = _session(env)  # node 3 still down: a quorum of two answers
+    assert _count(session, "cre_event_versions", "cre_id") == (200_000, 200_000)
+    assert _count(session, "cre_events_by_account", "cre_id") == (200_000, 200_000)
+    session.cluster.shutdown()
+
+    cluster.start(3)
+    cluster.nodetool("repair", "--full", env["CRE_CASSANDRA_KEYSPACE"])
+    session = _session(env)  # every replica, node 3 included, has every row
+    assert _count(session, "cre_event_versions", "cre_id", ConsistencyLevel.ALL) == \
+        (200_000, 200_000)
+    assert Ledger(session).get("BAF_20261020_01")["state"] == State.LOADED
+    session.cluster.shutdown()
+
+
+def test_two_nodes_killed_mid_load_then_recovered(cluster, env, tmp_path):
+    archive = generate_vacation(tmp_path, "2026-10-21", 1, 100_000, 10, seed=82)
+    zones = tmp_path / "zones"
+    load = start_cre("ingest", "--input", str(archive), "--zones-root", str(zones),
+                     env=env)
+    _loading(env)
+    cluster.kill(2)
+    cluster.kill(3)
+    _, stderr = load.communicate(timeout=900)
+    assert load.returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]  # the log above it has Beam's traceback
+    assert last.startswith("cre ingest: error:") and "could not be written" in last, last
+
+    cluster.start()
+    session = _session(env)
+    row = Ledger(session).get("BAF_20261021_01")
+    assert row["state"] in (State.LANDED, State.FAILED)  # left for recovery
+    assert "BAF_20261021_01" not in Ledger(session).visible()  # nothing served of it
+    recover = run_cre("recover", "--json", "--zones-root", str(zones), env=env)
+    assert recover.code == 0, recover.stderr[-3000:]
+    steps = {step["vacation_id"]: step for step in json.loads(recover.stdout.splitlines()[-1])}
+    assert steps["BAF_20261021_01"]["result"].startswith("ACCEPTED: 100010 loaded"), steps
+    assert _count(session, "cre_event_versions", "cre_id") == (100_000, 100_000)
+    assert _count(session, "cre_events_by_account", "cre_id") == (100_000, 100_000)
+    assert Ledger(session).get("BAF_20261021_01")["state"] == State.DELIVERED
+    session.cluster.shutdown()
+
+
+def test_concurrent_ingests_of_one_vacation_with_a_node_down(cluster, env, tmp_path):
+    archive = generate_vacation(tmp_path, "2026-10-22", 1, 20_000, 10, seed=83)
+    cluster.kill(2)
+    runs = [start_cre("ingest", "--input", str(archive), "--zones-root",
+                      str(tmp_path / f"zones{n}"), "--no-deliver", env=env) for n in (1, 2)]
+    outcomes = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=600)
+        outcomes.append((run.returncode, stdout, stderr))
+    # the other run finds it done (DUPLICATE), or refuses while the first holds it
+    statuses = sorted(json.loads(stdout.strip().splitlines()[-1])["status"] if code == 0
+                      else "REFUSED" if code == 1 and "is being ingested by run" in stderr
+                      else f"exit {code}: {stderr[-300:]}" for code, stdout, stderr in outcomes)
+    assert statuses in (["ACCEPTED", "DUPLICATE"], ["ACCEPTED", "REFUSED"])
+    session = _session(env)
+    assert _count(session, "cre_event_versions", "cre_id") == (20_000, 20_000)
+    history = [item["state"] for item in Ledger(session).history("BAF_20261022_01")]
+    assert history.count(State.LANDED) == 1  # claimed once
+    session.cluster.shutdown()
+
+
+def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
+    first = generate_vacation(tmp_path / "a", "2026-10-23", 1, 2000, 10, seed=84)
+    assert run_cre("ingest", "--input", str(first), "--zones-root", str(tmp_path / "z"),
+                   "--no-deliver", env=env).code == 0
+    load = start_cre("ingest", "--input", str(generate_vacation(
+        tmp_path / "b", "2026-10-23", 2, 100_000, 10, seed=85)), "--zones-root",
+        str(tmp_path / "z"), "--no-deliver", env=env)
+    failures, answered, done = [], [], threading.Event()
+
+    def query() -> None:
+        while not done.is_set():
+            run = run_cre("status", "BAF_20261023_01", "--json", env=env)
+            (answered if run.code == 0 else failures).append(run.stderr[-500:])
+
+    querying = threading.Thread(target=query)
+    querying.start()
+    try:
+        for number in cluster.numbers:  # one node at a time, as an operator would
+            cluster.nodetool("drain", node=number)
+            cluster.stop(number)
+            cluster.start(number)
+            wait_until(lambda number=number: all(
+                row["state"] == "up" for row in cluster.status()), timeout=120, interval=2)
+    finally:
+        stdout, stderr = load.communicate(timeout=900)
+        done.set()
+        querying.join()
+    assert load.returncode == 0, stderr[-3000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["status"] == "ACCEPTED"
+    assert not failures, failures[:3]
+    assert len(answered) >= 3
+    session = _session(env)
+    assert _count(session, "cre_event_versions", "cre_id") == (102_000, 102_000)
+    session.cluster.shutdown()
+
+
+def test_backup_and_restore_on_the_cluster(cluster, env, tmp_path):
+    archive = generate_vacation(tmp_path, "2026-10-24", 1, 5000, 20, seed=86)
+    assert run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
+                   env=env).code == 0
+    backup = run_cre("backup", "--to", str(tmp_path / "backups"), "--json", env=env)
+    assert backup.code == 0, backup.stderr[-3000:]
+    manifest = json.loads(backup.stdout.splitlines()[-1])
+    restored = {**env, "CRE_CASSANDRA_KEYSPACE": f"restored_{uuid.uuid4().hex[:8]}"}
+    restore = run_cre("restore", "--from", manifest["path"], "--replication", REPLICATION,
+                      "--json", env=restored)
+    assert restore.code == 0, restore.stderr[-3000:]
+    try:
+        session = _session(env)
+        account = session.execute("SELECT account_id FROM cre_events_by_account LIMIT 1").one()[0]
+        session.cluster.shutdown()
+        for query in (("status", "BAF_20261024_01"), ("status", "--date", "2026-10-24"),
+                      ("query", "events", "--account", account, "--from", "2025-01-01",
+                       "--to", "2027-12-31")):
+            original = run_cre(*query, "--json", env=env)
+            again = run_cre(*query, "--json", env=restored)
+            assert original.code == again.code == 0, (original.stderr, again.stderr)
+            assert json.loads(again.stdout) == json.loads(original.stdout), query
+    finally:
+        session = _session(restored, None)
+        session.execute(f"DROP KEYSPACE IF EXISTS {restored['CRE_CASSANDRA_KEYSPACE']}",
+                        timeout=120)
+        session.cluster.shutdown()
