@@ -26,10 +26,13 @@ import socket
 import uuid
 from typing import Any, Optional
 
+import tenacity
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
+from io_connectors.cassandra import RETRYABLE
 from transforms.contract import PlatformError
 
+_TRANSIENT = RETRYABLE  # a cluster losing or regaining a node: worth another try
 
 class State:
     RECEIVED = "RECEIVED"
@@ -293,12 +296,30 @@ class Ledger:
         statement = self._session.prepare(
             f"UPDATE vacations SET {', '.join(assignments)} WHERE vacation_id = ? "
             "IF run_id = ? AND state = ?")
-        applied = self._session.execute(
-            statement, (*values, vacation_id, self.run_id, from_state)).one()
-        if not applied[0]:
+        if not self._moved(statement, (*values, vacation_id, self.run_id, from_state),
+                           to_state):
             raise LedgerConflict(f"run {self.run_id} no longer owns {vacation_id} in state "
                                  f"{from_state}")
         self.note(vacation_id, to_state, fields.get("sha256"), message or to_state.lower())
+
+    def _moved(self, statement, values: tuple, to_state: str) -> bool:
+        """Runs a conditional move of this run's row, retrying a cluster's transient failures.
+
+        A conditional write that timed out may still have been applied (Paxos finishes it or
+        not): the retry then finds the row already moved to ``to_state`` by this run, which is
+        the move done, not a conflict.
+        """
+        retried = False
+        for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(_TRANSIENT),
+                wait=tenacity.wait_exponential(multiplier=1, max=10),
+                stop=tenacity.stop_after_attempt(6), reraise=True):
+            with attempt:
+                retried = attempt.retry_state.attempt_number > 1
+                result = self._session.execute(statement, values)
+        row = dict(zip(result.column_names, result.one()))
+        return row["[applied]"] or (retried and row.get("state") == to_state
+                                    and row.get("run_id") == self.run_id)
 
     def record_delivery(self, vacation_id: str, state: str, delivery: str) -> datetime.datetime:
         """A LOADED vacation becomes DELIVERED; a REJECTED one keeps its state. Conditional on

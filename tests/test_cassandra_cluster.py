@@ -15,12 +15,13 @@ import pytest
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout
 from cassandra.query import SimpleStatement
 from conftest import free_port, run_cre, start_cre, wait_until
+from vacations import data_records
 
 from io_connectors.cassandra import CassandraConfig
 from pipelines.ledger import Ledger, State
 from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
-from pipelines.local.generator import generate_vacation
+from pipelines.local.generator import generate_vacation, read_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -163,6 +164,8 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     first = generate_vacation(tmp_path / "a", "2026-10-23", 1, 2000, 10, seed=84)
     assert run_cre("ingest", "--input", str(first), "--zones-root", str(tmp_path / "z"),
                    "--no-deliver", env=env).code == 0
+    account = next(row[1] for member, raw in read_members(first).items()
+                   if member.startswith("CRE_") for row in data_records(raw))
     load = start_cre("ingest", "--input", str(generate_vacation(
         tmp_path / "b", "2026-10-23", 2, 100_000, 10, seed=85)), "--zones-root",
         str(tmp_path / "z"), "--no-deliver", env=env)
@@ -170,8 +173,12 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
 
     def query() -> None:
         while not done.is_set():
-            run = run_cre("status", "BAF_20261023_01", "--json", env=env)
-            (answered if run.code == 0 else failures).append(run.stderr[-500:])
+            for query in (("status", "BAF_20261023_01"),
+                          ("query", "events", "--account", account, "--from", "2025-01-01",
+                           "--to", "2027-12-31")):
+                run = run_cre(*query, "--json", env=env)
+                (answered if run.code == 0 and json.loads(run.stdout) else failures).append(
+                    f"{query}: {run.stderr[-500:]}")
 
     querying = threading.Thread(target=query)
     querying.start()

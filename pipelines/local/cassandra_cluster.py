@@ -16,6 +16,9 @@ import re
 import subprocess
 from pathlib import Path
 
+import tenacity
+from cassandra import Unauthorized
+
 from pipelines.local.cassandra_server import DEFAULT_USER, PROJECT, Server, jvm_options
 
 DEFAULT_HOME = PROJECT / "var" / "cassandra-cluster"
@@ -129,12 +132,16 @@ class Cluster:
                                  self.native_port, username=DEFAULT_USER, password=DEFAULT_USER,
                                  consistency="ONE")
         session = config.connect()
+        # the default superuser's rights reach every node a few seconds after it can log in
+        alter = tenacity.retry(retry=tenacity.retry_if_exception_type(Unauthorized),
+                               wait=tenacity.wait_fixed(2), stop=tenacity.stop_after_delay(60),
+                               reraise=True)(session.execute)
         try:
             factor = min(self.nodes, 3)
             for keyspace in SYSTEM_KEYSPACES:
-                session.execute(f"ALTER KEYSPACE {keyspace} WITH replication = "
-                                f"{{'class': 'NetworkTopologyStrategy', '{DATACENTER}': "
-                                f"{factor}}}", timeout=120)
+                alter(f"ALTER KEYSPACE {keyspace} WITH replication = "
+                      f"{{'class': 'NetworkTopologyStrategy', '{DATACENTER}': {factor}}}",
+                      timeout=120)
         finally:
             session.cluster.shutdown()
         self.nodetool("repair", "--full", "system_auth")
