@@ -32,9 +32,11 @@ REPLICATION = f"NetworkTopologyStrategy:{DATACENTER}=3"
 def cluster(tmp_path_factory):
     cluster = Cluster(tmp_path_factory.mktemp("cluster"), 3, free_port(), free_port(),
                       free_port())
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    try:
+        cluster.start()
+        yield cluster
+    finally:  # a start that failed halfway leaves nodes running too
+        cluster.stop()
 
 
 @pytest.fixture
