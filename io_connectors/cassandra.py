@@ -35,6 +35,8 @@ from cassandra import (
     AuthenticationFailed,
     ConsistencyLevel,
     OperationTimedOut,
+    ReadFailure,
+    ReadTimeout,
     Unavailable,
     WriteFailure,
     WriteTimeout,
@@ -61,6 +63,18 @@ _LOG = logging.getLogger(__name__)
 
 RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
              IsBootstrappingErrorMessage, WriteFailure, ConnectionException, NoHostAvailable)
+# what a cluster losing or regaining a node answers for a while: reads too
+TRANSIENT = (*RETRYABLE, ReadTimeout, ReadFailure)
+
+
+def retry_transient(attempts: int = 6, max_wait: float = 30):
+    """A tenacity decorator: the call again, with exponential backoff, on ``TRANSIENT``
+    errors; for idempotent work (reads, deletes, conditional writes that check themselves)."""
+    return tenacity.retry(retry=tenacity.retry_if_exception_type(TRANSIENT),
+                          wait=tenacity.wait_exponential(multiplier=1, max=max_wait),
+                          stop=tenacity.stop_after_attempt(attempts), reraise=True)
+
+
 MIN_TOKEN, MAX_TOKEN = -(1 << 63), (1 << 63) - 1
 
 

@@ -26,13 +26,11 @@ import socket
 import uuid
 from typing import Any, Optional
 
-import tenacity
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
-from io_connectors.cassandra import RETRYABLE
+from io_connectors.cassandra import retry_transient
 from transforms.contract import PlatformError
 
-_TRANSIENT = RETRYABLE  # a cluster losing or regaining a node: worth another try
 
 class State:
     RECEIVED = "RECEIVED"
@@ -309,16 +307,17 @@ class Ledger:
         not): the retry then finds the row already moved to ``to_state`` by this run, which is
         the move done, not a conflict.
         """
-        retried = False
-        for attempt in tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(_TRANSIENT),
-                wait=tenacity.wait_exponential(multiplier=1, max=10),
-                stop=tenacity.stop_after_attempt(6), reraise=True):
-            with attempt:
-                retried = attempt.retry_state.attempt_number > 1
-                result = self._session.execute(statement, values)
+        attempts = 0
+
+        @retry_transient(max_wait=10)
+        def execute():
+            nonlocal attempts
+            attempts += 1
+            return self._session.execute(statement, values)
+
+        result = execute()
         row = dict(zip(result.column_names, result.one()))
-        return row["[applied]"] or (retried and row.get("state") == to_state
+        return row["[applied]"] or (attempts > 1 and row.get("state") == to_state
                                     and row.get("run_id") == self.run_id)
 
     def record_delivery(self, vacation_id: str, state: str, delivery: str) -> datetime.datetime:

@@ -82,7 +82,7 @@ def one_worker(options: PipelineOptions) -> bool:
 def _flink_arguments(argv: list[str]) -> list[str]:
     argv = [arg.replace("--flink-master", "--flink_master", 1)
             if arg.startswith("--flink-master") else arg for arg in argv]
-    given = {arg.split("=", 1)[0] for arg in _joined(argv)}
+    given = _given(argv)
     defaults = {
         "--flink_version": FLINK_MINOR,
         "--environment_type": "EXTERNAL",
@@ -95,7 +95,7 @@ def _flink_arguments(argv: list[str]) -> list[str]:
 
 
 def _prism_arguments(argv: list[str]) -> list[str]:
-    given = {arg.split("=", 1)[0] for arg in _joined(argv)}
+    given = _given(argv)
     extra = []
     if "--prism_location" not in given:
         if not PRISM.exists():
@@ -106,6 +106,11 @@ def _prism_arguments(argv: list[str]) -> list[str]:
         extra += ["--environment_type=PROCESS",
                   "--environment_config=" + json.dumps({"command": str(BIN / "cre-worker")})]
     return argv + extra
+
+
+def _given(argv: list[str]) -> set[str]:
+    """The option names ``argv`` sets."""
+    return {arg.split("=", 1)[0] for arg in _joined(argv)}
 
 
 def _joined(argv: list[str]) -> list[str]:

@@ -12,10 +12,12 @@ import logging
 import re
 from pathlib import Path
 
-import tenacity
-from cassandra import ReadFailure, ReadTimeout
-
-from io_connectors.cassandra import RETRYABLE, CassandraConfig, CassandraUnavailable
+from io_connectors.cassandra import (
+    TRANSIENT,
+    CassandraConfig,
+    CassandraUnavailable,
+    retry_transient,
+)
 from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
@@ -52,13 +54,8 @@ class SchemaOutdated(PlatformError):
     """The keyspace lacks migrations this version needs: ``cre db migrate`` applies them."""
 
 
-_TRANSIENT = (*RETRYABLE, ReadTimeout, ReadFailure)
-
-
 # a node that has just died is not yet known down: the first reads may time out on it
-@tenacity.retry(retry=tenacity.retry_if_exception_type(_TRANSIENT),
-                wait=tenacity.wait_exponential(multiplier=1, max=10),
-                stop=tenacity.stop_after_attempt(5), reraise=True)
+@retry_transient(attempts=5, max_wait=10)
 def _read_versions(session) -> list[tuple]:
     return list(session.execute("SELECT version FROM schema_migrations"))
 
@@ -69,7 +66,7 @@ def require_current(session) -> None:
     keyspace = session.keyspace
     try:
         applied = {version for (version,) in _read_versions(session)}
-    except _TRANSIENT as error:
+    except TRANSIENT as error:
         raise CassandraUnavailable(f"cannot read {keyspace}.schema_migrations: "
                                    f"{type(error).__name__}: {error}") from error
     except Exception as error:  # noqa: BLE001 - no table at all: never migrated

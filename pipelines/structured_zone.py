@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Optional
 
-import tenacity
-from cassandra import ReadFailure, ReadTimeout
 from cassandra.concurrent import execute_concurrent_with_args
 
-from io_connectors.cassandra import RETRYABLE
+from io_connectors.cassandra import retry_transient
 from pipelines.ledger import VISIBLE, Ledger
 from transforms import contract
 
@@ -149,10 +147,7 @@ class StructuredZone:
 
     # a cluster that just lost or regained a node times out for a while: the purge starts
     # over (it is idempotent) rather than failing the replay that needs it
-    @tenacity.retry(retry=tenacity.retry_if_exception_type((*RETRYABLE, ReadTimeout,
-                                                            ReadFailure)),
-                    wait=tenacity.wait_exponential(multiplier=2, max=30),
-                    stop=tenacity.stop_after_attempt(6), reraise=True)
+    @retry_transient()
     def purge(self, vacation_id: str, keep_rejects: bool = False) -> dict[str, int]:
         """Deletes every row the vacation wrote (query 6 finds them); idempotent, streamed."""
         prepare = self._session.prepare
