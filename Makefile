@@ -78,17 +78,19 @@ lint: setup
 
 # the two tiers split the tests by the `integration` marker (pytest.ini): nothing runs twice;
 # the integration tier runs on two workers, a test module each (most of its time is waiting on
-# servers)
+# servers), against one Cassandra node; then, with that node stopped, the cluster's faults
 check: setup lint
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
 test: check
 	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 \
 		-m "integration and not cluster" -n 2 --dist loadfile tests; rc=$$?; \
-	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; exit $$rc
+	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
+	@$(MAKE) --no-print-directory test-cluster
 
 # the structured zone on a three-node cluster (tests/test_cassandra_cluster.py, which starts
-# its own on free ports): nodes killed mid-load, a rolling restart, a restore; about 20 min
+# its own on free ports): nodes killed mid-load, a rolling restart, a restore; one test at a
+# time, as three Cassandra JVMs fill two cores
 test-cluster: setup
 	$(BIN)/python -m pytest -q --durations=10 -m cluster tests
 

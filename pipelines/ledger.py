@@ -24,8 +24,10 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any, Optional
 
+from cassandra import ConsistencyLevel
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
 from io_connectors.cassandra import retry_transient
@@ -150,8 +152,14 @@ class Ledger:
     def session(self):
         return self._session
 
-    def get(self, vacation_id: str) -> Optional[dict]:
-        row = self._session.execute(self._get, (vacation_id,)).one()
+    @retry_transient(max_wait=10)
+    def get(self, vacation_id: str, serial: bool = False) -> Optional[dict]:
+        """The row; ``serial`` reads at LOCAL_SERIAL, which completes any conditional write
+        still in flight on it."""
+        statement = self._get.bind((vacation_id,))
+        if serial:
+            statement.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        row = self._session.execute(statement).one()
         return None if row is None else self._row(row)
 
     def in_state(self, state: str) -> list[dict]:
@@ -186,8 +194,34 @@ class Ledger:
                 self._session.execute(self._history_of, (vacation_id,))]
 
     def note(self, vacation_id: str, state: str, sha256: Optional[str], message: str) -> None:
-        self._session.execute(self._history, (vacation_id, uuid_from_time(_now()), state,
-                                              self.run_id, sha256, message))
+        values = (vacation_id, uuid_from_time(_now()), state, self.run_id, sha256, message)
+        retry_transient(max_wait=10)(self._session.execute)(self._history, values)
+
+    def _applied(self, statement, values: tuple, vacation_id: str,
+                 mine: Callable[[dict], bool]) -> bool:
+        """Runs a conditional write of ``vacation_id``'s row, retrying a cluster's transient
+        failures: whether it was applied.
+
+        A conditional write that timed out may still have been applied (Paxos finishes it or
+        not), so a retry that finds its condition false reads the row back at LOCAL_SERIAL, and
+        ``mine`` says whether what it holds is this write.
+        """
+        attempts = 0
+
+        @retry_transient(max_wait=10)
+        def execute() -> bool:
+            nonlocal attempts
+            attempts += 1
+            return self._session.execute(statement, values).one()[0]
+
+        if execute():
+            return True
+        row = self.get(vacation_id, serial=True) if attempts > 1 else None
+        return row is not None and mine(row)
+
+    def _owns(self, state: str) -> Callable[[dict], bool]:
+        """``mine`` for a write that gave this run the row in ``state``."""
+        return lambda row: row["state"] == state and row["run_id"] == self.run_id
 
     def receive(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
                 received_at: datetime.datetime, landed_path: str, tenant: str) -> None:
@@ -200,15 +234,19 @@ class Ledger:
         shown REJECTED, VACATION_ID_REUSED).
         """
         received = {State.RECEIVED: received_at}
-        if self._session.execute(self._receive, (
+
+        def queued(row: dict) -> bool:
+            return row["state"] == State.RECEIVED and row["sha256"] == sha256
+
+        if self._applied(self._receive, (
                 vacation_id, business_date, slot, State.RECEIVED, sha256, tenant, landed_path,
-                received_at, received)).one()[0]:
+                received_at, received), vacation_id, queued):
             return
         prior = self.get(vacation_id)
         if prior is not None and prior["state"] in RESENDABLE and prior["sha256"] != sha256:
-            self._session.execute(self._requeue, (
+            self._applied(self._requeue, (
                 State.RECEIVED, sha256, tenant, landed_path, received_at, received, vacation_id,
-                prior["state"], prior["sha256"]))
+                prior["state"], prior["sha256"]), vacation_id, queued)
 
     def claim(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
               received_at: datetime.datetime, landed_path: str, replay: bool = False) -> Claim:
@@ -222,8 +260,8 @@ class Ledger:
                   now + self._lease, {State.LANDED: now}, received_at, landed_path)
         prior = self.get(vacation_id)
         if prior is None:
-            applied = self._session.execute(self._insert, (vacation_id, *values)).one()
-            if applied[0]:
+            if self._applied(self._insert, (vacation_id, *values), vacation_id,
+                             self._owns(State.LANDED)):
                 self.note(vacation_id, State.LANDED, sha256, "claimed")
                 return Claim("claimed", None)
             prior = self.get(vacation_id)
@@ -241,9 +279,8 @@ class Ledger:
             raise LedgerConflict(
                 f"{vacation_id} is being ingested by run {prior['run_id']} ({prior['owner']}) "
                 f"until {prior['lease_until']:%Y-%m-%dT%H:%M:%SZ} at the latest; try again later")
-        applied = self._session.execute(
-            self._take, (*values, vacation_id, prior["run_id"], prior["state"])).one()
-        if not applied[0]:
+        if not self._applied(self._take, (*values, vacation_id, prior["run_id"], prior["state"]),
+                             vacation_id, self._owns(State.LANDED)):
             raise LedgerConflict(f"another run claimed {vacation_id} at the same moment")
         self.note(vacation_id, State.LANDED, sha256,
                   f"claimed (was {prior['state']} by run {prior['run_id']})")
@@ -265,9 +302,10 @@ class Ledger:
         if row["manager"] not in (None, replica) and not _lapsed(
                 row["manager_until"], row["manager"], now):
             return False
-        return self._session.execute(self._schedule, (
+        return self._applied(self._schedule, (
             replica, now + datetime.timedelta(seconds=seconds), row["vacation_id"],
-            row["state"], row["sha256"], row["manager"], row["manager_until"])).one()[0]
+            row["state"], row["sha256"], row["manager"], row["manager_until"]),
+            row["vacation_id"], lambda found: found["manager"] == replica)
 
     def hold(self, vacation_id: str, replica: str, seconds: float, failures: int) -> bool:
         """Renews ``replica``'s hold for ``seconds`` and records the failed ingests it counted;
@@ -277,8 +315,8 @@ class Ledger:
         ``schedule`` from a row read while it was held still fails its condition.
         """
         until = _now() + datetime.timedelta(seconds=seconds)
-        return self._session.execute(self._hold, (until, failures, vacation_id,
-                                                  replica)).one()[0]
+        return self._applied(self._hold, (until, failures, vacation_id, replica), vacation_id,
+                             lambda found: found["manager"] == replica)
 
     def advance(self, vacation_id: str, from_state: str, to_state: str,
                 message: str = "", **fields: Any) -> None:
@@ -294,44 +332,24 @@ class Ledger:
         statement = self._session.prepare(
             f"UPDATE vacations SET {', '.join(assignments)} WHERE vacation_id = ? "
             "IF run_id = ? AND state = ?")
-        if not self._moved(statement, (*values, vacation_id, self.run_id, from_state),
-                           to_state):
+        if not self._applied(statement, (*values, vacation_id, self.run_id, from_state),
+                             vacation_id, self._owns(to_state)):
             raise LedgerConflict(f"run {self.run_id} no longer owns {vacation_id} in state "
                                  f"{from_state}")
         self.note(vacation_id, to_state, fields.get("sha256"), message or to_state.lower())
-
-    def _moved(self, statement, values: tuple, to_state: str) -> bool:
-        """Runs a conditional move of this run's row, retrying a cluster's transient failures.
-
-        A conditional write that timed out may still have been applied (Paxos finishes it or
-        not): the retry then finds the row already moved to ``to_state`` by this run, which is
-        the move done, not a conflict.
-        """
-        attempts = 0
-
-        @retry_transient(max_wait=10)
-        def execute():
-            nonlocal attempts
-            attempts += 1
-            return self._session.execute(statement, values)
-
-        result = execute()
-        row = dict(zip(result.column_names, result.one()))
-        return row["[applied]"] or (attempts > 1 and row.get("state") == to_state
-                                    and row.get("run_id") == self.run_id)
 
     def record_delivery(self, vacation_id: str, state: str, delivery: str) -> datetime.datetime:
         """A LOADED vacation becomes DELIVERED; a REJECTED one keeps its state. Conditional on
         the state it was read in, so a rollback meanwhile is never overwritten."""
         now = _now()
         moves = state == State.LOADED
-        applied = self._session.execute(
-            "UPDATE vacations SET state = %s, delivered_at = %s, delivery = %s"
-            + (", state_changed_at[%s] = %s" if moves else "")
-            + " WHERE vacation_id = %s IF state = %s",
-            (State.DELIVERED if moves else state, now, delivery,
-             *((State.DELIVERED, now) if moves else ()), vacation_id, state)).one()
-        if not applied[0]:
+        if not self._applied(
+                "UPDATE vacations SET state = %s, delivered_at = %s, delivery = %s"
+                + (", state_changed_at[%s] = %s" if moves else "")
+                + " WHERE vacation_id = %s IF state = %s",
+                (State.DELIVERED if moves else state, now, delivery,
+                 *((State.DELIVERED, now) if moves else ()), vacation_id, state),
+                vacation_id, lambda row: row["delivery"] == delivery):
             raise LedgerConflict(f"{vacation_id} left state {state} while it was delivered")
         self.note(vacation_id, State.DELIVERED if moves else state, None,
                   f"delivered {json.loads(delivery)['path']}")
@@ -341,10 +359,11 @@ class Ledger:
                        message: str) -> bool:
         """An operator's transition (rollback): conditional on the state only."""
         now = _now()
-        applied = self._session.execute(
+        applied = self._applied(
             "UPDATE vacations SET state = %s, state_changed_at[%s] = %s, run_id = %s "
             "WHERE vacation_id = %s IF state = %s",
-            (to_state, to_state, now, self.run_id, vacation_id, from_state)).one()
-        if applied[0]:
+            (to_state, to_state, now, self.run_id, vacation_id, from_state), vacation_id,
+            self._owns(to_state))
+        if applied:
             self.note(vacation_id, to_state, None, message)
-        return bool(applied[0])
+        return applied

@@ -12,6 +12,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from cassandra import ConsistencyLevel, WriteTimeout, WriteType
 from conftest import abandon, config_of, free_port, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
@@ -187,6 +188,46 @@ def test_ledger_claims_are_exclusive(structured, zone_session):
         first.advance("BAF_20261006_01", State.LANDED, State.VALIDATED)
     second.advance("BAF_20261006_01", State.LANDED, State.VALIDATED)
     assert second.get("BAF_20261006_01")["run_id"] == second.run_id
+
+
+class _LostAnswers:
+    """A real session whose first answer to each conditional write is lost after the server
+    applied it, as when the coordinator times out on a Paxos round that still completes."""
+
+    def __init__(self, session):
+        self._session = session
+        self.lost: set[tuple[str, str]] = set()
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def execute(self, statement, *args, **kwargs):
+        result = self._session.execute(statement, *args, **kwargs)
+        prepared = getattr(statement, "prepared_statement", statement)  # a bound one's
+        query = getattr(prepared, "query_string", prepared)
+        write = (query, repr(args))
+        if " IF " in query and write not in self.lost:
+            self.lost.add(write)
+            raise WriteTimeout("lost answer", consistency=ConsistencyLevel.LOCAL_QUORUM,
+                               required_responses=2, received_responses=1, write_type=WriteType.CAS)
+        return result
+
+
+def test_ledger_writes_whose_answer_was_lost_count_once(structured, zone_session):
+    ledger = Ledger(_LostAnswers(zone_session))
+    vacation_id = "BAF_20261006_02"
+    assert ledger.claim(vacation_id, datetime.date(2026, 10, 6), 2, "b" * 64,
+                        datetime.datetime.now(datetime.UTC), "landing/x").outcome == "claimed"
+    ledger.advance(vacation_id, State.LANDED, State.VALIDATED)
+    ledger.advance(vacation_id, State.VALIDATED, State.LOADED)
+    ledger.record_delivery(vacation_id, State.LOADED, json.dumps({"path": "outbound/p"}))
+    assert ledger.transition_any(vacation_id, State.DELIVERED, State.ROLLED_BACK, "test")
+    assert len(ledger.session.lost) == 5  # each write's first answer was lost, then retried
+    assert [item["state"] for item in ledger.history(vacation_id)] == [  # newest first
+        State.ROLLED_BACK, State.DELIVERED, State.LOADED, State.VALIDATED, State.LANDED]
+    with pytest.raises(LedgerConflict):  # a write that did not apply is refused all the same
+        ledger.advance(vacation_id, State.LOADED, State.DELIVERED)
+    assert len(ledger.session.lost) == 6
 
 
 def test_bad_credentials_or_no_server_fail_in_one_line(structured, tmp_path):
