@@ -7,7 +7,7 @@ RUN_DIR := var/run
 ZONES := var/zones
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools run check test test-cluster lint bench clean
+.PHONY: setup monitoring-tools run check test test-cluster lint bench profile clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -96,6 +96,10 @@ test-cluster: setup
 
 bench: setup
 	@$(WITH_CASSANDRA) && $(BIN)/python bench/bench.py
+
+# where the time of the 1M-row ingest and its delivery goes, stage by stage (py-spy)
+profile: setup
+	@$(WITH_CASSANDRA) && $(BIN)/python bench/profile.py
 
 clean:
 	rm -rf var .pytest_cache
