@@ -54,6 +54,9 @@ from pipelines.local import cassandra_cluster, flink_cluster  # noqa: E402
 from pipelines.local.generator import generate_vacation  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
+PROXY_BAR = 0.9  # the Proxy Producer zone's ingest rate over single-stream bzip2's
+DSBULK_BAR = 1.0  # the structured zone's load rate over DSBulk's
+DELIVER_BAR_SECONDS = 30  # cre deliver of the 1M-row vacation
 MODES = {  # the runner modes of cre ingest, by the arguments that select them
     "in process": (),
     "two processes": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
@@ -313,10 +316,10 @@ def _structured(rows: int) -> bool:
     pipeline = rates["cre ingest (tar.bz2, validated)"]
     for tool, rate in rates.items():
         print(f"{tool:<34} {rate:>10,.0f} CRE rows/s   pipeline / tool {pipeline / rate:>5.2f}")
-    versus_cqlsh = pipeline / rates["cqlsh COPY FROM (CSV)"]
     versus_dsbulk = pipeline / rates["DSBulk 1.10 (CSV)"]
-    met = versus_cqlsh >= 1.0 and versus_dsbulk >= 0.5
-    print("bars (>= 1.0 x cqlsh, >= 0.5 x DSBulk):", "met" if met else "NOT met")
+    met = versus_dsbulk >= DSBULK_BAR and delivery < DELIVER_BAR_SECONDS
+    print(f"bars (>= {DSBULK_BAR} x DSBulk: {versus_dsbulk:.2f}; cre deliver < "
+          f"{DELIVER_BAR_SECONDS} s: {delivery:.0f} s):", "met" if met else "NOT met")
     return met
 
 
@@ -474,14 +477,14 @@ def main() -> int:
         assert summary["status"] == "ACCEPTED", summary
         results.append((rows, path.stat().st_size, records / decompress, records / elapsed,
                         decompress / elapsed, peak))
-    bars = all(ratio >= 0.5 and peak < 2**30 for *_, ratio, peak in results)
+    bars = all(ratio >= PROXY_BAR and peak < 2**30 for *_, ratio, peak in results)
     if results:  # --rows with no value skips this section
         print(f"{'CRE rows':>10} {'archive MB':>10} {'bzip2 rows/s':>13} "
               f"{'ingest rows/s':>14} {'ratio':>6} {'peak RSS MiB':>12}")
         for rows, size, bzip2_rate, ingest_rate, ratio, peak in results:
             print(f"{rows:>10,} {size / 1e6:>10.1f} {bzip2_rate:>13,.0f} "
                   f"{ingest_rate:>14,.0f} {ratio:>6.2f} {peak / 2**20:>12.0f}")
-        print("bars (ratio >= 0.5, peak RSS < 1 GiB):", "met" if bars else "NOT met")
+        print(f"bars (ratio >= {PROXY_BAR}, peak RSS < 1 GiB):", "met" if bars else "NOT met")
     if args.modes_rows:
         _modes(args.modes_rows)  # reports only: no bar
     if args.cluster_rows:

@@ -21,7 +21,7 @@ from cassandra.query import SimpleStatement
 from conftest import free_port, run_cre, start_cre, wait_until
 from vacations import data_records
 
-from io_connectors.cassandra import CassandraConfig
+from io_connectors.cassandra import CassandraConfig, retry_transient
 from pipelines.ledger import Ledger, State
 from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
@@ -77,14 +77,20 @@ def _count(session, table: str, vacation_id: str,
            consistency: int = ConsistencyLevel.LOCAL_QUORUM) -> tuple[int, int]:
     """A vacation's rows in ``table`` and their distinct CRE ids, read at ``consistency``.
 
-    A scan of the whole table, paged, filtered here: an index query at ALL over a node just
-    back times out on the server.
+    A scan of the whole table, filtered here (an index query at ALL on a node just back timed
+    out on the server), page by page, each page retried on a cluster's transient errors (a
+    replica busy with hints or compactions times out a range read now and then).
     """
     statement = SimpleStatement(f"SELECT cre_id, vacation_id FROM {table}",
-                                consistency_level=consistency, fetch_size=5000)
-    keys = [cre_id for cre_id, found in session.execute(statement, timeout=120)
-            if found == vacation_id]
-    return len(keys), len(set(keys))
+                                consistency_level=consistency, fetch_size=2000)
+    read_page = retry_transient()(session.execute)
+    keys, paging_state = [], None
+    while True:
+        page = read_page(statement, paging_state=paging_state, timeout=120)
+        keys += [cre_id for cre_id, found in page.current_rows if found == vacation_id]
+        paging_state = page.paging_state
+        if paging_state is None:
+            return len(keys), len(set(keys))
 
 
 def _loading(env: dict, vacation_id: str) -> None:
