@@ -46,12 +46,12 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("CQL serialization", "io_connectors/cql_values.py", ""),
     ("Cassandra writes (sink)", "io_connectors/cassandra.py", r"_Write|_send|_settle|_batches"),
     ("Cassandra reads (source)", "io_connectors/cassandra.py", ""),
-    ("Cassandra driver", "/cassandra/", ""),
+    ("Cassandra driver", "cassandra/", ""),
     ("positions and package", "pipelines/deliver.py", ""),
     ("positions and package", "transforms/pivot_package.py", ""),
     ("positions and package", "io_connectors/arkea_abs.py", ""),
     ("validation (other)", "transforms/", ""),
-    ("Beam between steps", "/apache_beam/", ""),
+    ("Beam between steps", "apache_beam/", ""),
 )
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 
@@ -102,29 +102,36 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-structured", action="store_true",
                         help="only the Proxy Producer zone (no Cassandra needed)")
+    parser.add_argument("--deliver-only", action="store_true",
+                        help="only cre deliver, of the vacation an earlier run loaded")
     args = parser.parse_args()
     path = bench._archive(args.rows)
     zones = bench.ROOT / "var" / "profile-zones"
     plain = {key: value for key, value in os.environ.items()
              if not key.startswith("CRE_CASSANDRA_")}
     ingest = ["ingest", "--input", str(path), "--zones-root", str(zones)]
+    cassandra = {**plain, **bench._cassandra()} if not args.no_structured else {}
+    if not args.deliver_only:
+        _ingests(args.rows, ingest, zones, plain, cassandra)
+    if cassandra:
+        bench._wait_until_quiet()
+        vacation_id = path.name.split(".")[0]
+        report(f"cre deliver, {args.rows:,} rows", *profile(
+            ["deliver", "--vacation", vacation_id, "--zones-root", str(zones), "--redeliver"],
+            cassandra))
+
+
+def _ingests(rows: int, ingest: list[str], zones: Path, plain: dict, cassandra: dict) -> None:
     shutil.rmtree(zones, ignore_errors=True)
     bench._wait_until_quiet()
-    report(f"cre ingest, {args.rows:,} rows, Proxy Producer zone",
-           *profile(ingest, plain))
-    if args.no_structured:
+    report(f"cre ingest, {rows:,} rows, Proxy Producer zone", *profile(ingest, plain))
+    if not cassandra:
         return
-    cassandra = {**plain, **bench._cassandra()}
     bench._fresh_keyspace(cassandra)
     shutil.rmtree(zones, ignore_errors=True)
     bench._wait_until_quiet()
-    report(f"cre ingest, {args.rows:,} rows, with the structured zone",
+    report(f"cre ingest, {rows:,} rows, with the structured zone",
            *profile([*ingest, "--no-deliver"], cassandra))
-    bench._wait_until_quiet()
-    vacation_id = path.name.split(".")[0]
-    report(f"cre deliver, {args.rows:,} rows",
-           *profile(["deliver", "--vacation", vacation_id, "--zones-root", str(zones)],
-                    cassandra))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ versions of all the events of that account and day, not only this vacation's.
 
 from __future__ import annotations
 
-import collections
 import datetime
 import hashlib
 import json
@@ -17,7 +16,9 @@ from decimal import Decimal
 from typing import Optional
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -50,8 +51,9 @@ class DeliveryError(contract.PlatformError):
 def _touched(table: pa.Table) -> Iterator[Key]:
     """The distinct (account, value date, currency) of one batch of the vacation's events."""
     _ROWS_READ.advance(table.num_rows)
-    yield from {(account, day.isoformat(), currency) for account, day, currency in zip(
-        *(table[name].to_pylist() for name in ("account_id", "value_date", "currency")))}
+    keys = table.group_by(["account_id", "value_date", "currency"]).aggregate([])
+    yield from ((account, day.isoformat(), currency) for account, day, currency in zip(
+        *(keys[name].to_pylist() for name in ("account_id", "value_date", "currency"))))
 
 
 def _day_key(key: Key) -> tuple[str, str]:
@@ -70,13 +72,15 @@ def _day_keys(days: list[tuple[str, str]]) -> list[tuple[str, int, datetime.date
 class _LatestVisibleFn(beam.DoFn):
     """Keeps the rows that are the latest visible version of their event.
 
-    A row of a visible vacation is the latest only if no later visible vacation wrote the same
-    cre_id, here or elsewhere: the versions table decides (100 cre_ids per request).
+    A row of a visible vacation is the latest unless a later visible vacation wrote the same
+    cre_id, here or elsewhere. No vacation is later than the newest visible one, so its rows
+    (the delivered vacation's own, as a rule) are kept as they are; for the rows of earlier
+    ones the versions table decides (100 cre_ids per request).
     """
 
     def __init__(self, config: CassandraConfig, visible: frozenset[str]):
         self._config = config
-        self._visible = visible
+        self._visible = sorted(visible)
 
     def setup(self) -> None:
         self._session = SESSIONS.acquire(self._config)
@@ -86,17 +90,30 @@ class _LatestVisibleFn(beam.DoFn):
 
     def process(self, table: pa.Table) -> Iterator[pa.Table]:
         _ROWS_READ.advance(table.num_rows)
-        rows = [row for row in table.to_pylist() if row["vacation_id"] in self._visible]
-        cre_ids = sorted({row["cre_id"] for row in rows})
+        if not table.num_rows or not self._visible:
+            return
+        table = table.select(list(_EVENT_COLUMNS))
+        table = table.filter(pc.is_in(table["vacation_id"], value_set=pa.array(self._visible)))
+        earlier = np.flatnonzero(pc.less(table["vacation_id"], self._visible[-1]))
+        keep = np.ones(table.num_rows, dtype=bool)
+        if earlier.size:
+            cre_ids = table["cre_id"].take(earlier).to_pylist()
+            vacations = table["vacation_id"].take(earlier).to_pylist()
+            latest = self._latest(sorted(set(cre_ids)))
+            keep[earlier] = [latest.get(cre_id) == vacation
+                             for cre_id, vacation in zip(cre_ids, vacations)]
+        yield table.filter(keep)
+
+    def _latest(self, cre_ids: list[str]) -> dict[str, str]:
+        """The latest visible vacation of each cre_id, by the versions table."""
+        visible, latest = frozenset(self._visible), {}
         chunks = [(cre_ids[start:start + 100],) for start in range(0, len(cre_ids), 100)]
-        latest: dict[str, str] = {}
         for _, result in execute_concurrent_with_args(self._session, self._versions, chunks,
                                                       concurrency=32, raise_on_first_error=True):
             for cre_id, vacation_id in result:
-                if vacation_id in self._visible and vacation_id > latest.get(cre_id, ""):
+                if vacation_id in visible and vacation_id > latest.get(cre_id, ""):
                     latest[cre_id] = vacation_id
-        kept = [row for row in rows if latest.get(row["cre_id"]) == row["vacation_id"]]
-        yield pa.Table.from_pylist(kept, schema=table.select(list(_EVENT_COLUMNS)).schema)
+        return latest
 
     def teardown(self) -> None:
         SESSIONS.release(self._config)
@@ -104,12 +121,24 @@ class _LatestVisibleFn(beam.DoFn):
 
 def _position_parts(table: pa.Table) -> Iterator[tuple[Key, tuple[int, Decimal, Decimal]]]:
     """One batch's partial (count, debit, credit) per key: the combine finishes the sums."""
-    parts: dict[Key, list] = collections.defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-    for row in table.to_pylist():
-        part = parts[(row["account_id"], row["value_date"].isoformat(), row["currency"])]
-        part[0] += 1
-        part[1 if row["event_type"] in contract.DEBIT_TYPES else 2] += abs(row["amount"])
-    yield from ((key, tuple(part)) for key, part in parts.items())
+    if not table.num_rows:
+        return
+    amount = pc.abs(table["amount"])
+    # summed exactly: 38 digits hold any batch's sum of the contract's amounts
+    amount = amount.cast(pa.decimal128(38, amount.type.scale))
+    debit = pc.is_in(table["event_type"], value_set=pa.array(sorted(contract.DEBIT_TYPES)))
+    zero = pa.scalar(Decimal(0), amount.type)
+    parts = pa.table({
+        "account_id": table["account_id"], "value_date": table["value_date"],
+        "currency": table["currency"], "debit": pc.if_else(debit, amount, zero),
+        "credit": pc.if_else(debit, zero, amount),
+    }).group_by(["account_id", "value_date", "currency"]).aggregate(
+        [("debit", "count", pc.CountOptions(mode="all")), ("debit", "sum"), ("credit", "sum")])
+    for account, day, currency, count, debit_sum, credit_sum in zip(*(
+            parts[name].to_pylist() for name in (
+                "account_id", "value_date", "currency", "debit_count", "debit_sum",
+                "credit_sum"))):
+        yield (account, day.isoformat(), currency), (count, debit_sum, credit_sum)
 
 
 def _sum_parts(parts) -> tuple[int, Decimal, Decimal]:
