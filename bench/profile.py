@@ -4,7 +4,8 @@ py-spy samples every thread of the command (100 Hz, Python frames only: native t
 to the Python frame that called it). Each sample is charged to the stage of its innermost frame
 that a rule below knows, so a pyarrow kernel called by a rule counts for that rule, and Beam's
 own frames count only where none of ours is under them. The tables print thread-seconds per
-stage: with the bzip2 thread beside the pipeline's, they add up to more than the wall time.
+stage: with the bzip2 thread beside the pipeline's, they add up to more than the wall time,
+and a thread that is runnable but waits for a core (the local Cassandra takes one) counts too.
 
 1. The 1M-row vacation into the Proxy Producer zone alone (DirectRunner, in process).
 2. The same into the structured zone too (keyspace ``bench``, fresh, ``--no-deliver``).
@@ -44,8 +45,8 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("staging I/O", "io_connectors/avro_blocks.py", ""),
     ("staging I/O", "io_connectors/proxy_zone.py", ""),
     ("CQL serialization", "io_connectors/cql_values.py", ""),
-    ("Cassandra writes (sink)", "io_connectors/cassandra.py", r"_Write|_send|_settle|_batches"),
-    ("Cassandra reads (source)", "io_connectors/cassandra.py", ""),
+    ("Cassandra reads (source)", "io_connectors/cassandra.py", r"_Read|_Split|_arrow|_map_arr"),
+    ("Cassandra writes (sink)", "io_connectors/cassandra.py", ""),
     ("Cassandra driver", "cassandra/", ""),
     ("positions and package", "pipelines/deliver.py", ""),
     ("positions and package", "transforms/pivot_package.py", ""),
