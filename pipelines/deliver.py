@@ -81,6 +81,7 @@ class _LatestVisibleFn(beam.DoFn):
     def __init__(self, config: CassandraConfig, visible: frozenset[str]):
         self._config = config
         self._visible = sorted(visible)
+        self._visible_set = frozenset(visible)
 
     def setup(self) -> None:
         self._session = SESSIONS.acquire(self._config)
@@ -106,12 +107,12 @@ class _LatestVisibleFn(beam.DoFn):
 
     def _latest(self, cre_ids: list[str]) -> dict[str, str]:
         """The latest visible vacation of each cre_id, by the versions table."""
-        visible, latest = frozenset(self._visible), {}
+        latest: dict[str, str] = {}
         chunks = [(cre_ids[start:start + 100],) for start in range(0, len(cre_ids), 100)]
         for _, result in execute_concurrent_with_args(self._session, self._versions, chunks,
                                                       concurrency=32, raise_on_first_error=True):
             for cre_id, vacation_id in result:
-                if vacation_id in visible and vacation_id > latest.get(cre_id, ""):
+                if vacation_id in self._visible_set and vacation_id > latest.get(cre_id, ""):
                     latest[cre_id] = vacation_id
         return latest
 
