@@ -15,8 +15,9 @@
 3. Against the tools people load Cassandra with: the same 1M CRE rows, end to end from the
    ``tar.bz2`` with validation, by ``cre ingest`` into the structured zone (keyspace ``bench``),
    and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into identical tables
-   (``bench/loaders.py``, keyspace ``bench_tools``), on the same server in the same run. Rates
-   are CRE rows per second; every tool loads both CRE tables (events and versions).
+   (``bench/loaders.py``, keyspace ``bench_tools``: the migrations' own statements, so the
+   same columns and the same SAI index on the versions), on the same server in the same run.
+   Rates are CRE rows per second; every tool loads both CRE tables (events and versions).
 4. Backup, verification and restore of the keyspace that comparison loaded.
 5. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
    parallelism 1 and 2, next to DirectRunner.

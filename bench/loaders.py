@@ -6,7 +6,7 @@ Why: before writing our own loader we want the numbers of the usual ones on this
 
 What is timed: only each tool's load of both tables (``cre_events_by_account`` then
 ``cre_event_versions``), process start included, as wall-clock seconds. Not timed: unpacking
-the archive into the tools' CSVs (:func:`prepare_tool_csvs`), creating and truncating the
+the archive into the tools' CSVs (:func:`prepare_tool_csvs`), dropping and re-creating the
 tables, and the checks afterwards (a token-range ``count(*)`` scan of each table with the Python
 driver, compared with the CSV's record count, and a field-by-field comparison of sampled rows:
 the first rows, rows with quotes, line breaks, a ``;``, an empty label or IBAN, a negative
@@ -64,6 +64,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
+from pipelines import schema_migrations
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 DSBULK_POM = ROOT / "bench" / "dsbulk" / "pom.xml"
@@ -80,7 +82,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "cre_events_by_account": ("account_id", "month", "value_date", "cre_id", "vacation_id",
                               "event_type", "event_ts", "amount", "currency",
                               "counterparty_iban", "label"),
-    "cre_event_versions": ("cre_id", "vacation_id", "account_id", "value_date"),
+    "cre_event_versions": ("cre_id", "vacation_id", "account_id", "value_date", "currency"),
 }
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "cre_events_by_account": ("account_id", "month", "value_date", "cre_id", "vacation_id"),
@@ -90,20 +92,17 @@ PARTITION_KEYS: dict[str, tuple[str, ...]] = {
     "cre_events_by_account": ("account_id", "month"),
     "cre_event_versions": ("cre_id",),
 }
-TABLE_DDL = {
-    "cre_events_by_account": """
-CREATE TABLE IF NOT EXISTS {ks}.cre_events_by_account (
-  account_id text, month int, value_date date, cre_id text, vacation_id text,
-  event_type text, event_ts timestamp, amount decimal, currency text,
-  counterparty_iban text, label text,
-  PRIMARY KEY ((account_id, month), value_date, cre_id, vacation_id)
-) WITH CLUSTERING ORDER BY (value_date DESC, cre_id ASC, vacation_id DESC)""",
-    "cre_event_versions": """
-CREATE TABLE IF NOT EXISTS {ks}.cre_event_versions (
-  cre_id text, vacation_id text, account_id text, value_date date,
-  PRIMARY KEY ((cre_id), vacation_id)
-) WITH CLUSTERING ORDER BY (vacation_id DESC)""",
-}
+
+
+def _structured_zone_ddl() -> list[str]:
+    """The migrations' own statements for the two CRE tables and their index: the tools load
+    into exactly the tables ``cre ingest`` loads (columns, clustering, the SAI index on
+    ``cre_event_versions.vacation_id`` that query 6 and the delivery read by)."""
+    return [statement for _, _, text in schema_migrations.migrations()
+            for statement in schema_migrations.statements(text)
+            if re.search(r"\b(?:TABLE IF NOT EXISTS|ON) (?:cre_events_by_account|"
+                         r"cre_event_versions)\b", statement)]
+
 
 CQLSH_INSERTS_PER_BATCH = 10  # stays under batch_size_warn_threshold (5 KiB)
 _UNQUOTED = {"month", "amount"}  # int and decimal literals
@@ -214,7 +213,7 @@ def prepare_tool_csvs(archive: Path, out_dir: Path, vacation_id: str) -> dict[st
             month = f"{value_date[0:4]}{value_date[5:7]}" if value_date else ""
             events.writerow((account_id, month, value_date, cre_id, vacation_id, event_type,
                           event_ts, amount, currency, iban, label))
-            versions.writerow((cre_id, vacation_id, account_id, value_date))
+            versions.writerow((cre_id, vacation_id, account_id, value_date, currency))
     finally:
         for handle in handles.values():
             handle.close()
@@ -246,9 +245,11 @@ def ensure_tables(session: Any, keyspace: str = KEYSPACE) -> None:
     """
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-    for table, ddl in TABLE_DDL.items():
-        session.execute(ddl.format(ks=keyspace))
-        session.execute(f"TRUNCATE {keyspace}.{table}", timeout=300)
+    session.set_keyspace(keyspace)
+    for table in TABLES:  # dropped, not truncated: the tables are the migrations' of today
+        session.execute(f"DROP TABLE IF EXISTS {table}", timeout=300)
+    for statement in _structured_zone_ddl():
+        session.execute(statement, timeout=120)
 
 
 def count_rows(session: Any, keyspace: str, table: str, splits: int = 64) -> int:

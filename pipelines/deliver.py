@@ -7,11 +7,12 @@ versions of all the events of that account and day, not only this vacation's.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Optional
 
@@ -40,7 +41,6 @@ from transforms.progress import Bar
 _LOG = logging.getLogger(__name__)
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "amount",
                   "currency")
-Key = tuple[str, str, str]  # account_id, value date (ISO), currency
 _ROWS_READ = Bar("deliver: rows read", "rows")  # the vacation's events, then its days' events
 
 
@@ -48,38 +48,76 @@ class DeliveryError(contract.PlatformError):
     """The vacation cannot be delivered (unknown, or not finished)."""
 
 
-def _touched(table: pa.Table) -> Iterator[Key]:
-    """The distinct (account, value date, currency) of one batch of the vacation's events."""
+# touched days are spread over this many keys; all the days of an account share one, so each
+# day's events are read, filtered and summed whole in one place, with no per-key elements
+_DAY_BUCKETS = 16
+_DAYS_PER_READ = 512
+
+
+def _touched_days(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
+    """One batch of the vacation's events as its distinct (account_id, value_date), by bucket."""
     _ROWS_READ.advance(table.num_rows)
-    keys = table.group_by(["account_id", "value_date", "currency"]).aggregate([])
-    yield from ((account, day.isoformat(), currency) for account, day, currency in zip(
-        *(keys[name].to_pylist() for name in ("account_id", "value_date", "currency"))))
+    days = table.group_by(["account_id", "value_date"]).aggregate([])
+    buckets = np.fromiter((zlib.crc32(account.encode()) % _DAY_BUCKETS
+                           for account in days["account_id"].to_pylist()), np.int32,
+                          days.num_rows)
+    for bucket in np.unique(buckets).tolist():
+        yield bucket, days.filter(buckets == bucket)
 
 
-def _day_key(key: Key) -> tuple[str, str]:
-    return key[0], key[1]
+def _day_keys(bucket: tuple[int, Iterable[pa.Table]]) -> Iterator[list[tuple]]:
+    """A bucket's distinct days as the partition and day keys of the events table:
+    (account_id, month, value_date), in reads of ``_DAYS_PER_READ``."""
+    days = pa.concat_tables(bucket[1]).group_by(["account_id", "value_date"]).aggregate([])
+    accounts = days["account_id"].to_pylist()
+    dates = days["value_date"].to_pylist()
+    keys = [(account, day.year * 100 + day.month, day) for account, day in zip(accounts, dates)]
+    for start in range(0, len(keys), _DAYS_PER_READ):
+        yield keys[start:start + _DAYS_PER_READ]
 
 
-def _day_keys(days: list[tuple[str, str]]) -> list[tuple[str, int, datetime.date]]:
-    """The events partition and day of touched days: (account_id, month, value_date)."""
-    keys = []
-    for account, text in days:
-        day = datetime.date.fromisoformat(text)
-        keys.append((account, day.year * 100 + day.month, day))
-    return keys
+_KEY = ["account_id", "value_date", "currency"]
 
 
-class _LatestVisibleFn(beam.DoFn):
-    """Keeps the rows that are the latest visible version of their event.
+def _touched(table: pa.Table, vacation_id: str) -> pa.Table:
+    """The distinct (account, value date, currency) the vacation wrote among these events."""
+    mine = table.filter(pc.equal(table["vacation_id"], vacation_id))
+    return mine.select(_KEY).group_by(_KEY).aggregate([])
 
-    A row of a visible vacation is the latest unless a later visible vacation wrote the same
-    cre_id, here or elsewhere. No vacation is later than the newest visible one, so its rows
-    (the delivered vacation's own, as a rule) are kept as they are; for the rows of earlier
-    ones the versions table decides (100 cre_ids per request).
+
+def _positions(touched: pa.Table, latest: pa.Table) -> list[Position]:
+    """The positions of the touched keys over the latest visible events of their whole days."""
+    if not touched.num_rows:
+        return []
+    amount = pc.abs(latest["amount"])
+    # summed exactly: 38 digits hold any day's sum of the contract's amounts
+    amount = amount.cast(pa.decimal128(38, amount.type.scale))
+    debit = pc.is_in(latest["event_type"], value_set=pa.array(sorted(contract.DEBIT_TYPES)))
+    zero = pa.scalar(Decimal(0), amount.type)
+    sums = pa.table({
+        **{name: latest[name] for name in _KEY},
+        "debit": pc.if_else(debit, amount, zero), "credit": pc.if_else(debit, zero, amount),
+    }).group_by(_KEY).aggregate(
+        [("debit", "count", pc.CountOptions(mode="all")), ("debit", "sum"), ("credit", "sum")])
+    sums = sums.join(touched, _KEY, join_type="inner")
+    return [Position(account, day.isoformat(), currency, count, debit_sum, credit_sum)
+            for account, day, currency, count, debit_sum, credit_sum in zip(*(
+                sums[name].to_pylist() for name in (*_KEY, "debit_count", "debit_sum",
+                                                     "credit_sum")))]
+
+
+class _DayPositionsFn(beam.DoFn):
+    """The positions of whole days of events (every version), as one list per batch.
+
+    A row is the latest visible version of its event unless a later visible vacation wrote the
+    same cre_id, here or elsewhere. No vacation is later than the newest visible one, so its
+    rows (the delivered vacation's own, as a rule) are kept as they are; for the rows of
+    earlier ones the versions table decides (100 cre_ids per request).
     """
 
-    def __init__(self, config: CassandraConfig, visible: frozenset[str]):
+    def __init__(self, config: CassandraConfig, vacation_id: str, visible: frozenset[str]):
         self._config = config
+        self._vacation_id = vacation_id
         self._visible = sorted(visible)
         self._visible_set = frozenset(visible)
 
@@ -89,11 +127,13 @@ class _LatestVisibleFn(beam.DoFn):
             f"SELECT cre_id, vacation_id FROM {self._config.keyspace}.cre_event_versions "
             "WHERE cre_id IN ?")
 
-    def process(self, table: pa.Table) -> Iterator[pa.Table]:
+    def process(self, table: pa.Table) -> Iterator[list[Position]]:
         _ROWS_READ.advance(table.num_rows)
-        if not table.num_rows or not self._visible:
-            return
-        table = table.select(list(_EVENT_COLUMNS))
+        if table.num_rows and self._visible:
+            table = table.select(list(_EVENT_COLUMNS))
+            yield _positions(_touched(table, self._vacation_id), self._latest_visible(table))
+
+    def _latest_visible(self, table: pa.Table) -> pa.Table:
         table = table.filter(pc.is_in(table["vacation_id"], value_set=pa.array(self._visible)))
         earlier = np.flatnonzero(pc.less(table["vacation_id"], self._visible[-1]))
         keep = np.ones(table.num_rows, dtype=bool)
@@ -103,7 +143,7 @@ class _LatestVisibleFn(beam.DoFn):
             latest = self._latest(sorted(set(cre_ids)))
             keep[earlier] = [latest.get(cre_id) == vacation
                              for cre_id, vacation in zip(cre_ids, vacations)]
-        yield table.filter(keep)
+        return table.filter(keep)
 
     def _latest(self, cre_ids: list[str]) -> dict[str, str]:
         """The latest visible vacation of each cre_id, by the versions table."""
@@ -120,44 +160,12 @@ class _LatestVisibleFn(beam.DoFn):
         SESSIONS.release(self._config)
 
 
-def _position_parts(table: pa.Table) -> Iterator[tuple[Key, tuple[int, Decimal, Decimal]]]:
-    """One batch's partial (count, debit, credit) per key: the combine finishes the sums."""
-    if not table.num_rows:
-        return
-    amount = pc.abs(table["amount"])
-    # summed exactly: 38 digits hold any batch's sum of the contract's amounts
-    amount = amount.cast(pa.decimal128(38, amount.type.scale))
-    debit = pc.is_in(table["event_type"], value_set=pa.array(sorted(contract.DEBIT_TYPES)))
-    zero = pa.scalar(Decimal(0), amount.type)
-    parts = pa.table({
-        "account_id": table["account_id"], "value_date": table["value_date"],
-        "currency": table["currency"], "debit": pc.if_else(debit, amount, zero),
-        "credit": pc.if_else(debit, zero, amount),
-    }).group_by(["account_id", "value_date", "currency"]).aggregate(
-        [("debit", "count", pc.CountOptions(mode="all")), ("debit", "sum"), ("credit", "sum")])
-    for account, day, currency, count, debit_sum, credit_sum in zip(*(
-            parts[name].to_pylist() for name in (
-                "account_id", "value_date", "currency", "debit_count", "debit_sum",
-                "credit_sum"))):
-        yield (account, day.isoformat(), currency), (count, debit_sum, credit_sum)
-
-
-def _sum_parts(parts) -> tuple[int, Decimal, Decimal]:
-    count, debit, credit = 0, Decimal(0), Decimal(0)
-    for part_count, part_debit, part_credit in parts:
-        count, debit, credit = count + part_count, debit + part_debit, credit + part_credit
-    return count, debit, credit
-
-
-def _touched_positions(joined: tuple[Key, dict]) -> Iterator[Position]:
-    key, groups = joined
-    if groups["touched"]:
-        for count, debit, credit in groups["position"]:
-            yield Position(*key, count, debit, credit)
+def _concatenated(lists: Iterable[list]) -> list:
+    return list(itertools.chain.from_iterable(lists))
 
 
 class ComputePositions(beam.PTransform):
-    """The positions of spec 4 for one vacation, as ``Position``s."""
+    """The positions of spec 4 for one vacation, as one list of ``Position``s."""
 
     def __init__(self, config: CassandraConfig, vacation_id: str, visible: frozenset[str]):
         super().__init__()
@@ -166,29 +174,19 @@ class ComputePositions(beam.PTransform):
         self._visible = visible
 
     def expand(self, pbegin):
-        touched = (pbegin
-                   | "VacationEvents" >> ReadFromCassandra(
-                       self._config, "cre_event_versions", ["account_id", "value_date",
-                                                            "currency"],
-                       where="vacation_id = ?", values=(self._vacation_id,))
-                   | "TouchedKeys" >> beam.FlatMap(_touched)
-                   | "DistinctKeys" >> beam.Distinct())
-        positions = (touched
-                     | "Days" >> beam.Map(_day_key)
-                     | "DistinctDays" >> beam.Distinct()
-                     | "BatchDays" >> beam.BatchElements(min_batch_size=64, max_batch_size=512)
-                     | "DayKeys" >> beam.Map(_day_keys)
-                     | "ReadDays" >> ReadAllFromCassandra(
-                         self._config, "cre_events_by_account",
-                         ("account_id", "month", "value_date"), _EVENT_COLUMNS)
-                     | "LatestVisible" >> beam.ParDo(_LatestVisibleFn(self._config,
-                                                                      self._visible))
-                     | "PositionParts" >> beam.FlatMap(_position_parts)
-                     | "SumPerKey" >> beam.CombinePerKey(_sum_parts))
-        return ({"touched": touched | "AsKeys" >> beam.Map(lambda key: (key, True)),
-                 "position": positions}
-                | "JoinTouched" >> beam.CoGroupByKey()
-                | "TouchedPositions" >> beam.FlatMap(_touched_positions))
+        return (pbegin
+                | "VacationEvents" >> ReadFromCassandra(
+                    self._config, "cre_event_versions", ["account_id", "value_date"],
+                    where="vacation_id = ?", values=(self._vacation_id,))
+                | "TouchedDays" >> beam.FlatMap(_touched_days)
+                | "DaysByBucket" >> beam.GroupByKey()
+                | "DayKeys" >> beam.FlatMap(_day_keys)
+                | "ReadDays" >> ReadAllFromCassandra(
+                    self._config, "cre_events_by_account",
+                    ("account_id", "month", "value_date"), _EVENT_COLUMNS)
+                | "DayPositions" >> beam.ParDo(_DayPositionsFn(
+                    self._config, self._vacation_id, self._visible))
+                | "AllPositions" >> beam.CombineGlobally(_concatenated))
 
 
 class BuildPackage(beam.PTransform):
@@ -213,8 +211,7 @@ class BuildPackage(beam.PTransform):
         else:
             positions = (pbegin
                          | "Positions" >> ComputePositions(self._config, vacation_id,
-                                                           self._visible)
-                         | "AllPositions" >> beam.combiners.ToList())
+                                                           self._visible))
         summary, business_date = self._summary, self._summary["business_date"]
         return (pbegin
                 | "Summary" >> beam.Create([summary])

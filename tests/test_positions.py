@@ -1,4 +1,4 @@
-"""The delivery's per-batch steps on Arrow tables: touched keys and partial positions."""
+"""The delivery's per-batch steps on Arrow tables: touched days and keys, and positions."""
 
 from __future__ import annotations
 
@@ -7,35 +7,59 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from pipelines.deliver import _position_parts, _sum_parts, _touched
+from pipelines.deliver import _day_keys, _positions, _touched, _touched_days
+from transforms.pivot_package import Position
 
 DAY = datetime.date(2026, 11, 22)
+EARLIER = DAY - datetime.timedelta(days=1)
+MINE, OTHER = "BAF_20261122_01", "BAF_20261121_06"
 EVENTS = pa.table({
-    "account_id": ["A", "A", "A", "B", "A"],
-    "value_date": [DAY, DAY, DAY, DAY, DAY - datetime.timedelta(days=1)],
-    "cre_id": ["1", "2", "3", "4", "5"],
-    "vacation_id": ["BAF_20261122_01"] * 5,
-    "event_type": ["DEBIT", "CREDIT", "FEE", "CREDIT", "TRANSFER_OUT"],
+    "account_id": ["A", "A", "A", "B", "A", "A", "C"],
+    "value_date": [DAY, DAY, DAY, DAY, EARLIER, DAY, DAY],
+    "cre_id": ["1", "2", "3", "4", "5", "6", "7"],
+    "vacation_id": [MINE] * 5 + [OTHER] * 2,
+    "event_type": ["DEBIT", "CREDIT", "FEE", "CREDIT", "TRANSFER_OUT", "CREDIT", "DEBIT"],
     "amount": [Decimal("-10.25"), Decimal("3.5"), Decimal("-0.75"), Decimal("99999999.99"),
-               Decimal("-1")],
-    "currency": ["EUR", "EUR", "EUR", "USD", "EUR"],
+               Decimal("-1"), Decimal("2"), Decimal("-4")],
+    "currency": ["EUR", "EUR", "EUR", "USD", "EUR", "EUR", "EUR"],
 })
 
 
-def test_touched_keys_are_distinct():
-    assert sorted(_touched(EVENTS)) == [("A", "2026-11-21", "EUR"), ("A", "2026-11-22", "EUR"),
-                                        ("B", "2026-11-22", "USD")]
+def test_touched_keys_are_the_vacations_own_distinct_keys():
+    assert sorted(_touched(EVENTS, MINE).to_pylist(), key=str) == [
+        {"account_id": "A", "value_date": EARLIER, "currency": "EUR"},
+        {"account_id": "A", "value_date": DAY, "currency": "EUR"},
+        {"account_id": "B", "value_date": DAY, "currency": "USD"}]
 
 
-def test_position_parts_sum_debits_and_credits_exactly():
-    parts = dict(_position_parts(EVENTS))
-    assert parts == {("A", "2026-11-22", "EUR"): (3, Decimal("11.00"), Decimal("3.50")),
-                     ("B", "2026-11-22", "USD"): (1, Decimal("0"), Decimal("99999999.99")),
-                     ("A", "2026-11-21", "EUR"): (1, Decimal("1"), Decimal("0"))}
-    # a batch's partial sums combine beyond the precision of one batch's values
-    again = [parts[("B", "2026-11-22", "USD")]] * 3
-    assert _sum_parts(again) == (3, Decimal("0"), Decimal("299999999.97"))
+def test_positions_cover_touched_keys_over_every_event_of_their_day():
+    positions = sorted(_positions(_touched(EVENTS, MINE), EVENTS), key=str)
+    # A's day holds another vacation's credit of 2.00; C's day was not touched at all
+    assert positions == sorted([
+        Position("A", "2026-11-22", "EUR", 4, Decimal("11.00"), Decimal("5.50")),
+        Position("B", "2026-11-22", "USD", 1, Decimal("0"), Decimal("99999999.99")),
+        Position("A", "2026-11-21", "EUR", 1, Decimal("1"), Decimal("0"))], key=str)
 
 
-def test_an_empty_batch_has_no_parts():
-    assert list(_position_parts(EVENTS.slice(0, 0))) == []
+def test_day_sums_are_exact_beyond_one_amounts_precision():
+    rows = pa.concat_tables([EVENTS.slice(3, 1)] * 3)
+    assert _positions(_touched(rows, MINE), rows) == [
+        Position("B", "2026-11-22", "USD", 3, Decimal("0"), Decimal("299999999.97"))]
+
+
+def test_nothing_touched_means_no_positions():
+    assert _positions(_touched(EVENTS.slice(5), MINE), EVENTS.slice(5)) == []
+
+
+def test_each_touched_day_is_read_once_from_its_account_month_partition():
+    pages = [EVENTS.select(["account_id", "value_date"]).slice(start, 4) for start in (0, 2)]
+    buckets: dict[int, list[pa.Table]] = {}
+    for page in pages:
+        for bucket, days in _touched_days(page):
+            buckets.setdefault(bucket, []).append(days)
+    keys = [key for bucket in buckets.items() for read in _day_keys(bucket) for key in read]
+    assert sorted(keys) == [("A", 202611, EARLIER), ("A", 202611, DAY), ("B", 202611, DAY)]
+    # an account's days all fall in one bucket, whichever page they came from
+    for account in "AB":
+        assert sum(any(row["account_id"] == account for table in tables
+                       for row in table.to_pylist()) for tables in buckets.values()) == 1
