@@ -239,14 +239,14 @@ def connect(host: str, port: int, user: str, password: str) -> Any:
 
 
 def ensure_tables(session: Any, keyspace: str = KEYSPACE) -> None:
-    """Creates the keyspace (SimpleStrategy RF 1) and both tables if missing, then empties them.
+    """Creates the keyspace (SimpleStrategy RF 1) if missing, and both tables anew.
 
-    Called before each tool's run so that each tool starts from empty tables.
+    Called before each tool's run so that each tool starts from empty tables of today's schema.
     """
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     session.set_keyspace(keyspace)
-    for table in TABLES:  # dropped, not truncated: the tables are the migrations' of today
+    for table in TABLES:
         session.execute(f"DROP TABLE IF EXISTS {table}", timeout=300)
     for statement in _structured_zone_ddl():
         session.execute(statement, timeout=120)

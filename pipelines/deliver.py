@@ -37,6 +37,7 @@ from pipelines.ledger import Ledger, State
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
 from transforms.progress import Bar
+from transforms.structured_rows import months
 
 _LOG = logging.getLogger(__name__)
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "amount",
@@ -68,10 +69,10 @@ def _touched_days(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
 def _day_keys(bucket: tuple[int, Iterable[pa.Table]]) -> Iterator[list[tuple]]:
     """A bucket's distinct days as the partition and day keys of the events table:
     (account_id, month, value_date), in reads of ``_DAYS_PER_READ``."""
-    days = pa.concat_tables(bucket[1]).group_by(["account_id", "value_date"]).aggregate([])
-    accounts = days["account_id"].to_pylist()
-    dates = days["value_date"].to_pylist()
-    keys = [(account, day.year * 100 + day.month, day) for account, day in zip(accounts, dates)]
+    _, tables = bucket
+    days = pa.concat_tables(tables).group_by(["account_id", "value_date"]).aggregate([])
+    keys = list(zip(days["account_id"].to_pylist(), months(days["value_date"]).to_pylist(),
+                    days["value_date"].to_pylist()))
     for start in range(0, len(keys), _DAYS_PER_READ):
         yield keys[start:start + _DAYS_PER_READ]
 
