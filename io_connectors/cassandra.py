@@ -214,12 +214,13 @@ class WriteResult(NamedTuple):
 
 
 class _Request:
-    __slots__ = ("statement", "rows", "attempt", "sent_at", "error")
+    __slots__ = ("statement", "rows", "attempt", "first_sent_at", "sent_at", "error")
 
     def __init__(self, statement: BatchStatement, rows: list[int]):
         self.statement = statement
         self.rows = rows
         self.attempt = 0
+        self.first_sent_at = 0.0
         self.sent_at = 0.0
         self.error: Optional[Exception] = None
 
@@ -239,6 +240,8 @@ class _Window:
         self._slots.acquire()
         request.attempt += 1
         request.sent_at = time.monotonic()
+        if request.attempt == 1:
+            request.first_sent_at = request.sent_at
         future = self._session.execute_async(request.statement)
         future.add_callbacks(self._succeeded, self._failed,
                              callback_args=(request,), errback_args=(request,))
@@ -270,9 +273,30 @@ class _Window:
         return taken
 
 
+def _retry_policy(retry_seconds: float, backoff_seconds: float) -> tenacity.Retrying:
+    """Tenacity's rules for the sink's requests, applied by ``_retry_delay`` to many requests
+    in flight; bounded in time, not attempts, so that a batch rides out a node's restart
+    however many of its attempts time out meanwhile."""
+    return tenacity.Retrying(retry=tenacity.retry_if_exception_type(RETRYABLE),
+                             stop=tenacity.stop_after_delay(retry_seconds),
+                             wait=tenacity.wait_exponential(multiplier=backoff_seconds, max=10.0))
+
+
+def _retry_delay(policy: tenacity.Retrying, request: _Request) -> Optional[float]:
+    """The wait before sending a failed request again, jittered so that requests failed
+    together are not resent together; None when its error is final or its time spent."""
+    state = tenacity.RetryCallState(policy, fn=None, args=(), kwargs={})
+    state.start_time = request.first_sent_at
+    state.attempt_number = request.attempt
+    state.set_exception((type(request.error), request.error, request.error.__traceback__))
+    if policy.stop(state) or not policy.retry(state):
+        return None
+    return policy.wait(state) * random.uniform(0.8, 1.2)
+
+
 class _WriteFn(beam.DoFn):
     def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
-                 max_in_flight: int, batch_rows: int, batch_bytes: int, max_attempts: int,
+                 max_in_flight: int, batch_rows: int, batch_bytes: int, retry_seconds: float,
                  backoff_seconds: float):
         self._config = config
         self._table = table
@@ -280,7 +304,7 @@ class _WriteFn(beam.DoFn):
         self._max_in_flight = max_in_flight
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
-        self._max_attempts = max_attempts
+        self._retry_seconds = retry_seconds
         self._backoff = backoff_seconds
         namespace = f"cassandra.{table}"
         self._rows_written = beam.metrics.Metrics.counter(namespace, "rows_written")
@@ -289,11 +313,7 @@ class _WriteFn(beam.DoFn):
         self._latency = beam.metrics.Metrics.distribution(namespace, "write_latency_ms")
 
     def setup(self) -> None:
-        # the retry policy: tenacity's rules, applied by _settle to many requests in flight
-        self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RETRYABLE),
-            stop=tenacity.stop_after_attempt(self._max_attempts),
-            wait=tenacity.wait_exponential(multiplier=self._backoff, max=30.0))
+        self._retrying = _retry_policy(self._retry_seconds, self._backoff)
         self._session = SESSIONS.acquire(self._config)
         metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
         table = metadata.tables[self._table]
@@ -397,7 +417,7 @@ class _WriteFn(beam.DoFn):
             table = self._sent.pop(id(request))
             if request.error is None:
                 self._written += len(request.rows)
-            elif (delay := self._retry_delay(request)) is not None:
+            elif (delay := _retry_delay(self._retrying, request)) is not None:
                 heapq.heappush(self._retry_heap,
                                (time.monotonic() + delay, id(request), request, table))
             elif isinstance(request.error, (NoHostAvailable, ConnectionException)):
@@ -419,16 +439,6 @@ class _WriteFn(beam.DoFn):
             self._sent[id(request)] = table
             self._window.send(request)
             block = False
-
-    def _retry_delay(self, request: _Request) -> Optional[float]:
-        """The wait before sending a failed request again, jittered so that requests failed
-        together are not resent together; None when its error is final or its attempts spent."""
-        state = tenacity.RetryCallState(self._retrying, fn=None, args=(), kwargs={})
-        state.attempt_number = request.attempt
-        state.set_exception((type(request.error), request.error, request.error.__traceback__))
-        if self._retrying.stop(state) or not self._retrying.retry(state):
-            return None
-        return self._retrying.wait(state) * random.uniform(0.8, 1.2)
 
     def _dead_letter(self, request: _Request, table: pa.Table) -> None:
         error = _reason(request.error)
@@ -460,26 +470,29 @@ class WriteToCassandra(beam.PTransform):
       batch_rows: the most rows of one unlogged batch (the rows of one replica).
       batch_bytes: about the largest batch, by the Arrow size of its rows: large batches strain
         the coordinator.
-      max_attempts: how many times a batch is sent before a timeout or overload makes it a
-        dead letter.
-      backoff_seconds: the wait before the first retry, doubled at each next one.
+      retry_seconds: how long a batch is sent again after timeouts or overloads before it
+        becomes a dead letter: longer than a node's restart, so that a rolling restart loses
+        nothing.
+      backoff_seconds: the wait before the first retry, doubled at each next one (at most
+        10 s).
     """
 
     def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]] = None,
                  *, max_in_flight: int = 128, batch_rows: int = 64, batch_bytes: int = 48 << 10,
-                 max_attempts: int = 8, backoff_seconds: float = 0.2):
+                 retry_seconds: float = 300, backoff_seconds: float = 0.2):
         super().__init__()
         _check_config(config)
         _check_table(table)
         columns = _column_names(columns)
         _check_positive(max_in_flight=max_in_flight, batch_rows=batch_rows,
-                        batch_bytes=batch_bytes, max_attempts=max_attempts)
-        if not isinstance(backoff_seconds, (int, float)) or backoff_seconds < 0:
-            raise ValueError(f"backoff_seconds must be a number >= 0, not {backoff_seconds!r}")
+                        batch_bytes=batch_bytes)
+        for name, value in (("retry_seconds", retry_seconds), ("backoff_seconds", backoff_seconds)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, not {value!r}")
         self._config = config
         self._table = table
         self._columns = columns
-        self._settings = (max_in_flight, batch_rows, batch_bytes, max_attempts, backoff_seconds)
+        self._settings = (max_in_flight, batch_rows, batch_bytes, retry_seconds, backoff_seconds)
 
     def expand(self, batches: beam.PCollection) -> WriteResult:
         outputs = batches | "WriteBatches" >> beam.ParDo(
@@ -488,11 +501,11 @@ class WriteToCassandra(beam.PTransform):
         return WriteResult(outputs.written, outputs.failed)
 
     def display_data(self) -> dict:
-        max_in_flight, batch_rows, batch_bytes, max_attempts, backoff_seconds = self._settings
+        max_in_flight, batch_rows, batch_bytes, retry_seconds, backoff_seconds = self._settings
         return {**_connection_data(self._config, self._table, self._columns),
                 "consistency": self._config.consistency, "max_in_flight": max_in_flight,
                 "batch_rows": batch_rows, "batch_bytes": batch_bytes,
-                "max_attempts": max_attempts, "backoff_seconds": backoff_seconds}
+                "retry_seconds": retry_seconds, "backoff_seconds": backoff_seconds}
 
 
 def token_ranges(ring: Sequence[int], splits_per_range: int) -> list[tuple[int, int]]:

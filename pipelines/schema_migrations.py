@@ -60,6 +60,16 @@ def _read_versions(session) -> list[tuple]:
     return list(session.execute("SELECT version FROM schema_migrations"))
 
 
+# a statement that does nothing the second time, sent again on a node's timeout or a
+# connection lost: just after a rolling restart, the first may meet a defunct connection
+_IF_EXISTS = re.compile(r"\bIF (NOT )?EXISTS\b", re.IGNORECASE)
+
+
+@retry_transient(attempts=5, max_wait=10)
+def _idempotent(session, statement: str) -> list[tuple]:
+    return list(session.execute(statement, timeout=120))
+
+
 def require_current(session) -> None:
     """Refuses a keyspace whose schema is older than this code, before any statement fails on
     a missing table or column."""
@@ -93,13 +103,12 @@ def migrate(config: CassandraConfig, replication_spec: str) -> list[str]:
     session = config.connect()
     try:
         rendered = ", ".join(f"'{key}': '{value}'" for key, value in options.items())
-        session.execute(f"CREATE KEYSPACE IF NOT EXISTS {config.keyspace} "
-                        f"WITH replication = {{{rendered}}}")
+        _idempotent(session, f"CREATE KEYSPACE IF NOT EXISTS {config.keyspace} "
+                             f"WITH replication = {{{rendered}}}")
         session.set_keyspace(config.keyspace)
-        session.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
-                        "name text, checksum text, applied_at timestamp)")
-        applied = {version: checksum for version, checksum in
-                   session.execute("SELECT version, checksum FROM schema_migrations")}
+        _idempotent(session, "CREATE TABLE IF NOT EXISTS schema_migrations (version int "
+                             "PRIMARY KEY, name text, checksum text, applied_at timestamp)")
+        applied = dict(_idempotent(session, "SELECT version, checksum FROM schema_migrations"))
         done = []
         for version, name, text in migrations():
             checksum = hashlib.sha256(text.encode()).hexdigest()
@@ -109,7 +118,10 @@ def migrate(config: CassandraConfig, replication_spec: str) -> list[str]:
                                      "applied; add a new migration instead")
                 continue
             for statement in statements(text):
-                session.execute(statement, timeout=120)
+                if _IF_EXISTS.search(statement):
+                    _idempotent(session, statement)
+                else:  # an ALTER ... ADD sent twice fails: once, with the time it needs
+                    session.execute(statement, timeout=120)
             session.execute(
                 "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
                 "VALUES (%s, %s, %s, %s)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from decimal import Decimal
 
 import apache_beam as beam
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from cassandra import cqltypes
+from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout, WriteType, cqltypes
 from conftest import config_of
 
 from io_connectors import cql_values
@@ -19,6 +20,9 @@ from io_connectors.cassandra import (
     MIN_TOKEN,
     ReadFromCassandra,
     WriteToCassandra,
+    _Request,
+    _retry_delay,
+    _retry_policy,
     token_ranges,
 )
 
@@ -143,3 +147,25 @@ def test_arguments_are_checked(probe):
         WriteToCassandra(probe, "connector_probe", max_in_flight=0)
     with pytest.raises(ValueError, match="positive"):
         ReadFromCassandra(probe, "connector_probe", page_rows=0)
+
+
+def _failed_request(error: Exception, attempts: int, first_sent_ago: float) -> _Request:
+    request = _Request(statement=None, rows=[0])
+    request.attempt = attempts
+    request.first_sent_at = time.monotonic() - first_sent_ago
+    request.error = error
+    return request
+
+
+def test_timeouts_are_retried_for_a_time_not_a_count():
+    policy = _retry_policy(retry_seconds=120, backoff_seconds=0.2)
+    timeout = WriteTimeout("slow replica", consistency=ConsistencyLevel.LOCAL_QUORUM,
+                           required_responses=2, received_responses=1, write_type=WriteType.BATCH)
+    first = _retry_delay(policy, _failed_request(timeout, attempts=1, first_sent_ago=0.1))
+    assert 0.2 * 0.8 <= first <= 0.2 * 1.2
+    # a node's restart: twenty attempts have timed out within the budget, still retried
+    later = _retry_delay(policy, _failed_request(timeout, attempts=20, first_sent_ago=90))
+    assert 10 * 0.8 <= later <= 10 * 1.2  # the backoff's ceiling
+    assert _retry_delay(policy, _failed_request(timeout, attempts=3, first_sent_ago=121)) is None
+    refused = InvalidRequest("no such column")
+    assert _retry_delay(policy, _failed_request(refused, attempts=1, first_sent_ago=0)) is None
