@@ -273,12 +273,23 @@ class _Window:
         return taken
 
 
+# a cluster that cannot be reached at all is not waited for as long as one answering slowly:
+# the bundle fails after this many attempts (about 25 s at the default backoff)
+_UNREACHABLE = (NoHostAvailable, ConnectionException)
+_UNREACHABLE_ATTEMPTS = 8
+
+
+def _unreachable_too_long(state: tenacity.RetryCallState) -> bool:
+    return (isinstance(state.outcome.exception(), _UNREACHABLE)
+            and state.attempt_number >= _UNREACHABLE_ATTEMPTS)
+
+
 def _retry_policy(retry_seconds: float, backoff_seconds: float) -> tenacity.Retrying:
     """Tenacity's rules for the sink's requests, applied by ``_retry_delay`` to many requests
-    in flight; bounded in time, not attempts, so that a batch rides out a node's restart
-    however many of its attempts time out meanwhile."""
+    in flight. Timeouts and overloads are bounded in time, not attempts, so that a batch rides
+    out a node's restart however many of its attempts time out meanwhile."""
     return tenacity.Retrying(retry=tenacity.retry_if_exception_type(RETRYABLE),
-                             stop=tenacity.stop_after_delay(retry_seconds),
+                             stop=tenacity.stop_after_delay(retry_seconds) | _unreachable_too_long,
                              wait=tenacity.wait_exponential(multiplier=backoff_seconds, max=10.0))
 
 
@@ -420,7 +431,7 @@ class _WriteFn(beam.DoFn):
             elif (delay := _retry_delay(self._retrying, request)) is not None:
                 heapq.heappush(self._retry_heap,
                                (time.monotonic() + delay, id(request), request, table))
-            elif isinstance(request.error, (NoHostAvailable, ConnectionException)):
+            elif isinstance(request.error, _UNREACHABLE):
                 # the cluster is gone, not this write: fail the bundle, the run is retried whole
                 raise CassandraUnavailable(
                     f"Cassandra at {self._config.describe()} unreachable after "
@@ -472,7 +483,7 @@ class WriteToCassandra(beam.PTransform):
         the coordinator.
       retry_seconds: how long a batch is sent again after timeouts or overloads before it
         becomes a dead letter: longer than a node's restart, so that a rolling restart loses
-        nothing.
+        nothing. A cluster that cannot be reached at all fails the bundle after 8 attempts.
       backoff_seconds: the wait before the first retry, doubled at each next one (at most
         10 s).
     """

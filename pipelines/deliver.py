@@ -11,7 +11,6 @@ import hashlib
 import itertools
 import json
 import logging
-import zlib
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Optional
@@ -24,6 +23,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import ValueSequence
 
 from io_connectors import arkea_abs
 from io_connectors.cassandra import (
@@ -37,7 +37,7 @@ from pipelines.ledger import Ledger, State
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
 from transforms.progress import Bar
-from transforms.structured_rows import months
+from transforms.structured_rows import DAY_BUCKETS, day_buckets, months
 
 _LOG = logging.getLogger(__name__)
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "amount",
@@ -49,28 +49,23 @@ class DeliveryError(contract.PlatformError):
     """The vacation cannot be delivered (unknown, or not finished)."""
 
 
-# touched days are spread over this many keys; all the days of an account share one, so each
-# day's events are read, filtered and summed whole in one place, with no per-key elements
-_DAY_BUCKETS = 16
 _DAYS_PER_READ = 512
 
 
 def _touched_days(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-    """One batch of the vacation's events as its distinct (account_id, value_date), by bucket."""
+    """One batch of the vacation's versions as its distinct (account_id, value_date), by
+    bucket: the days of a vacation loaded before cre_days_by_vacation existed."""
     _ROWS_READ.advance(table.num_rows)
     days = table.group_by(["account_id", "value_date"]).aggregate([])
-    buckets = np.fromiter((zlib.crc32(account.encode()) % _DAY_BUCKETS
-                           for account in days["account_id"].to_pylist()), np.int32,
-                          days.num_rows)
+    buckets = day_buckets(days["account_id"])
     for bucket in np.unique(buckets).tolist():
         yield bucket, days.filter(buckets == bucket)
 
 
-def _day_keys(bucket: tuple[int, Iterable[pa.Table]]) -> Iterator[list[tuple]]:
+def _day_keys(days: pa.Table) -> Iterator[list[tuple]]:
     """A bucket's distinct days as the partition and day keys of the events table:
     (account_id, month, value_date), in reads of ``_DAYS_PER_READ``."""
-    _, tables = bucket
-    days = pa.concat_tables(tables).group_by(["account_id", "value_date"]).aggregate([])
+    days = days.group_by(["account_id", "value_date"]).aggregate([])
     keys = list(zip(days["account_id"].to_pylist(), months(days["value_date"]).to_pylist(),
                     days["value_date"].to_pylist()))
     for start in range(0, len(keys), _DAYS_PER_READ):
@@ -165,22 +160,32 @@ def _concatenated(lists: Iterable[list]) -> list:
     return list(itertools.chain.from_iterable(lists))
 
 
-class ComputePositions(beam.PTransform):
-    """The positions of spec 4 for one vacation, as one list of ``Position``s."""
+def days_recorded(session, vacation_id: str) -> bool:
+    """Whether the vacation's touched days are in cre_days_by_vacation (it was loaded after
+    migration 008 added it)."""
+    return session.execute(
+        "SELECT bucket FROM cre_days_by_vacation WHERE vacation_id = %s AND bucket IN %s "
+        "LIMIT 1", (vacation_id, ValueSequence(range(DAY_BUCKETS)))).one() is not None
 
-    def __init__(self, config: CassandraConfig, vacation_id: str, visible: frozenset[str]):
+
+class ComputePositions(beam.PTransform):
+    """The positions of spec 4 for one vacation, as one list of ``Position``s.
+
+    The vacation's touched days come from cre_days_by_vacation, one read per bucket, or, for a
+    vacation loaded before that table (``days_recorded`` False), from its versions through the
+    SAI index (one lookup per event), grouped into the same buckets.
+    """
+
+    def __init__(self, config: CassandraConfig, vacation_id: str, visible: frozenset[str],
+                 days_recorded: bool = True):
         super().__init__()
         self._config = config
         self._vacation_id = vacation_id
         self._visible = visible
+        self._days_recorded = days_recorded
 
     def expand(self, pbegin):
-        return (pbegin
-                | "VacationEvents" >> ReadFromCassandra(
-                    self._config, "cre_event_versions", ["account_id", "value_date"],
-                    where="vacation_id = ?", values=(self._vacation_id,))
-                | "TouchedDays" >> beam.FlatMap(_touched_days)
-                | "DaysByBucket" >> beam.GroupByKey()
+        return (self._bucket_days(pbegin)
                 | "DayKeys" >> beam.FlatMap(_day_keys)
                 | "ReadDays" >> ReadAllFromCassandra(
                     self._config, "cre_events_by_account",
@@ -189,15 +194,34 @@ class ComputePositions(beam.PTransform):
                     self._config, self._vacation_id, self._visible))
                 | "AllPositions" >> beam.CombineGlobally(_concatenated))
 
+    def _bucket_days(self, pbegin) -> beam.PCollection:
+        """The vacation's (account_id, value_date) days, one table per bucket."""
+        if self._days_recorded:
+            return (pbegin
+                    | "Buckets" >> beam.Create(
+                        [[(self._vacation_id, bucket)] for bucket in range(DAY_BUCKETS)])
+                    | "RecordedDays" >> ReadAllFromCassandra(
+                        self._config, "cre_days_by_vacation", ("vacation_id", "bucket"),
+                        ("account_id", "value_date")))
+        return (pbegin
+                | "VacationEvents" >> ReadFromCassandra(
+                    self._config, "cre_event_versions", ["account_id", "value_date"],
+                    where="vacation_id = ?", values=(self._vacation_id,))
+                | "TouchedDays" >> beam.FlatMap(_touched_days)
+                | "DaysByBucket" >> beam.GroupByKey()
+                | "BucketDays" >> beam.MapTuple(lambda _, tables: pa.concat_tables(tables)))
+
 
 class BuildPackage(beam.PTransform):
     """The summary, the rejects and the positions of a vacation as one ``Package``."""
 
-    def __init__(self, config: CassandraConfig, summary: dict, visible: frozenset[str]):
+    def __init__(self, config: CassandraConfig, summary: dict, visible: frozenset[str],
+                 days_recorded: bool = True):
         super().__init__()
         self._config = config
         self._summary = summary
         self._visible = visible
+        self._days_recorded = days_recorded
 
     def expand(self, pbegin):
         vacation_id = self._summary["vacation_id"]
@@ -212,7 +236,7 @@ class BuildPackage(beam.PTransform):
         else:
             positions = (pbegin
                          | "Positions" >> ComputePositions(self._config, vacation_id,
-                                                           self._visible))
+                                                           self._visible, self._days_recorded))
         summary, business_date = self._summary, self._summary["business_date"]
         return (pbegin
                 | "Summary" >> beam.Create([summary])
@@ -246,7 +270,8 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
     _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline
-             | "Build" >> BuildPackage(config, summary, visible)
+             | "Build" >> BuildPackage(config, summary, visible,
+                                      days_recorded(session, vacation_id))
              | "Deliver" >> arkea_abs.WriteArkeaPackage(outbound_root))
     run_metrics.record_pipeline(pipeline.result)
     if not arkea_abs.delivered(path):

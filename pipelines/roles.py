@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-ZONE = frozenset({"cre_events_by_account", "cre_event_versions", "gesparam_versions",
-                  "rejects_by_vacation"})
+ZONE = frozenset({"cre_events_by_account", "cre_event_versions", "cre_days_by_vacation",
+                  "gesparam_versions", "rejects_by_vacation"})
 LEDGER = frozenset({"vacations", "vacation_history"})
 COLLECTION = frozenset({"uploads", "upload_names", "service_tokens", "login_failures",
                         "audit_events"})

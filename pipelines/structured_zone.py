@@ -18,6 +18,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from io_connectors.cassandra import retry_transient
 from pipelines.ledger import VISIBLE, Ledger
 from transforms import contract
+from transforms.structured_rows import DAY_BUCKETS
 
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "event_ts",
                   "amount", "currency", "counterparty_iban", "label")
@@ -170,6 +171,9 @@ class StructuredZone:
             self._concurrent(delete_event, events)
             self._concurrent(delete_version, [(row[0], vacation_id) for row in chunk])
             deleted["cre"] += len(chunk)
+        self._concurrent(prepare("DELETE FROM cre_days_by_vacation WHERE vacation_id = ? "
+                                 "AND bucket = ?"),
+                         [(vacation_id, bucket) for bucket in range(DAY_BUCKETS)])
         for chunk in self._chunks("SELECT table_code, param_key, valid_from FROM "
                                   "gesparam_versions WHERE vacation_id = %s", vacation_id):
             self._concurrent(delete_param, [(*key, vacation_id) for key in chunk])

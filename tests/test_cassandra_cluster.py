@@ -187,8 +187,9 @@ def test_concurrent_ingests_of_one_vacation_with_a_node_down(cluster, env, tmp_p
 
 def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     first = generate_vacation(tmp_path / "a", "2026-10-23", 1, 2000, 10, seed=84)
-    assert run_cre("ingest", "--input", str(first), "--zones-root", str(tmp_path / "z"),
-                   "--no-deliver", env=env).code == 0
+    loaded = run_cre("ingest", "--input", str(first), "--zones-root", str(tmp_path / "z"),
+                     "--no-deliver", env=env)
+    assert loaded.code == 0, loaded.stderr[-3000:]
     account = next(row[1] for member, raw in read_members(first).items()
                    if member.startswith("CRE_") for row in data_records(raw))
     load = start_cre("ingest", "--input", str(generate_vacation(

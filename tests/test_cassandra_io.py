@@ -12,6 +12,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout, WriteType, cqltypes
+from cassandra.cluster import NoHostAvailable
 from conftest import config_of
 
 from io_connectors import cql_values
@@ -167,5 +168,8 @@ def test_timeouts_are_retried_for_a_time_not_a_count():
     later = _retry_delay(policy, _failed_request(timeout, attempts=20, first_sent_ago=90))
     assert 10 * 0.8 <= later <= 10 * 1.2  # the backoff's ceiling
     assert _retry_delay(policy, _failed_request(timeout, attempts=3, first_sent_ago=121)) is None
+    gone = NoHostAvailable("no host", {})
+    assert _retry_delay(policy, _failed_request(gone, attempts=7, first_sent_ago=20))
+    assert _retry_delay(policy, _failed_request(gone, attempts=8, first_sent_ago=25)) is None
     refused = InvalidRequest("no such column")
     assert _retry_delay(policy, _failed_request(refused, attempts=1, first_sent_ago=0)) is None

@@ -48,7 +48,7 @@ def _expected_positions(*archives: Path, touched_by: Path) -> list[str]:
             for (a, d, c), (n, debit, credit) in sorted(totals.items())]
 
 
-def test_ingest_delivers_positions_over_the_latest_versions(structured, tmp_path):
+def test_ingest_delivers_positions_over_the_latest_versions(structured, zone_session, tmp_path):
     zones = tmp_path / "zones"
     first = generate_vacation(tmp_path / "a", "2026-09-01", 1, 2000, 10, seed=61)
     rows = _rows(first)
@@ -78,6 +78,20 @@ def test_ingest_delivers_positions_over_the_latest_versions(structured, tmp_path
     status = json.loads(run_cre("status", "BAF_20260901_02", "--json",
                                 env=structured).stdout)
     assert status["state"] == "DELIVERED"
+
+    # a vacation loaded before cre_days_by_vacation existed: its days come from its versions
+    assert zone_session.execute("SELECT count(*) FROM cre_days_by_vacation WHERE vacation_id "
+                                "= 'BAF_20260901_02' AND bucket IN (0, 1, 2, 3, 4, 5, 6, 7, 8, "
+                                "9, 10, 11, 12, 13, 14, 15)").one()[0] > 0
+    zone_session.execute("DELETE FROM cre_days_by_vacation WHERE vacation_id = "
+                         "'BAF_20260901_02' AND bucket IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, "
+                         "12, 13, 14, 15)")
+    path = zones / "outbound/arkea_abs/2026-09-01" / pivot_package.package_name("BAF_20260901_02")
+    delivered = path.read_bytes()
+    again = run_cre("deliver", "--vacation", "BAF_20260901_02", "--zones-root", str(zones),
+                    "--redeliver", env=structured)
+    assert again.code == 0, again.stderr[-3000:]
+    assert path.read_bytes() == delivered
 
 
 def test_deliver_once_unless_redelivered(structured, tmp_path):

@@ -9,6 +9,8 @@ import pyarrow as pa
 
 from pipelines.deliver import _day_keys, _positions, _touched, _touched_days
 from transforms.pivot_package import Position
+from transforms.structured_rows import DAY_BUCKETS, cre_days
+from transforms.validate import ValidatedBatch
 
 DAY = datetime.date(2026, 11, 22)
 EARLIER = DAY - datetime.timedelta(days=1)
@@ -57,9 +59,24 @@ def test_each_touched_day_is_read_once_from_its_account_month_partition():
     for page in pages:
         for bucket, days in _touched_days(page):
             buckets.setdefault(bucket, []).append(days)
-    keys = [key for bucket in buckets.items() for read in _day_keys(bucket) for key in read]
+    keys = [key for tables in buckets.values()
+            for read in _day_keys(pa.concat_tables(tables)) for key in read]
     assert sorted(keys) == [("A", 202611, EARLIER), ("A", 202611, DAY), ("B", 202611, DAY)]
     # an account's days all fall in one bucket, whichever page they came from
     for account in "AB":
         assert sum(any(row["account_id"] == account for table in tables
                        for row in table.to_pylist()) for tables in buckets.values()) == 1
+
+
+def test_ingest_records_each_touched_day_once_in_its_accounts_bucket():
+    batch = ValidatedBatch("CRE_0001.csv", "cre", EVENTS, pa.table({}), None)
+    days = cre_days(batch, MINE)
+    assert sorted(zip(days["account_id"].to_pylist(), days["value_date"].to_pylist())) == [
+        ("A", EARLIER), ("A", DAY), ("B", DAY), ("C", DAY)]
+    assert set(days["vacation_id"].to_pylist()) == {MINE}
+    # the buckets the delivery reads are the ones the legacy path derives from the versions
+    legacy = {(row["account_id"], bucket) for bucket, table in
+              _touched_days(EVENTS.select(["account_id", "value_date"]))
+              for row in table.to_pylist()}
+    assert set(zip(days["account_id"].to_pylist(), days["bucket"].to_pylist())) == legacy
+    assert all(0 <= bucket < DAY_BUCKETS for bucket in days["bucket"].to_pylist())

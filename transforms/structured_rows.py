@@ -7,6 +7,7 @@ rollback find and remove exactly what the vacation wrote.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -52,6 +53,28 @@ def cre_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
     })
 
 
+# the buckets of cre_days_by_vacation: all the days of an account in one, so that the delivery
+# reads, filters and sums each bucket's days whole, in one place
+DAY_BUCKETS = 16
+
+
+def day_buckets(accounts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The bucket of each account's days (stable across processes and versions: crc32)."""
+    return np.fromiter((zlib.crc32(account.encode()) % DAY_BUCKETS
+                        for account in accounts.to_pylist()), np.int32, len(accounts))
+
+
+def cre_days(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
+    """The distinct days the batch's events touched: a few rows for many events."""
+    days = batch.records.select(["account_id", "value_date"]).group_by(
+        ["account_id", "value_date"]).aggregate([])
+    return pa.table({
+        "vacation_id": _constant(vacation_id, days.num_rows),
+        "bucket": pa.array(day_buckets(days["account_id"]), pa.int32()),
+        "account_id": days["account_id"], "value_date": days["value_date"],
+    })
+
+
 def gesparam_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
     records = batch.records
     return pa.table({
@@ -75,6 +98,7 @@ RowsFn = Callable[[ValidatedBatch, str], pa.Table]
 TABLES: dict[str, list[tuple[str, str, RowsFn]]] = {
     contract.CRE: [("CreEvents", "cre_events_by_account", cre_events),
                    ("CreVersions", "cre_event_versions", cre_versions),
+                   ("CreDays", "cre_days_by_vacation", cre_days),
                    ("CreRejects", "rejects_by_vacation", rejects)],
     contract.GESPARAM: [("GesparamVersions", "gesparam_versions", gesparam_versions),
                         ("GesparamRejects", "rejects_by_vacation", rejects)],
