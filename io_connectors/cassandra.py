@@ -448,6 +448,11 @@ class _WriteFn(beam.DoFn):
                          self._table, request.attempt + 1, _reason(request.error))
             self._retries.inc()
             self._sent[id(request)] = table
+            if isinstance(request.error, WriteTimeout):
+                # the replica that coordinated it may have a stale view of a restarted peer
+                # (CI: minutes of timeouts with no replica answering): let the load balancing
+                # policy pick another coordinator
+                request.statement.routing_key = None
             self._window.send(request)
             block = False
 
