@@ -54,20 +54,15 @@ class SchemaOutdated(PlatformError):
     """The keyspace lacks migrations this version needs: ``cre db migrate`` applies them."""
 
 
-# a node that has just died is not yet known down: the first reads may time out on it
-@retry_transient(attempts=5, max_wait=10)
-def _read_versions(session) -> list[tuple]:
-    return list(session.execute("SELECT version FROM schema_migrations"))
-
-
-# a statement that does nothing the second time, sent again on a node's timeout or a
-# connection lost: just after a rolling restart, the first may meet a defunct connection
+# a statement that does nothing the second time (a read, IF [NOT] EXISTS), sent again on a
+# node's timeout or a connection lost: a node that has just died is not yet known down, and
+# just after a rolling restart the first statement may meet a defunct connection
 _IF_EXISTS = re.compile(r"\bIF (NOT )?EXISTS\b", re.IGNORECASE)
 
 
 @retry_transient(attempts=5, max_wait=10)
-def _idempotent(session, statement: str) -> list[tuple]:
-    return list(session.execute(statement, timeout=120))
+def _idempotent(session, statement: str, **options) -> list[tuple]:
+    return list(session.execute(statement, **options))
 
 
 def require_current(session) -> None:
@@ -75,7 +70,8 @@ def require_current(session) -> None:
     a missing table or column."""
     keyspace = session.keyspace
     try:
-        applied = {version for (version,) in _read_versions(session)}
+        applied = {version for (version,) in
+                   _idempotent(session, "SELECT version FROM schema_migrations")}
     except TRANSIENT as error:
         raise CassandraUnavailable(f"cannot read {keyspace}.schema_migrations: "
                                    f"{type(error).__name__}: {error}") from error
@@ -104,11 +100,13 @@ def migrate(config: CassandraConfig, replication_spec: str) -> list[str]:
     try:
         rendered = ", ".join(f"'{key}': '{value}'" for key, value in options.items())
         _idempotent(session, f"CREATE KEYSPACE IF NOT EXISTS {config.keyspace} "
-                             f"WITH replication = {{{rendered}}}")
+                             f"WITH replication = {{{rendered}}}", timeout=120)
         session.set_keyspace(config.keyspace)
         _idempotent(session, "CREATE TABLE IF NOT EXISTS schema_migrations (version int "
-                             "PRIMARY KEY, name text, checksum text, applied_at timestamp)")
-        applied = dict(_idempotent(session, "SELECT version, checksum FROM schema_migrations"))
+                             "PRIMARY KEY, name text, checksum text, applied_at timestamp)",
+                    timeout=120)
+        applied = dict(_idempotent(session, "SELECT version, checksum FROM schema_migrations",
+                                   timeout=120))
         done = []
         for version, name, text in migrations():
             checksum = hashlib.sha256(text.encode()).hexdigest()
@@ -119,7 +117,7 @@ def migrate(config: CassandraConfig, replication_spec: str) -> list[str]:
                 continue
             for statement in statements(text):
                 if _IF_EXISTS.search(statement):
-                    _idempotent(session, statement)
+                    _idempotent(session, statement, timeout=120)
                 else:  # an ALTER ... ADD sent twice fails: once, with the time it needs
                     session.execute(statement, timeout=120)
             session.execute(
