@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.util import datetime_from_uuid1, uuid_from_time
@@ -31,6 +32,8 @@ class AuditTrail:
         self._session = session
         self._replica = replica
         self._ttl = ttl_days * 86_400
+        self._pending: set = set()  # writes sent, not yet answered: what close() waits for
+        self._lock = threading.Lock()
         self._insert = session.prepare(
             "INSERT INTO audit_events (tenant, day, at, replica, client, action, object, "
             "outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")
@@ -42,11 +45,29 @@ class AuditTrail:
         now = datetime.datetime.now(datetime.UTC)
         event = (tenant, now.date(), uuid_from_time(now), self._replica, client, action,
                  object_, outcome, detail)
-        self._session.execute_async(self._insert, (*event, self._ttl)).add_errback(
-            self._lost, event)
+        future = self._session.execute_async(self._insert, (*event, self._ttl))
+        with self._lock:
+            self._pending.add(future)
+        future.add_callbacks(self._written, self._lost, callback_args=(future,),
+                             errback_args=(event, future))
 
-    @staticmethod
-    def _lost(error: Exception, event: tuple) -> None:
+    def close(self) -> None:
+        """Waits for the writes still in flight, so a service that stops (SIGTERM) loses no
+        event it answered for; each ends within the driver's request timeout."""
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - _lost has logged it with its event
+                pass
+
+    def _written(self, _rows, future) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _lost(self, error: Exception, event: tuple, future) -> None:
+        self._written(None, future)
         tenant, _, at, *rest = event
         _LOG.error("audit event NOT RECORDED (%s: %s): %s", type(error).__name__, error,
                    dict(zip(COLUMNS, (tenant, datetime_from_uuid1(at), *rest))))

@@ -106,6 +106,7 @@ def serve(args: argparse.Namespace) -> int:
                     ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         stop.set()
+        audit.close()
         session.cluster.shutdown()
     return 0
 
