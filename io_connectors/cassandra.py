@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import tenacity
 from apache_beam.transforms.display import DisplayDataItem
@@ -52,6 +53,7 @@ from cassandra.policies import (
 )
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, tuple_factory
+from cassandra.util import Date
 
 from io_connectors import cql_values
 from transforms.contract import PlatformError
@@ -553,13 +555,15 @@ class _SplitFn(beam.DoFn):
 
 
 def _arrow(names: Sequence[str], types: dict[str, str], rows: Sequence[tuple]) -> pa.Table:
-    columns = {}
-    for index, name in enumerate(names):
-        values = [row[index] for row in rows]
-        if types[name] == "date":
-            values = [None if value is None else value.date() for value in values]
-        columns[name] = _map_array(values) if types[name].startswith("map<") else pa.array(values)
-    return pa.table(columns)
+    return pa.table({name: _column(types[name], [row[index] for row in rows])
+                     for index, name in enumerate(names)})
+
+
+def _column(cql_type: str, values: list) -> pa.Array:
+    """One column's values as the driver or a caller gives them, as Arrow."""
+    if cql_type == "date":
+        values = [value.date() if isinstance(value, Date) else value for value in values]
+    return _map_array(values) if cql_type.startswith("map<") else pa.array(values)
 
 
 def _map_array(values: list) -> pa.MapArray:
@@ -687,16 +691,28 @@ class _ReadKeysFn(_TableReaderFn):
 
     def setup(self) -> None:
         super().setup()
+        # a key's own columns are the same in each of its rows: taken from the key, not read
+        self._read = [name for name in self._names if name not in self._key_columns]
         where = " AND ".join(f"{column} = ?" for column in self._key_columns)
-        self._statement = self._session.prepare(f"{self._select} WHERE {where}")
+        self._statement = self._session.prepare(
+            f"SELECT {', '.join(self._read or self._key_columns[:1])} "
+            f"FROM {self._config.keyspace}.{self._table} WHERE {where}")
 
     def process(self, keys: Sequence[tuple]) -> Iterator[pa.Table]:
         results = execute_concurrent_with_args(self._session, self._statement, keys,
                                                concurrency=self._concurrency,
                                                raise_on_first_error=True)
-        rows = [row for _, result in results for row in result]
+        counts, rows = [], []
+        for _, result in results:
+            before = len(rows)
+            rows.extend(result)
+            counts.append(len(rows) - before)
         self._rows_read.inc(len(rows))
-        yield _arrow(self._names, self._types, rows)
+        read = _arrow(self._read, self._types, rows)
+        of_key = pa.array(np.repeat(np.arange(len(keys)), counts))
+        yield pa.table({name: read[name] if name in self._read else _column(
+            self._types[name], [key[self._key_columns.index(name)] for key in keys]).take(of_key)
+            for name in self._names})
 
 
 @beam.typehints.with_output_types(pa.Table)

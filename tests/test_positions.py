@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from pipelines.deliver import _day_keys, _positions, _touched, _touched_days
+from pipelines.deliver import _as_positions, _day_keys, _positions, _touched, _touched_days
 from transforms.pivot_package import Position
 from transforms.structured_rows import DAY_BUCKETS, cre_days
 from transforms.validate import ValidatedBatch
@@ -35,7 +35,7 @@ def test_touched_keys_are_the_vacations_own_distinct_keys():
 
 
 def test_positions_cover_touched_keys_over_every_event_of_their_day():
-    positions = sorted(_positions(_touched(EVENTS, MINE), EVENTS), key=str)
+    positions = sorted(_as_positions(_positions(_touched(EVENTS, MINE), EVENTS)), key=str)
     # A's day holds another vacation's credit of 2.00; C's day was not touched at all
     assert positions == sorted([
         Position("A", "2026-11-22", "EUR", 4, Decimal("11.00"), Decimal("5.50")),
@@ -45,12 +45,12 @@ def test_positions_cover_touched_keys_over_every_event_of_their_day():
 
 def test_day_sums_are_exact_beyond_one_amounts_precision():
     rows = pa.concat_tables([EVENTS.slice(3, 1)] * 3)
-    assert _positions(_touched(rows, MINE), rows) == [
+    assert _as_positions(_positions(_touched(rows, MINE), rows)) == [
         Position("B", "2026-11-22", "USD", 3, Decimal("0"), Decimal("299999999.97"))]
 
 
 def test_nothing_touched_means_no_positions():
-    assert _positions(_touched(EVENTS.slice(5), MINE), EVENTS.slice(5)) == []
+    assert _positions(_touched(EVENTS.slice(5), MINE), EVENTS.slice(5)).num_rows == 0
 
 
 def test_each_touched_day_is_read_once_from_its_account_month_partition():
