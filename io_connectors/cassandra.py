@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import heapq
 import logging
 import random
@@ -184,6 +185,11 @@ class _SharedSessions:
             entry = self._sessions.get(config)
             if entry is None:
                 entry = self._sessions[config] = [config.connect(config.keyspace), 0]
+                # every request leaves the driver's future as cyclic garbage (its timer calls
+                # back into it), so full collections come often; frozen, the heap so far
+                # (modules, Beam's graph, the cluster's metadata) is not walked by each one:
+                # 1M-row load, 12.3 -> 1.9 s of full collections, client CPU 64 -> 44 s
+                gc.freeze()
             entry[1] += 1
             return entry[0]
 
@@ -250,6 +256,9 @@ class _Window:
 
     def _succeeded(self, _result, request: _Request) -> None:
         request.error = None
+        # the driver's future is cyclic garbage (its timer calls back into it): emptied here,
+        # the rows it holds go with their last reference, not at the next full collection
+        request.statement._statements_and_parameters.clear()
         self._finish(request)
 
     def _failed(self, error: Exception, request: _Request) -> None:
@@ -415,7 +424,7 @@ class _WriteFn(beam.DoFn):
                                    consistency_level=self._config.consistency_level)
         # the rows are already wire values: add them as the driver's add() would after bind()
         query_id = self._insert.query_id
-        statement._statements_and_parameters = [(True, query_id, list(rows_of[row]))
+        statement._statements_and_parameters = [(True, query_id, rows_of[row])
                                                 for row in rows]
         statement.routing_key = routing_key
         statement.keyspace = self._config.keyspace

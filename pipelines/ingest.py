@@ -84,7 +84,7 @@ class IngestVacation(beam.PTransform):
         results = []
         for step, table, rows in structured_rows.TABLES[kind]:
             written = (validated
-                       | f"{step}Rows" >> beam.Map(rows, self._name.vacation_id)
+                       | f"{step}Rows" >> rows(self._name.vacation_id)
                        | f"Write{step}" >> WriteToCassandra(self._cassandra, table,
                                                             **self._write_settings))
             results.append(written.written | f"{step}Written" >> beam.Map(

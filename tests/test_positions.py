@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+import apache_beam as beam
 import pyarrow as pa
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.deliver import _as_positions, _day_keys, _positions, _touched, _touched_days
+from transforms import contract
 from transforms.pivot_package import Position
-from transforms.structured_rows import DAY_BUCKETS, cre_days
+from transforms.structured_rows import DAY_BUCKETS, TABLES, _DistinctDaysFn, cre_days
 from transforms.validate import ValidatedBatch
 
 DAY = datetime.date(2026, 11, 22)
@@ -80,3 +84,31 @@ def test_ingest_records_each_touched_day_once_in_its_accounts_bucket():
               for row in table.to_pylist()}
     assert set(zip(days["account_id"].to_pylist(), days["bucket"].to_pylist())) == legacy
     assert all(0 <= bucket < DAY_BUCKETS for bucket in days["bucket"].to_pylist())
+
+
+def _days_of(tables: list[pa.Table]) -> list[tuple]:
+    return [(row["account_id"], row["value_date"], row["bucket"], row["vacation_id"])
+            for table in tables for row in table.to_pylist()]
+
+
+def test_a_bundles_batches_write_each_day_once():
+    batches = [ValidatedBatch("CRE_0001.csv", "cre", EVENTS.slice(start, 3), pa.table({}), None)
+               for start in (0, 2, 4)]
+    by_batch = sorted(_days_of([cre_days(batch, MINE) for batch in batches]))
+    [(step, days_rows)] = [(step, rows) for step, table, rows in TABLES[contract.CRE]
+                           if table == "cre_days_by_vacation"]
+    with TestPipeline() as pipeline:
+        written = (pipeline | beam.Create(batches, reshuffle=False) | step >> days_rows(MINE)
+                   | beam.FlatMap(lambda table: _days_of([table])))
+        assert_that(written, equal_to(sorted(set(by_batch))))
+    assert len(by_batch) > len(set(by_batch))  # the batches did repeat days
+
+
+def test_days_past_the_flush_size_leave_before_the_bundle_ends():
+    days = _DistinctDaysFn(MINE, flush_rows=2)
+    days.start_bundle()
+    batch = ValidatedBatch("CRE_0001.csv", "cre", EVENTS, pa.table({}), None)
+    early = list(days.process(batch))
+    late = [value.value for value in days.finish_bundle()]
+    assert len(early) == 1 and not late  # 4 distinct days > 2 // 2: emitted at once
+    assert sorted(_days_of(early)) == sorted(_days_of([cre_days(batch, MINE)]))
