@@ -79,8 +79,7 @@ def cre_days(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
 
 
 def _distinct(days: pa.Table) -> pa.Table:
-    distinct = days.group_by(["vacation_id", "bucket", "account_id", "value_date"]).aggregate([])
-    return distinct.select(days.column_names)
+    return days.group_by(days.column_names).aggregate([]).select(days.column_names)
 
 
 class _DistinctDaysFn(beam.DoFn):
