@@ -62,13 +62,21 @@ def _touched_days(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
 
 
 def _day_keys(days: pa.Table) -> Iterator[list[tuple]]:
-    """A bucket's distinct days as the partition and day keys of the events table:
-    (account_id, month, value_date), in reads of ``_DAYS_PER_READ``."""
+    """A bucket's distinct days as keys of the events table: (account_id, month, [value_date,
+    ...]), one partition's days a key, in reads of about ``_DAYS_PER_READ`` days."""
     days = days.group_by(["account_id", "value_date"]).aggregate([])
-    keys = list(zip(days["account_id"].to_pylist(), months(days["value_date"]).to_pylist(),
-                    days["value_date"].to_pylist()))
-    for start in range(0, len(keys), _DAYS_PER_READ):
-        yield keys[start:start + _DAYS_PER_READ]
+    days = days.append_column("month", months(days["value_date"]))
+    partitions = days.group_by(["account_id", "month"]).aggregate([("value_date", "list")])
+    keys, in_read = [], 0
+    for account, month, value_dates in zip(*(column.to_pylist()
+                                             for column in partitions.columns)):
+        keys.append((account, month, value_dates))
+        in_read += len(value_dates)
+        if in_read >= _DAYS_PER_READ:
+            yield keys
+            keys, in_read = [], 0
+    if keys:
+        yield keys
 
 
 _KEY = ["account_id", "value_date", "currency"]
@@ -202,8 +210,8 @@ class ComputePositions(beam.PTransform):
         return (self._bucket_days(pbegin)
                 | "DayKeys" >> beam.FlatMap(_day_keys)
                 | "ReadDays" >> ReadAllFromCassandra(
-                    self._config, "cre_events_by_account",
-                    ("account_id", "month", "value_date"), _EVENT_COLUMNS)
+                    self._config, "cre_events_by_account", ("account_id", "month"),
+                    _EVENT_COLUMNS, in_column="value_date")
                 | "DayPositions" >> beam.ParDo(_DayPositionsFn(
                     self._config, self._vacation_id, self._visible))
                 | "AllPositions" >> beam.CombineGlobally(_concatenated))

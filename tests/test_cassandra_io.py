@@ -19,6 +19,7 @@ from io_connectors import cql_values
 from io_connectors.cassandra import (
     MAX_TOKEN,
     MIN_TOKEN,
+    ReadAllFromCassandra,
     ReadFromCassandra,
     WriteToCassandra,
     _Request,
@@ -123,6 +124,30 @@ def test_write_then_read_round_trip(probe, zone_session):
         assert_that(read, equal_to([
             (k, c, d, t.replace(tzinfo=None), amount, flag, note)
             for k, c, d, t, amount, flag, note in expected]))
+
+
+@pytest.mark.integration
+def test_keys_read_their_rows_and_in_column_reads_many_of_a_partition(probe):
+    """One key per partition with the clustering values IN a list reads the rows the same
+    per-row keys do, and only those."""
+    with TestPipeline() as pipeline:
+        (pipeline | "Batches" >> beam.Create([_rows(5000, 70)])
+         | "Write" >> WriteToCassandra(probe, "connector_probe"))
+    wanted = {"key-1": [5006, 5013, 5062], "key-3": [5001, 5002, 5008], "key-5": [4999]}
+    expected = [("key-1", 5006), ("key-1", 5013), ("key-1", 5062), ("key-3", 5001),
+                ("key-3", 5008)]
+    with TestPipeline() as pipeline:
+        keys = pipeline | "Keys" >> beam.Create([[(k, cs) for k, cs in wanted.items()]])
+        by_list = (keys | "ReadIn" >> ReadAllFromCassandra(probe, "connector_probe", ("k",),
+                                                             ("k", "c"), in_column="c")
+                   | "InRows" >> beam.FlatMap(lambda t: list(zip(*t.to_pydict().values()))))
+        by_row = (pipeline
+                  | "RowKeys" >> beam.Create([[(k, c) for k, cs in wanted.items() for c in cs]])
+                  | "ReadEach" >> ReadAllFromCassandra(probe, "connector_probe", ("k", "c"),
+                                                       ("k", "c"))
+                  | "EachRows" >> beam.FlatMap(lambda t: list(zip(*t.to_pydict().values()))))
+        assert_that(by_list, equal_to(expected), label="In")
+        assert_that(by_row, equal_to(expected), label="Each")
 
 
 @pytest.mark.integration

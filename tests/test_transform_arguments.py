@@ -41,6 +41,8 @@ CONTEXT = RunContext("BAF_20261122_03", "2026-11-22", 3, "0" * 64, "t0")
     (lambda: ReadAllFromCassandra(CONFIG, "cre_events", ()), ValueError, "key_columns"),
     (lambda: ReadAllFromCassandra(CONFIG, "cre_events", ("account_id",), concurrency=0),
      ValueError, "concurrency"),
+    (lambda: ReadAllFromCassandra(CONFIG, "cre_events", ("account_id",),
+                                  in_column="account_id"), ValueError, "in_column"),
     (lambda: WriteStagedAvro("staging", "BAF_20261122_03", codec="lz4"), ValueError, "codec"),
     (lambda: WriteStagedAvro("staging", ""), ValueError, "vacation_id"),
     (lambda: PublishVacation("", CONTEXT, "staging"), ValueError, "zones_root"),
