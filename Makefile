@@ -7,7 +7,7 @@ RUN_DIR := var/run
 ZONES := var/zones
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools run check test test-cluster lint bench profile clean
+.PHONY: setup monitoring-tools browser-tools run check test test-cluster lint bench profile clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -17,7 +17,7 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed $(BIN)/prism monitoring-tools
+setup: $(VENV)/.installed $(BIN)/prism monitoring-tools browser-tools
 
 # Beam's portable runner Prism, the Go binary of the Beam version in requirements.txt, built once
 # from the Go module proxy into the virtualenv (the jobs look for it there: pipelines/runners.py)
@@ -31,13 +31,19 @@ $(BIN)/prism: requirements.txt | $(VENV)/.installed
 # test runs its own on free ports) from Debian, once; the system services they come with are
 # stopped and disabled.
 MONITORING_PACKAGES := prometheus prometheus-pushgateway prometheus-alertmanager
+# shell prefix: apt-get install, as root (sudo when not), of the packages that follow it
+APT_INSTALL := as_root=$$([ "$$(id -u)" = 0 ] || echo sudo); $$as_root apt-get update -qq && \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 monitoring-tools:
-	@command -v promtool >/dev/null || { as_root=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) && \
+	@command -v promtool >/dev/null || { $(APT_INSTALL) $(MONITORING_PACKAGES) && \
 	for service in $(MONITORING_PACKAGES); do \
 		$$as_root service $$service stop; $$as_root update-rc.d $$service disable; \
 	done >/dev/null 2>&1; command -v promtool >/dev/null; }
+
+# the console's browser tests drive Debian's Chromium headless through its chromedriver
+browser-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	$(APT_INSTALL) chromium chromium-driver && command -v chromedriver >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

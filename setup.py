@@ -11,7 +11,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "io_connectors",
                                     "schemas"]),
-    package_data={"schemas": ["*.avsc"]},
+    package_data={"schemas": ["*.avsc"],
+                  "pipelines.console": ["templates/*.html", "static/*.css"]},
     install_requires=[
         line.strip()
         for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()

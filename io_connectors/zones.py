@@ -21,7 +21,7 @@ import posixpath
 import uuid
 from typing import Any, Optional
 
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 LANDING = "landing"
@@ -80,9 +80,10 @@ def rename(source: str, destination: str) -> None:
 
 
 def read_bytes(path: str) -> Optional[bytes]:
+    """The file's bytes as stored (a ``.bz2`` package is not decompressed), None if absent."""
     if not FileSystems.exists(path):
         return None
-    with FileSystems.open(path) as handle:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         return handle.read()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Optional
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -165,6 +166,21 @@ def cassandra_arguments(config: CassandraConfig, replication: str) -> list[str]:
               "cassandra_local_dc": config.local_dc,
               "cassandra_tls_ca_file": config.tls_ca_file, "replication": replication}
     return [f"--{name}={value}" for name, value in values.items() if value is not None]
+
+
+def cre_child(config: CassandraConfig, replication: str,
+              *args: str) -> tuple[list[str], dict[str, str]]:
+    """A ``cre`` command run by a service (the ingest manager, the console): its command line,
+    with the structured zone's flags last so that nothing before them points it elsewhere, and
+    its environment, with the password, where ``ps`` does not show it, and no other inherited
+    ``CRE_CASSANDRA_*`` variable."""
+    argv = [sys.executable, "-m", "pipelines.commands.cli", *args,
+            *cassandra_arguments(config, replication)]
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("CRE_CASSANDRA_")}
+    if config.password is not None:
+        env["CRE_CASSANDRA_PASSWORD"] = config.password
+    return argv, env
 
 
 class MonitoringOptions(PipelineOptions):

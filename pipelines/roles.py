@@ -4,7 +4,8 @@
   ``recover``): reads and writes the zone's tables and the ledger;
 - ``cre_service``, ``cre serve``: reads and writes the collection's tables (uploads, tokens,
   the login throttle, the audit trail) and the ledger (it queues uploads, its manager claims
-  them), and no data table;
+  them), reads the rejected lines (its console shows samples of them), and no other data
+  table;
 - ``cre_reader``, consumers and ``cre query``/``status``/``rejects``: reads the zone's tables
   and the ledger, which decides what is visible.
 
@@ -44,8 +45,8 @@ class Role:
 INGEST = Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA, ZONE | LEDGER)
 ROLES = (
     INGEST,
-    Role("cre_service", "CRE_SERVICE_PASSWORD", COLLECTION | LEDGER | SCHEMA,
-         COLLECTION | LEDGER),
+    Role("cre_service", "CRE_SERVICE_PASSWORD",
+         COLLECTION | LEDGER | SCHEMA | {"rejects_by_vacation"}, COLLECTION | LEDGER),
     Role("cre_reader", "CRE_READER_PASSWORD", ZONE | LEDGER | SCHEMA),
 )
 

@@ -5,6 +5,8 @@ accepted by the others and failed logins count wherever they are tried.
 This module owns the tables ``service_tokens`` and ``login_failures``. A token is random and
 stored only as its sha256, with a fingerprint of the password hash it was issued under: a new
 password (or the tenant removed) revokes every token of the tenant on every replica at once.
+The console's sessions are tokens too, of principals with a prefix (``operator:``) that no
+tenant name can have: each ``Tokens`` accepts only its own kind's.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import hashlib
 import hmac
 import math
 import secrets
-from typing import Optional
-
-from pipelines.collect.tenants import Tenant
+from typing import Optional, Protocol
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Account(Protocol):
+    name: str
+    password_hash: str
 
 
 @dataclasses.dataclass
@@ -33,31 +38,38 @@ class Grant:
     files: int
     seconds_left: int
 
-    def issued_for(self, tenant: Tenant) -> bool:
-        """False once the tenant's password changed: its Argon2id hash (salted) is new."""
-        return hmac.compare_digest(self.password_fingerprint, _sha256(tenant.password_hash))
+    def issued_for(self, account: Account) -> bool:
+        """False once the account's password changed: its Argon2id hash (salted) is new."""
+        return hmac.compare_digest(self.password_fingerprint, _sha256(account.password_hash))
 
 
 class Tokens:
-    """Bearer tokens (``service_tokens``), each kept for ``seconds`` (whole, at least one)."""
+    """Bearer tokens (``service_tokens``), each kept for ``seconds`` (whole, at least one), of
+    the accounts whose principal is ``prefix`` + their name (tenants: no prefix)."""
 
-    def __init__(self, session, seconds: float):
+    def __init__(self, session, seconds: float, prefix: str = ""):
         self.seconds = max(1, math.ceil(seconds))
+        self._prefix = prefix
         self._session = session
         prepare = session.prepare
         self._insert = prepare(
             "INSERT INTO service_tokens (token_sha256, tenant, password_fingerprint, files) "
             "VALUES (?, ?, ?, 0) USING TTL ?")
+        self._revoke = prepare("DELETE FROM service_tokens WHERE token_sha256 = ?")
         self._get = prepare("SELECT tenant, password_fingerprint, files, TTL(tenant) "
                             "FROM service_tokens WHERE token_sha256 = ?")
         self._count = prepare("UPDATE service_tokens USING TTL ? SET files = ? "
                               "WHERE token_sha256 = ? IF files = ?")
 
-    def issue(self, tenant: Tenant) -> str:
+    def issue(self, account: Account) -> str:
         token = secrets.token_urlsafe(32)
-        self._session.execute(self._insert, (_sha256(token), tenant.name,
-                                             _sha256(tenant.password_hash), self.seconds))
+        self._session.execute(self._insert, (_sha256(token), self._prefix + account.name,
+                                             _sha256(account.password_hash), self.seconds))
         return token
+
+    def revoke(self, token: str) -> None:
+        """Ends the token at once on every replica (a console logout)."""
+        self._session.execute(self._revoke, (_sha256(token),))
 
     def get(self, token: str) -> Optional[Grant]:
         """The token's grant; None for an expired or made-up one."""
@@ -65,8 +77,11 @@ class Tokens:
         row = self._session.execute(self._get, (key,)).one()
         if row is None or row[0] is None:  # nothing, or only a files cell outliving the row
             return None
-        tenant, fingerprint, files, seconds_left = row
-        return Grant(key, tenant, fingerprint, files, max(1, seconds_left or 0))
+        principal, fingerprint, files, seconds_left = row
+        name = principal.removeprefix(self._prefix)
+        if not principal.startswith(self._prefix) or ":" in name:  # another kind's token
+            return None
+        return Grant(key, name, fingerprint, files, max(1, seconds_left or 0))
 
     def take_file(self, grant: Grant, limit: int) -> bool:
         """Counts one more file against the token, unless ``limit`` already were: a

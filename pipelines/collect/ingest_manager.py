@@ -23,7 +23,6 @@ import datetime
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from io_connectors.cassandra import CassandraConfig
 from pipelines.collect.tenants import TenantStore
 from pipelines.ledger import IN_PROGRESS, Ledger, State, this_process
-from pipelines.options import cassandra_arguments
+from pipelines.options import cre_child
 
 if TYPE_CHECKING:
     from pipelines.collect.audit import AuditTrail
@@ -201,21 +200,13 @@ class IngestManager:
 
     def command(self, row: dict) -> tuple[list[str], dict[str, str]]:
         """``cre ingest``'s command line and environment for the vacation of ``row``: the
-        tenant's runner profile, then the service's zones and structured zone (last, so that
-        no profile points a run elsewhere); the password in the environment, where ``ps``
-        does not show it, and no other inherited ``CRE_CASSANDRA_*`` variable."""
+        tenant's runner profile, then the service's zones and structured zone."""
         tenant = self._tenants.load().get(row["tenant"])
         profile = dict(tenant.profile if tenant else {"runner": "DirectRunner"})
-        argv = [sys.executable, "-m", "pipelines.commands.cli", "ingest",
-                f"--runner={profile.pop('runner', 'DirectRunner')}",
-                *(f"--{key}={value}" for key, value in profile.items()),
-                "--input", row["landed_path"], "--zones-root", self._zones_root,
-                *cassandra_arguments(self._config, self._replication)]
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("CRE_CASSANDRA_")}
-        if self._config.password is not None:
-            env["CRE_CASSANDRA_PASSWORD"] = self._config.password
-        return argv, env
+        return cre_child(self._config, self._replication, "ingest",
+                         f"--runner={profile.pop('runner', 'DirectRunner')}",
+                         *(f"--{key}={value}" for key, value in profile.items()),
+                         "--input", row["landed_path"], "--zones-root", self._zones_root)
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         with open(log, "ab") as out:  # the child keeps it open

@@ -35,6 +35,10 @@ from pipelines.collect.audit import ANONYMOUS, AuditTrail
 from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.collect.uploads import Uploads
+from pipelines.console.actions import ActionRunner
+from pipelines.console.operators import PRINCIPAL, OperatorStore
+from pipelines.console.routes import LoginRequired, console_router, redirect_to_login
+from pipelines.console.views import ConsoleViews
 from pipelines.ledger import VISIBLE, Ledger, State
 from transforms.contract import VacationError, VacationName
 
@@ -66,13 +70,22 @@ _ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
 
 def create_app(zones_root: str, tenants_path: str, session, token_seconds: float = 900.0,
                max_login_failures: int = 5, *, audit: AuditTrail,
-               registry: Optional[CollectorRegistry] = None) -> FastAPI:
+               registry: Optional[CollectorRegistry] = None,
+               operators_path: Optional[str] = None, console_seconds: float = 8 * 3600,
+               actions: Optional[ActionRunner] = None) -> FastAPI:
     """The service's application; ``session`` is a Cassandra session on the keyspace,
     ``audit`` records every login, refused token and upload, and ``/metrics`` shows
-    ``registry`` (shared with the ingest manager) with the service's own metrics added."""
+    ``registry`` (shared with the ingest manager) with the service's own metrics added. With
+    ``operators_path``, the operations console is at ``/console`` (sessions of
+    ``console_seconds``; ``actions`` None: it only reads)."""
     app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
     store = TenantStore(tenants_path)
     tokens, throttle = Tokens(session, token_seconds), LoginThrottle(session, max_login_failures)
+    if operators_path is not None:
+        app.include_router(console_router(
+            ConsoleViews(session, zones_root, store), OperatorStore(operators_path),
+            Tokens(session, console_seconds, PRINCIPAL), throttle, actions, audit))
+        app.add_exception_handler(LoginRequired, redirect_to_login)
     registry = CollectorRegistry() if registry is None else registry
     uploads_total = Counter("cre_uploads_total", "Uploads by outcome.", ["tenant", "outcome"],
                             registry=registry)

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Optional
@@ -62,6 +63,30 @@ def tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def operators(args: argparse.Namespace) -> int:
+    """The console's people: ``add NAME --role``, ``role NAME --role``, ``passwd``,
+    ``remove``, ``list``."""
+    from pipelines.console.operators import OperatorStore
+
+    store = OperatorStore(Path(args.operators))
+    try:
+        if args.action == "add":
+            store.add(args.name, _password(args), args.role)
+        elif args.action == "role":
+            store.set_role(args.name, args.role)
+        elif args.action == "passwd":
+            store.passwd(args.name, _password(args))
+        elif args.action == "remove":
+            store.remove(args.name)
+        else:
+            for operator in store.load().values():
+                print(f"{operator.name}  {operator.role}")
+    except ValueError as error:
+        print(f"cre operators: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _ingest_config(config: CassandraConfig, username: Optional[str]) -> CassandraConfig:
     """The connection of the ingests the manager starts: the service's own, or, for least
     privilege, another role's (``cre_ingest``, its password in ``CRE_INGEST_PASSWORD``)."""
@@ -80,6 +105,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from pipelines.collect.ingest_manager import IngestManager
     from pipelines.collect.service import create_app
+    from pipelines.console.actions import ActionRunner
     from pipelines.ledger import Ledger
 
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -99,13 +125,18 @@ def serve(args: argparse.Namespace) -> int:
             registry=registry, audit=audit)
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
                          daemon=True).start()
+    actions = None if args.no_manager else ActionRunner(
+        _ingest_config(config, args.ingest_username), args.replication, args.zones_root, audit,
+        Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir())))
     app = create_app(args.zones_root, args.tenants, session, args.token_seconds, audit=audit,
-                     registry=registry)
+                     registry=registry, operators_path=args.operators, actions=actions)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info",
                     ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         stop.set()
+        if actions is not None:
+            actions.wait()
         audit.close()
         session.cluster.shutdown()
     return 0
@@ -187,12 +218,27 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                "(repeatable), e.g. flink_master=host:8081.")
     tenant_parser.set_defaults(handler=tenants)
 
+    operator_parser = commands.add_parser("operators", help="The people of the operations "
+                                          "console (cre serve's /console).")
+    operator_parser.add_argument("action", choices=("add", "list", "passwd", "remove", "role"))
+    operator_parser.add_argument("name", nargs="?")
+    operator_parser.add_argument("--operators", default="var/operators.json",
+                                 help="The operators file (default var/operators.json).")
+    operator_parser.add_argument("--role", choices=("viewer", "operator"), default="viewer",
+                                 help="viewer reads every page; operator also replays, rolls "
+                                 "back, redelivers and recovers.")
+    operator_parser.add_argument("--password-stdin", action="store_true",
+                                 help="Read the password from standard input.")
+    operator_parser.set_defaults(handler=operators)
+
     serve_parser = commands.add_parser("serve", help="The collection service and its ingest "
                                        "manager.")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080)
     serve_parser.add_argument("--zones-root", required=True)
     serve_parser.add_argument("--tenants", default="var/tenants.json")
+    serve_parser.add_argument("--operators", default="var/operators.json",
+                              help="The console's operators file (cre operators add).")
     serve_parser.add_argument("--token-seconds", type=float, default=900.0,
                               help="Lifetime of a bearer token.")
     serve_parser.add_argument("--parallelism", type=int, default=2,

@@ -1,0 +1,170 @@
+"""What each console page shows, gathered from the ledger, the zones and the trails through
+their owners; plain dicts for the templates, so a page is its data plus its markup."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Optional
+
+import fastavro
+from apache_beam.io.filesystems import FileSystems
+
+from io_connectors import zones
+from pipelines.collect import audit
+from pipelines.collect.tenants import TenantStore
+from pipelines.collect.uploads import Uploads
+from pipelines.console import charts, schedule
+from pipelines.console.operators import PRINCIPAL
+from pipelines.ledger import VISIBLE, Ledger
+from pipelines.structured_zone import StructuredZone, slots
+from transforms import contract, pivot_package
+
+TREND_DAYS = 30
+REJECT_SAMPLE = 5  # rejected lines shown per reject code
+
+
+class ConsoleViews:
+    """The pages' data, over the service's session and zones root."""
+
+    def __init__(self, session, zones_root: str, tenants: TenantStore):
+        self._session = session
+        self._ledger = Ledger(session)
+        self._zone = StructuredZone(session, self._ledger)
+        self._uploads = Uploads(session)
+        self._zones_root = zones_root
+        self._proxy = zones.ProxyZone(zones_root)
+        self._tenants = tenants
+
+    def day(self, business_date: datetime.date, now: datetime.datetime) -> dict:
+        """The six slots of a business date, what each has done, and what is late."""
+        ids = slots(business_date)
+        rows = self._ledger.get_many(ids)
+        found = []
+        for slot, vacation_id in enumerate(ids, start=1):
+            row = rows.get(vacation_id)
+            found.append({**(_summary_of(row) if row else _MISSING),
+                          "slot": slot, "vacation_id": vacation_id,
+                          "due": schedule.deadline(business_date, slot),
+                          "late": schedule.lateness(row, business_date, slot, now)})
+        return {"business_date": business_date, "slots": found,
+                "previous": business_date - datetime.timedelta(days=1),
+                "next": business_date + datetime.timedelta(days=1)}
+
+    def vacation(self, vacation_id: str) -> Optional[dict]:
+        """A vacation's story: members, rejects with samples, the reconciliation against its
+        MONITOR, the ledger history, the delivered package and the zone files it wrote."""
+        row = self._ledger.get(vacation_id)
+        if row is None:
+            return None
+        summary = json.loads(row["summary"]) if row["summary"] else {}
+        members = summary.get("members", [])
+        delivery = json.loads(row["delivery"]) if row["delivery"] else None
+        record = self._proxy.commit_record(vacation_id)
+        return {**_summary_of(row), "vacation_id": vacation_id, "row": row,
+                "errors": json.loads(row["errors"]) if row["errors"] else [],
+                "members": members, "reject_codes": summary.get("reject_codes", {}),
+                "samples": self._samples(vacation_id, [member["name"] for member in members]),
+                "reconciliation": self._reconciliation(members, record),
+                "history": self._ledger.history(vacation_id),
+                "delivery": delivery, "manifest": self._manifest(delivery),
+                "files": record["files"] if record else []}
+
+    def package(self, vacation_id: str) -> Optional[tuple[str, bytes]]:
+        """The delivered package's file name and bytes."""
+        row = self._ledger.get(vacation_id)
+        delivery = json.loads(row["delivery"]) if row and row["delivery"] else None
+        data = zones.read_bytes(delivery["path"]) if delivery else None
+        return None if data is None else (delivery["path"].rsplit("/", 1)[-1], data)
+
+    def trends(self, today: datetime.date) -> dict:
+        """Records, reject ratio and ingest duration per slot over the last ``TREND_DAYS``
+        days, as charts, and each tenant's uploads per day."""
+        days = [today - datetime.timedelta(days=back) for back in range(TREND_DAYS - 1, -1, -1)]
+        rows = self._ledger.get_many([vacation_id for day in days for vacation_id in slots(day)])
+        by_slot = {slot: [rows.get(contract.vacation_id(day, slot)) for day in days]
+                   for slot in range(1, contract.SLOTS_PER_DAY + 1)}
+
+        def series(measure) -> dict[str, list[Optional[float]]]:
+            return {f"slot {slot}": [measure(row) if row else None for row in found]
+                    for slot, found in by_slot.items()}
+
+        uploads = {name: Counter(upload["business_date"] for upload in self._uploads.of(name)
+                                 if upload["business_date"] >= days[0])
+                   for name in sorted(self._tenants.load())}
+        return {"days": days, "charts": [
+            charts.line_chart("Records per vacation", days, series(lambda row: row["records"])),
+            charts.line_chart("Reject ratio", days, series(_reject_ratio), percent=True),
+            charts.line_chart("Ingest duration", days, series(_duration), unit=" s"),
+            charts.line_chart("Uploads per tenant", days, {
+                name: [float(counts.get(day, 0)) for day in days]
+                for name, counts in uploads.items()})],
+            "uploads": {name: sum(counts.values()) for name, counts in uploads.items()}}
+
+    def operator_events(self, since: datetime.datetime, limit: int = 500) -> list[dict]:
+        """What operators did in the console since then, newest first."""
+        events = [event for principal in audit.tenants_since(self._session, since)
+                  if principal.startswith(PRINCIPAL)
+                  for event in audit.events_since(self._session, principal, since)]
+        return sorted(events, key=lambda event: event["at"], reverse=True)[:limit]
+
+    def _samples(self, vacation_id: str, members: list[str]) -> dict[str, list[dict]]:
+        """Up to ``REJECT_SAMPLE`` rejected lines of each code, in file order."""
+        samples: dict[str, list[dict]] = {}
+        for reject in self._zone.rejects(vacation_id, members):
+            kept = samples.setdefault(reject["error_code"], [])
+            if len(kept) < REJECT_SAMPLE:
+                kept.append(reject)
+        return samples
+
+    def _reconciliation(self, members: list[dict], record: Optional[dict]) -> list[dict]:
+        """Each member's records against the count (and amount) its MONITOR declared."""
+        declared = {line["member_name"]: line for line in _monitor_lines(record)}
+        return [{"member": member["name"], "records": member["records"],
+                 "declared": declared.get(member["name"], {}).get("record_count"),
+                 "amount_sum": declared.get(member["name"], {}).get("amount_sum"),
+                 "matches": declared.get(member["name"], {}).get("record_count")
+                 == member["records"]}
+                for member in members if member["type"] in ("CRE", "GESPARAM")]
+
+    @staticmethod
+    def _manifest(delivery: Optional[dict]) -> list[dict]:
+        data = zones.read_bytes(delivery["path"]) if delivery else None
+        if data is None:
+            return []
+        return json.loads(pivot_package.read_archive(data)[pivot_package.MANIFEST])
+
+
+def _monitor_lines(record: Optional[dict]) -> Iterator[dict]:
+    """The MONITOR lines the vacation published to the Proxy Producer zone."""
+    for published in (record or {}).get("files", []):
+        if published["type"] == "MONITOR" and published["records"]:
+            with FileSystems.open(published["path"]) as handle:
+                yield from fastavro.reader(handle)
+
+
+_MISSING = {"state": "MISSING", **dict.fromkeys((
+    "outcome", "records", "loaded", "rejected", "reject_ratio", "received_at", "processed_at",
+    "delivered_at", "tenant"))}
+
+
+def _summary_of(row: dict) -> dict:
+    return {"state": row["state"], "outcome": row["outcome"], "records": row["records"],
+            "loaded": row["loaded"], "rejected": row["rejected"],
+            "reject_ratio": _reject_ratio(row), "received_at": row["received_at"],
+            "processed_at": row["processed_at"], "delivered_at": row["delivered_at"],
+            "visible": row["state"] in VISIBLE, "tenant": row["tenant"]}
+
+
+def _reject_ratio(row: dict) -> Optional[float]:
+    return row["rejected"] / row["records"] if row["records"] else None
+
+
+def _duration(row: dict) -> Optional[float]:
+    """Seconds from landing to the outcome."""
+    landed = (row["state_changed_at"] or {}).get("LANDED")
+    if landed is None or row["processed_at"] is None:
+        return None
+    return (row["processed_at"] - landed).total_seconds()
