@@ -182,7 +182,7 @@ def generate_vacation(out_dir: str | Path, business_date: str, slot: int, cre_ro
                            "sha256": hashlib.sha256(monitor_bytes).hexdigest()})
         meta = {"vacation_id": vacation_id, "sender": contract.SENDER,
                 "business_date": business_date, "slot": slot,
-                "produced_at": f"{business_date}T{6 + 3 * slot:02d}:00:00+01:00",
+                "produced_at": _produced_at(date, slot),
                 "format_version": contract.FORMAT_VERSION, "encoding": encoding,
                 "members": listing}
         path = out / f"{vacation_id}.tar.bz2"
@@ -196,6 +196,14 @@ def generate_vacation(out_dir: str | Path, business_date: str, slot: int, cre_ro
                     tar.addfile(info, handle)
         os.replace(temporary, path)
     return path
+
+
+def _produced_at(business_date: datetime.date, slot: int) -> str:
+    """Every three hours from 09:00 (Paris, +01:00): slot 6 is produced at midnight, the next
+    day's 00:00 (an ISO hour is 00 to 23)."""
+    midnight = datetime.datetime.combine(business_date, datetime.time(),
+                                         datetime.timezone(datetime.timedelta(hours=1)))
+    return (midnight + datetime.timedelta(hours=6 + 3 * slot)).isoformat()
 
 
 def _write_cre(folder: str, rows: _Rows, cre_rows: int, members: int, codec: str,

@@ -1,0 +1,227 @@
+"""The operations console in a real browser: Debian's Chromium, headless, through its
+chromedriver (``make setup`` installs both), against a real ``cre serve`` over vacations really
+ingested. Each page's screenshot is saved under ``var/console-screenshots/``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from conftest import ROOT, Service, run_cre, wait_until
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from vacations import data_records, refresh, write_archive
+
+from pipelines.local.generator import generate_vacation, read_members
+
+pytestmark = pytest.mark.integration
+
+DATE, MISSING_SLOT = "2026-11-20", 5
+FIRST, WITH_REJECTS, CORRECTION, REJECTED = (f"BAF_20261120_0{slot}" for slot in (1, 2, 3, 4))
+PASSWORDS = {"olivia": "operator password 1", "victor": "viewer password 22"}
+SCREENSHOTS = ROOT / "var" / "console-screenshots"
+
+
+def _bad_currencies(members: dict[str, bytes], every: int) -> dict[str, bytes]:
+    """About every ``every``-th record of each CRE member gets the unknown currency ZZZ."""
+    broken = dict(members)
+    for name, raw in members.items():
+        if name.startswith("CRE_"):
+            lines = raw.decode().splitlines(keepends=True)
+            for index in range(1, len(lines), every):
+                fields = lines[index].split(";", 7)
+                if len(fields) == 8 and re.fullmatch("[A-Z]{3}", fields[6]):
+                    lines[index] = ";".join([*fields[:6], "ZZZ", fields[7]])
+            broken[name] = "".join(lines).encode()
+    return refresh(broken)
+
+
+@pytest.fixture(scope="module")
+def console(structured, tmp_path_factory) -> Iterator[dict]:
+    """``cre serve`` with its console, over five of the date's six slots (slot 5 missing):
+    one with rejects, one correcting an event of slot 1, one REJECTED for its reject ratio."""
+    folder = tmp_path_factory.mktemp("console")
+    operators = folder / "operators.json"
+    for name, role in (("olivia", "operator"), ("victor", "viewer")):
+        added = run_cre("operators", "add", name, "--role", role, "--operators", str(operators),
+                        "--password-stdin", input=PASSWORDS[name] + "\n")
+        assert added.code == 0, added.stderr
+    first = generate_vacation(folder / "1", DATE, 1, 400, 10, seed=91)
+    event = next(row for member, raw in read_members(first).items()
+                 if member.startswith("CRE_") for row in data_records(raw))
+    archives = [
+        first,
+        write_archive(folder, _bad_currencies(read_members(
+            generate_vacation(folder / "2", DATE, 2, 600, 10, seed=92)), every=97), WITH_REJECTS),
+        generate_vacation(folder / "3", DATE, 3, 50, 5, seed=93,
+                          corrections=[[*event[:5], "4242.42", *event[6:]]]),
+        write_archive(folder, _bad_currencies(read_members(
+            generate_vacation(folder / "4", DATE, 4, 200, 5, seed=94)), every=5), REJECTED),
+        generate_vacation(folder / "6", DATE, 6, 100, 5, seed=96)]
+    for archive in archives:
+        ingested = run_cre("ingest", "--input", str(archive), "--zones-root",
+                           str(folder / "zones"), env=structured)
+        assert ingested.code in (0, 3), ingested.stderr[-3000:]
+    service = Service(folder, structured, "--operators", str(operators))
+    try:
+        yield {"url": service.url, "env": structured, "account": event[1],
+               "value_date": event[4], "first_amount": event[5]}
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1280,1400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=DriverService("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(5)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _log_in(browser: webdriver.Chrome, console: dict, name: str, path: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(console["url"] + path)  # no session: the login page, then back here
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS[name])
+    browser.find_element(By.ID, "login").click()
+    assert browser.current_url.endswith(path)
+
+
+def _shot(browser: webdriver.Chrome, name: str) -> None:
+    assert browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_the_day_shows_its_six_slots_and_the_missing_one(browser, console):
+    browser.get(console["url"] + "/console/")
+    _shot(browser, "login")
+    _log_in(browser, console, "olivia", f"/console/days/{DATE}")
+    slots = {row.get_attribute("data-slot"): row.get_attribute("data-state")
+             for row in browser.find_elements(By.CSS_SELECTOR, "tr.slot")}
+    assert slots == {"1": "DELIVERED", "2": "DELIVERED", "3": "DELIVERED", "4": "REJECTED",
+                     "5": "MISSING", "6": "DELIVERED"}
+    missing = browser.find_element(By.CSS_SELECTOR, f'tr.slot[data-slot="{MISSING_SLOT}"]')
+    assert "missing: due at 21:00 UTC" in missing.text
+    _shot(browser, "day")
+
+
+def test_a_vacation_with_rejects_lists_its_codes_and_sample_lines(browser, console):
+    _log_in(browser, console, "olivia", f"/console/vacations/{WITH_REJECTS}")
+    assert "BAD_CURRENCY" in browser.find_element(By.ID, "reject-codes").text
+    sample = browser.find_element(By.CSS_SELECTOR, 'tr.sample[data-code="BAD_CURRENCY"]')
+    line, raw = (sample.find_elements(By.TAG_NAME, "td")[index].text for index in (2, 4))
+    assert int(line) > 1 and ";ZZZ;" in raw
+    assert "matches" in browser.find_element(By.ID, "reconciliation").text
+    assert {"ACK.json", "REJECTS.csv", "POSITIONS.csv"} <= set(
+        browser.find_element(By.ID, "manifest").text.split())
+    _shot(browser, "vacation")
+    browser.get(f"{console['url']}/console/vacations/{REJECTED}")
+    assert browser.find_element(By.ID, "state").text == "REJECTED"
+    assert "BAD_CURRENCY" in browser.find_element(By.ID, "reject-codes").text
+
+
+def test_the_trends_draw_their_charts(browser, console):
+    _log_in(browser, console, "victor", "/console/trends")
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert [chart.get_attribute("aria-label") for chart in charts] == [
+        "Records per vacation", "Reject ratio", "Ingest duration", "Uploads per tenant"]
+    assert charts[0].find_elements(By.CSS_SELECTOR, "circle, polyline")  # this date's dots
+    _shot(browser, "trends")
+
+
+def _events(console: dict) -> list[dict]:
+    run = run_cre("query", "events", "--account", console["account"], "--from",
+                  console["value_date"], "--to", console["value_date"], "--json",
+                  env=console["env"])
+    assert run.code == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_rollback_from_the_console_serves_the_earlier_version(browser, console):
+    assert {event["vacation_id"] for event in _events(console)} >= {CORRECTION}
+    _log_in(browser, console, "olivia", f"/console/vacations/{CORRECTION}")
+    browser.find_element(By.ID, "action-rollback").click()
+    _shot(browser, "confirm")
+    browser.find_element(By.ID, "confirm").click()
+    assert browser.find_element(By.ID, "started").is_displayed()
+
+    def earlier() -> bool:
+        return CORRECTION not in {event["vacation_id"] for event in _events(console)}
+
+    assert wait_until(earlier, timeout=120, interval=1)
+    assert Decimal(console["first_amount"]) in {Decimal(str(event["amount"]))
+                                                for event in _events(console)}
+    browser.get(console["url"] + "/console/audit")
+    assert wait_until(lambda: browser.refresh() or browser.find_elements(
+        By.CSS_SELECTOR, 'tr.event[data-action="rollback"][data-outcome="ok"]'),
+        timeout=60, interval=1)
+    assert "operator:olivia" in browser.find_element(By.ID, "audit").text
+    _shot(browser, "audit")
+
+
+def _session(console: dict, name: str) -> tuple[httpx.Client, str]:
+    """An HTTP client logged in as ``name``, and the CSRF token its pages carry."""
+    client = httpx.Client(base_url=console["url"], timeout=30)
+    logged = client.post("/console/login", data={"name": name, "password": PASSWORDS[name]})
+    assert logged.status_code == 303, logged.text
+    page = client.get(f"/console/days/{DATE}")
+    return client, re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)[1]
+
+
+def test_a_viewer_sees_no_action_and_is_refused_one(browser, console):
+    _log_in(browser, console, "victor", f"/console/vacations/{FIRST}")
+    assert not browser.find_elements(By.ID, "actions")
+    browser.get(f"{console['url']}/console/actions/rollback/{FIRST}")
+    assert "does not take actions" in browser.find_element(By.ID, "message").text
+    client, csrf = _session(console, "victor")
+    refused = client.post(f"/console/actions/rollback/{FIRST}", data={"csrf": csrf})
+    assert refused.status_code == 403 and "viewer" in refused.text
+    assert _state(console, FIRST) == "DELIVERED"
+
+
+def test_a_post_without_the_csrf_token_or_from_another_origin_is_refused(console):
+    client, csrf = _session(console, "olivia")
+    for data, headers in (({}, {}), ({"csrf": "0" * 64}, {}),
+                          ({"csrf": csrf}, {"Origin": "https://evil.example"})):
+        refused = client.post(f"/console/actions/rollback/{FIRST}", data=data, headers=headers)
+        assert refused.status_code == 403, (data, headers, refused.text)
+    assert _state(console, FIRST) == "DELIVERED"
+    page = client.get(f"/console/vacations/{FIRST}")
+    cookie = page.request.headers["cookie"]
+    assert cookie.startswith("cre_console=") and "csrf" not in cookie
+    logged_out = client.post("/console/logout", data={"csrf": csrf})
+    assert logged_out.status_code == 303
+    assert client.get(f"/console/days/{DATE}").headers["location"].startswith("/console/login")
+
+
+def _state(console: dict, vacation_id: str) -> str:
+    run = run_cre("status", vacation_id, "--json", env=console["env"])
+    return json.loads(run.stdout)["state"]
+
+
+def test_the_session_cookie_is_httponly_and_strict(console):
+    logged = httpx.post(console["url"] + "/console/login",
+                        data={"name": "olivia", "password": PASSWORDS["olivia"]})
+    cookie = logged.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # plain http here: a Secure cookie would never come back
+
+
+def test_wrong_passwords_are_refused_and_audited(console, forget_failed_logins):
+    refused = httpx.post(console["url"] + "/console/login",
+                         data={"name": "olivia", "password": "not her password"})
+    assert refused.status_code == 401 and "Wrong name or password" in refused.text
+    audit = run_cre("audit", "--tenant", "operator:olivia", "--json", env=console["env"])
+    assert audit.code == 0, audit.stderr
+    assert any(event["action"] == "console login" and event["outcome"] == "refused"
+               for event in json.loads(audit.stdout))
