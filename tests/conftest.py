@@ -117,9 +117,9 @@ def add_tenant(tenants: Path, name: str, *options: str) -> None:
 
 
 class Service:
-    """A ``cre serve`` process on a free loopback port, over the folder's ``zones`` and
-    ``tenants.json`` (its own process group, so its ingests die with it); HTTPS with ``tls``,
-    a certificate and its key."""
+    """A ``cre serve`` process on a free loopback port, over the folder's ``zones``,
+    ``tenants.json`` and ``operators.json`` (its own process group, so its ingests die with
+    it); HTTPS with ``tls``, a certificate and its key."""
 
     def __init__(self, folder: Path, env: dict, *options: str,
                  tls: tuple[Path, Path] | None = None):
@@ -137,7 +137,8 @@ class Service:
         self.process = subprocess.Popen(
             [*CRE, "serve", "--port", str(self.port),
              "--zones-root", str(self.folder / "zones"), "--tenants",
-             str(self.folder / "tenants.json"), *self.options], cwd=ROOT, stdout=log,
+             str(self.folder / "tenants.json"), "--operators",
+             str(self.folder / "operators.json"), *self.options], cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
             env=cre_environment({**self.env, "CRE_MANAGER_LOG_DIR": str(self.folder)}))
         if not wait_until(self._healthy, timeout=60, interval=0.3):

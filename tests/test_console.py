@@ -48,6 +48,8 @@ def _at(hour: int, minute: int = 0) -> datetime.datetime:
      _at(4, 39), None),
     ({"state": "LOADED", "received_at": _at(4), "state_changed_at": {"LOADED": _at(4, 10)}},
      _at(4, 55), "not delivered 45 min after it loaded"),
+    ({"state": "DELIVERED", "received_at": _at(5) + datetime.timedelta(days=3, hours=2)},
+     _at(23) + datetime.timedelta(days=4), "received 3 d 2 h after 05:00 UTC"),
 ])
 def test_lateness_says_what_the_alerts_would(row, now, expected):
     assert schedule.lateness(row, DAY, 1, now) == expected

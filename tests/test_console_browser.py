@@ -46,7 +46,7 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
     """``cre serve`` with its console, over five of the date's six slots (slot 5 missing):
     one with rejects, one correcting an event of slot 1, one REJECTED for its reject ratio."""
     folder = tmp_path_factory.mktemp("console")
-    operators = folder / "operators.json"
+    operators = folder / "operators.json"  # where Service points cre serve
     for name, role in (("olivia", "operator"), ("victor", "viewer")):
         added = run_cre("operators", "add", name, "--role", role, "--operators", str(operators),
                         "--password-stdin", input=PASSWORDS[name] + "\n")
@@ -67,7 +67,7 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
         ingested = run_cre("ingest", "--input", str(archive), "--zones-root",
                            str(folder / "zones"), env=structured)
         assert ingested.code in (0, 3), ingested.stderr[-3000:]
-    service = Service(folder, structured, "--operators", str(operators))
+    service = Service(folder, structured)
     try:
         yield {"url": service.url, "env": structured, "account": event[1],
                "value_date": event[4], "first_amount": event[5]}

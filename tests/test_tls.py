@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import PASSWORDS, CreRun, Service, add_tenant, run_cre
 
@@ -40,6 +41,19 @@ def https_service(structured, authority, tmp_path_factory) -> Iterator[Service]:
     service = _https(tmp_path_factory.mktemp("serve"), structured, authority.issue("server"))
     yield service
     service.kill()
+
+
+@pytest.mark.integration
+def test_the_console_cookie_is_secure_over_https(https_service, authority):
+    added = run_cre("operators", "add", "olivia", "--operators",
+                    str(https_service.folder / "operators.json"), "--password-stdin",
+                    input="operator password 1\n")
+    assert added.code == 0, added.stderr
+    logged = httpx.post(f"{https_service.url}/console/login", verify=str(authority.path),
+                        data={"name": "olivia", "password": "operator password 1"})
+    assert logged.status_code == 303, logged.text
+    cookie = logged.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
 
 
 @pytest.fixture

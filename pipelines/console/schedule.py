@@ -36,4 +36,6 @@ def lateness(row: Optional[dict], business_date: datetime.date, slot: int,
 
 def _duration(delta: datetime.timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
+    if minutes >= 48 * 60:
+        return f"{minutes // 1440} d {minutes // 60 % 24} h"
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
