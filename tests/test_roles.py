@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from cassandra import Unauthorized
 from conftest import Service, add_tenant, config_of, run_cre, wait_until
@@ -35,7 +36,9 @@ def test_every_table_of_the_schema_is_granted_to_someone():
 def test_each_role_writes_only_its_own_tables():
     ingest, service, reader = roles.ROLES
     assert ingest.writes == roles.ZONE | roles.LEDGER
-    assert service.writes.isdisjoint(roles.ZONE) and service.reads.isdisjoint(roles.ZONE)
+    # the service reads of the zone only the rejected lines its console shows
+    assert service.writes.isdisjoint(roles.ZONE)
+    assert service.reads & roles.ZONE == {"rejects_by_vacation"}
     assert not reader.writes
     assert reader.permissions("ks", frozenset({"vacations", "uploads"})) == {
         ("<table ks.vacations>", "SELECT")}
@@ -110,7 +113,12 @@ def test_reader_queries_and_writes_nothing(structured, granted, zone_session):
 
 @pytest.mark.integration
 def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_path):
+    """cre_service collects, audits and serves its console; of the zone it reads only the
+    rejected lines."""
     add_tenant(tmp_path / "tenants.json", "arkea")
+    added = run_cre("operators", "add", "olivia", "--operators", str(tmp_path / "operators.json"),
+                    "--password-stdin", input="operator password 1\n")
+    assert added.code == 0, added.stderr
     service_env = _as(structured, "cre_service")
     service = Service(tmp_path, service_env, "--no-manager")
     try:
@@ -119,6 +127,12 @@ def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_
             assert client.put(f"/v1/uploads/{archive.name}",
                               content=archive.read_bytes()).status_code == 201
             assert client.get("/v1/uploads").json()[0]["status"] == "QUEUED"
+        with httpx.Client(base_url=service.url) as browser:
+            assert browser.post("/console/login", data={
+                "name": "olivia", "password": "operator password 1"}).status_code == 303
+            for page in ("/console/days/2026-08-02", "/console/vacations/BAF_20260802_01",
+                         "/console/trends", "/console/audit"):
+                assert browser.get(page).status_code == 200, page
     finally:
         service.kill()
     audited = wait_until(lambda: run_cre("audit", "--tenant", "arkea", "--json",
@@ -130,7 +144,8 @@ def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_
     try:
         _refused(session, "SELECT * FROM cre_events_by_account LIMIT 1",
                  "INSERT INTO cre_event_versions (cre_id, vacation_id) VALUES ('c', 'v')",
-                 "SELECT * FROM rejects_by_vacation LIMIT 1")
+                 "DELETE FROM rejects_by_vacation WHERE vacation_id = 'v' AND member_name = 'm'")
+        session.execute("SELECT * FROM rejects_by_vacation LIMIT 1")
     finally:
         session.cluster.shutdown()
 
