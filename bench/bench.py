@@ -26,6 +26,10 @@
 7. The structured-zone load of the 1M-row vacation into a local three-node cluster
    (``cre cassandra start --nodes 3``: replication 3, LOCAL_QUORUM) next to the single node's,
    in the same run. It reports; it sets no bar.
+8. The operations console of ``cre serve`` on loopback (keyspace ``bench_console``) with 90
+   days of six vacations in the ledger, put there through ``Ledger`` as uploads and ingests
+   move them, around one small vacation really ingested (its rejects, zone files and package
+   are read): median and slowest of 20 answers of each page, after one to warm it.
 """
 
 from __future__ import annotations
@@ -33,9 +37,13 @@ from __future__ import annotations
 import argparse
 import bz2
 import contextlib
+import datetime
+import hashlib
 import json
 import os
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +66,8 @@ BENCH_KEYSPACE = "bench"
 PROXY_BAR = 0.9  # the Proxy Producer zone's ingest rate over single-stream bzip2's
 DSBULK_BAR = 1.0  # the structured zone's load rate over DSBulk's
 DELIVER_BAR_SECONDS = 30  # cre deliver of the 1M-row vacation
+CONSOLE_BAR_MS = 300  # the slowest of the 20 answers of every console page (issue 17)
+CONSOLE_KEYSPACE = "bench_console"
 MODES = {  # the runner modes of cre ingest, by the arguments that select them
     "in process": (),
     "two processes": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
@@ -209,10 +219,10 @@ def _login(env: dict) -> tuple[str, int, str, str]:
 
 
 def _fresh_keyspace(env: dict, *migrate: str) -> None:
-    """The bench keyspace dropped and migrated again (``cre db migrate`` and ``migrate``):
-    empty tables, no ledger."""
+    """The keyspace of ``env`` dropped and migrated again (``cre db migrate`` and
+    ``migrate``): empty tables, no ledger."""
     session = loaders.connect(*_login(env))
-    session.execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=300)
+    session.execute(f"DROP KEYSPACE IF EXISTS {env['CRE_CASSANDRA_KEYSPACE']}", timeout=300)
     session.cluster.shutdown()
     subprocess.run([*CRE, "db", "migrate", *migrate], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
@@ -324,6 +334,18 @@ def _structured(rows: int) -> bool:
     return met
 
 
+def _wait_healthy(url: str, verify=True) -> None:
+    """Until ``cre serve`` at ``url`` answers its health check (a minute at most)."""
+    import httpx
+
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
 def _upload(gib: int, tls: bool = False) -> bool:
     """One ``gib`` GiB upload to ``cre serve`` on loopback, over HTTPS with ``tls``: throughput,
     and the server's memory (sampled every 50 ms) before and during; True if it stays flat
@@ -362,12 +384,7 @@ def _upload(gib: int, tls: bool = False) -> bool:
         stderr=subprocess.DEVNULL)
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        _wait_healthy(url, verify)
         token = httpx.post(f"{url}/v1/token", auth=("bench", "a long bench password"),
                            verify=verify).json()
         before = _rss(server.pid)
@@ -451,6 +468,124 @@ def _flink(rows: int) -> bool:
     return True
 
 
+def _console_ledger(env: dict, days: int, real: dict, zones: Path) -> int:
+    """Six vacations a day for ``days`` days up to today around the ``real`` one, through
+    ``Ledger`` as an upload and its ingest move them: RECEIVED, claimed, VALIDATED, LOADED,
+    DELIVERED, or one in 13 REJECTED; one in 41 missing, and today's not yet due. How many,
+    with the real one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.console.schedule import deadline
+    from pipelines.ledger import Ledger, State
+
+    session = loaders.connect(*_login(env))
+    session.set_keyspace(CONSOLE_KEYSPACE)
+    ledger, now = Ledger(session), datetime.datetime.now(datetime.UTC)
+
+    def vacation(index: int) -> bool:
+        day, slot = now.date() - datetime.timedelta(days=index // 6), index % 6 + 1
+        vacation_id = f"BAF_{day:%Y%m%d}_{slot:02d}"
+        received = deadline(day, slot) - datetime.timedelta(minutes=50 + index % 40)
+        if vacation_id == real["vacation_id"] or index % 41 == 40 or received > now:
+            return vacation_id == real["vacation_id"]
+        rejected, sha256 = index % 13 == 0, hashlib.sha256(vacation_id.encode()).hexdigest()
+        records = real["totals"]["records"] + index * 7 % 900
+        bad = records // 4 if rejected else index % 17
+        totals = {"records": records, "loaded": records - bad, "rejected": bad}
+        outcome = {**real, "vacation_id": vacation_id, "sha256": sha256, "slot": slot,
+                   "status": "REJECTED" if rejected else "ACCEPTED_WITH_REJECTS",
+                   "business_date": day.isoformat(), "received_at": received.isoformat(),
+                   "errors": [{"code": "REJECT_RATIO_EXCEEDED", "message": f"{bad} rejected"}
+                              ] if rejected else [],
+                   "totals": totals, "reject_codes": {"BAD_FORMAT": bad} if bad else {}}
+        landed = f"{zones}/landing/{day}/{vacation_id}/{sha256}/{vacation_id}.tar.bz2"
+        ledger.receive(vacation_id, day, slot, sha256, received, landed, "bench")
+        ledger.claim(vacation_id, day, slot, sha256, received, landed)
+        fields = {"outcome": outcome["status"], **totals, "errors": outcome["errors"],
+                  "summary": outcome, "processed_at": datetime.datetime.now(datetime.UTC)}
+        if rejected:
+            ledger.advance(vacation_id, State.LANDED, State.REJECTED, "REJECT_RATIO_EXCEEDED",
+                           **fields)
+        else:
+            ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
+            ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
+        ledger.record_delivery(vacation_id, State.REJECTED if rejected else State.LOADED,
+                               json.dumps({"vacation_id": vacation_id, "sha256": sha256,
+                                           "path": f"{zones}/outbound/{vacation_id}.tar.bz2"}))
+        return True
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            return sum(pool.map(vacation, range(days * 6)))
+    finally:
+        session.cluster.shutdown()
+
+
+def _console(days: int) -> bool:
+    """Each console page's median and slowest of 20 answers, ``days`` days of vacations in the
+    ledger; True if every page's slowest is under the bar."""
+    import httpx
+
+    from pipelines.collect.tenants import TenantStore
+    from pipelines.console.operators import OperatorStore
+
+    env = {**_cassandra(), "CRE_CASSANDRA_KEYSPACE": CONSOLE_KEYSPACE}
+    folder, password = ROOT / "var" / "bench" / "console", "a long bench password"
+    shutil.rmtree(folder, ignore_errors=True)
+    day = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
+    # 2,000 CRE rows and one line rejected (BAD_FORMAT): its page samples a real reject
+    path = generate_vacation(folder, day.isoformat(), 1, 2000, 100, seed=17,
+                             corrections=[("x",) * 5 + ("1.00",) + ("x",) * 3])
+    _fresh_keyspace(env)
+    _, _, real = _ingest(path, env)  # delivered too: its page reads the package
+    assert real["status"] == "ACCEPTED_WITH_REJECTS", real
+    vacations = _console_ledger(env, days, real, folder / "zones")
+    TenantStore(folder / "tenants.json").add("bench", password)
+    OperatorStore(folder / "operators.json").add("bench", password, "operator")
+    with socket.socket() as probe:  # a free port of the loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(  # with its manager (idle: nothing waits): actions need it
+        [*CRE, "serve", "--port", str(port), "--zones-root", str(folder / "zones"),
+         "--tenants", str(folder / "tenants.json"), "--operators",
+         str(folder / "operators.json")], cwd=ROOT, env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    vacation = real["vacation_id"]
+    pages = {"day": f"/console/days/{day}", "vacation": f"/console/vacations/{vacation}",
+             "trends": "/console/trends", "audit": "/console/audit",
+             "rollback confirmation": f"/console/actions/rollback/{vacation}"}
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}")
+        _wait_until_quiet()  # the ledger's writes just made Cassandra flush and compact
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            login = client.post("/console/login", data={"name": "bench", "password": password})
+            assert login.status_code == 303, login.text
+
+            def answer_ms(page: str) -> float:
+                started = time.perf_counter()
+                response = client.get(page)
+                assert response.status_code == 200, (page, response.status_code)
+                return (time.perf_counter() - started) * 1000
+
+            times = {name: [answer_ms(page) for _ in range(21)][1:]  # the first warms it
+                     for name, page in pages.items()}
+    finally:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(10)
+        server.kill()  # if it is still there
+        server.wait()
+    print(f"\nconsole, {vacations} vacations in the ledger ({days} days, six slots a day), "
+          "20 answers a page")
+    print(f"{'page':<22} {'median ms':>9} {'max ms':>7}")
+    for name, measured in times.items():
+        print(f"{name:<22} {statistics.median(measured):>9.0f} {max(measured):>7.0f}")
+    met = all(max(measured) < CONSOLE_BAR_MS for measured in times.values())
+    print(f"bars (every page < {CONSOLE_BAR_MS} ms, its slowest answer):",
+          "met" if met else "NOT met")
+    return met
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
@@ -464,6 +599,8 @@ def main() -> int:
                         help="CRE rows of the Flink comparison (0: skip it)")
     parser.add_argument("--upload-gib", type=int, default=2,
                         help="GiB of the collection service upload (0: skip it)")
+    parser.add_argument("--console-days", type=int, default=90,
+                        help="business dates of vacations in the console's ledger (0: skip it)")
     args = parser.parse_args()
     results = []
     for rows in args.rows:
@@ -498,6 +635,8 @@ def main() -> int:
         bars = _upload(args.upload_gib, tls=True) and bars
     if args.flink_rows:
         bars = _flink(args.flink_rows) and bars
+    if args.console_days:
+        bars = _console(args.console_days) and bars
     return 0 if bars else 1
 
 

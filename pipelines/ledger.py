@@ -112,6 +112,8 @@ class Ledger:
         prepare = session.prepare
         self._get = prepare(f"SELECT {', '.join(self._COLUMNS)} FROM vacations "
                             "WHERE vacation_id = ?")
+        self._get_many = prepare(f"SELECT {', '.join(self._COLUMNS)} FROM vacations "
+                                 "WHERE vacation_id IN ?")
         self._insert = prepare(
             "INSERT INTO vacations (vacation_id, business_date, slot, state, sha256, run_id, "
             "owner, lease_until, state_changed_at, received_at, landed_path) "
@@ -164,11 +166,12 @@ class Ledger:
         return None if row is None else self._row(row)
 
     def get_many(self, vacation_ids: list[str]) -> dict[str, dict]:
-        """The rows of those vacations that are in the ledger, read concurrently (a console
-        page reads 180)."""
-        results = execute_concurrent_with_args(self._session, self._get,
-                                               [(vacation_id,) for vacation_id in vacation_ids],
-                                               concurrency=64, raise_on_first_error=True)
+        """The rows of those vacations that are in the ledger: one request per hundred (a
+        console page reads 180, and a request costs the driver more than its rows)."""
+        chunks = [(vacation_ids[start:start + 100],)
+                  for start in range(0, len(vacation_ids), 100)]
+        results = execute_concurrent_with_args(self._session, self._get_many, chunks,
+                                               concurrency=8, raise_on_first_error=True)
         return {row[0]: self._row(row) for _, rows in results for row in rows}
 
     def in_state(self, state: str) -> list[dict]:
