@@ -147,26 +147,62 @@ def _events(console: dict) -> list[dict]:
     return json.loads(run.stdout)
 
 
-def test_a_rollback_from_the_console_serves_the_earlier_version(browser, console):
-    assert {event["vacation_id"] for event in _events(console)} >= {CORRECTION}
-    _log_in(browser, console, "olivia", f"/console/vacations/{CORRECTION}")
-    browser.find_element(By.ID, "action-rollback").click()
-    _shot(browser, "confirm")
+def _act(browser: webdriver.Chrome, action: str, shot: str = "") -> None:
+    """Presses an action's button on the vacation page shown, then confirms it."""
+    browser.find_element(By.ID, f"action-{action}").click()
+    if shot:
+        _shot(browser, shot)
     browser.find_element(By.ID, "confirm").click()
     assert browser.find_element(By.ID, "started").is_displayed()
 
-    def earlier() -> bool:
-        return CORRECTION not in {event["vacation_id"] for event in _events(console)}
 
-    assert wait_until(earlier, timeout=120, interval=1)
-    assert Decimal(console["first_amount"]) in {Decimal(str(event["amount"]))
-                                                for event in _events(console)}
+def _audited(browser: webdriver.Chrome, console: dict, action: str) -> None:
+    """Until the audit trail page shows the action ended well."""
     browser.get(console["url"] + "/console/audit")
     assert wait_until(lambda: browser.refresh() or browser.find_elements(
-        By.CSS_SELECTOR, 'tr.event[data-action="rollback"][data-outcome="ok"]'),
-        timeout=60, interval=1)
+        By.CSS_SELECTOR, f'tr.event[data-action="{action}"][data-outcome="ok"]'),
+        timeout=120, interval=1), browser.find_element(By.ID, "audit").text
+
+
+def _served(console: dict) -> set[str]:
+    return {event["vacation_id"] for event in _events(console)}
+
+
+def test_a_rollback_then_a_replay_from_the_console(browser, console):
+    """The rollback serves the earlier version of the corrected event; the replay brings the
+    correction back."""
+    assert CORRECTION in _served(console)
+    _log_in(browser, console, "olivia", f"/console/vacations/{CORRECTION}")
+    _act(browser, "rollback", shot="confirm")
+    assert wait_until(lambda: CORRECTION not in _served(console), timeout=120, interval=1)
+    assert Decimal(console["first_amount"]) in {Decimal(str(event["amount"]))
+                                                for event in _events(console)}
+    _audited(browser, console, "rollback")
     assert "operator:olivia" in browser.find_element(By.ID, "audit").text
     _shot(browser, "audit")
+
+    browser.get(f"{console['url']}/console/vacations/{CORRECTION}")
+    assert browser.find_element(By.ID, "state").text == "ROLLED_BACK"
+    _act(browser, "replay")
+    assert wait_until(lambda: CORRECTION in _served(console), timeout=180, interval=1)
+    _audited(browser, console, "replay")
+
+
+def _deliveries(browser: webdriver.Chrome) -> int:
+    return sum("delivered /" in row.text for row in
+               browser.find_elements(By.CSS_SELECTOR, "#history tr"))
+
+
+def test_a_redelivery_and_a_recovery_from_the_console(browser, console):
+    _log_in(browser, console, "olivia", f"/console/vacations/{FIRST}")
+    assert _deliveries(browser) == 1
+    _act(browser, "redeliver")
+    _audited(browser, console, "redeliver")
+    browser.get(f"{console['url']}/console/vacations/{FIRST}")
+    assert _deliveries(browser) == 2  # the ledger's history has the second delivery
+    _act(browser, "recover")  # nothing is left unfinished: it ends well, doing nothing
+    _audited(browser, console, "recover")
+    assert _state(console, FIRST) == "DELIVERED"
 
 
 def _session(console: dict, name: str) -> tuple[httpx.Client, str]:

@@ -35,9 +35,9 @@ from pipelines.collect.audit import ANONYMOUS, AuditTrail
 from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
 from pipelines.collect.uploads import Uploads
+from pipelines.console import routes as console
 from pipelines.console.actions import ActionRunner
 from pipelines.console.operators import PRINCIPAL, OperatorStore
-from pipelines.console.routes import LoginRequired, console_router, redirect_to_login
 from pipelines.console.views import ConsoleViews
 from pipelines.ledger import VISIBLE, Ledger, State
 from transforms.contract import VacationError, VacationName
@@ -82,10 +82,9 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
     store = TenantStore(tenants_path)
     tokens, throttle = Tokens(session, token_seconds), LoginThrottle(session, max_login_failures)
     if operators_path is not None:
-        app.include_router(console_router(
-            ConsoleViews(session, zones_root, store), OperatorStore(operators_path),
-            Tokens(session, console_seconds, PRINCIPAL), throttle, actions, audit))
-        app.add_exception_handler(LoginRequired, redirect_to_login)
+        console.install(app, ConsoleViews(session, zones_root, store),
+                        OperatorStore(operators_path), Tokens(session, console_seconds, PRINCIPAL),
+                        throttle, actions, audit)
     registry = CollectorRegistry() if registry is None else registry
     uploads_total = Counter("cre_uploads_total", "Uploads by outcome.", ["tenant", "outcome"],
                             registry=registry)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -42,17 +42,33 @@ _HEADERS = {  # nothing but this server's own, no framing, no caching of pages w
 
 
 class LoginRequired(Exception):
-    """No valid session: the browser is sent to the login page (``redirect_to_login``)."""
+    """No valid session: the browser is sent to the login page."""
+
+
+class Refusal(Exception):
+    """A request the console refuses: an HTML page with the reason, and this status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def csrf_token(session_token: str) -> str:
     return hmac.new(session_token.encode(), b"cre console csrf", hashlib.sha256).hexdigest()
 
 
-def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
-                   throttle: LoginThrottle, actions: Optional[ActionRunner],
-                   audit: AuditTrail) -> APIRouter:
-    """``actions`` None: a console that only reads (``cre serve --no-manager``)."""
+def install(app: FastAPI, views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
+            throttle: LoginThrottle, actions: Optional[ActionRunner], audit: AuditTrail) -> None:
+    """Adds the console to ``app``; ``actions`` None: a console that only reads (``cre serve
+    --no-manager``)."""
+    app.include_router(_router(views, operators, tokens, throttle, actions, audit))
+    app.add_exception_handler(LoginRequired, _to_login)
+    app.add_exception_handler(Refusal, _refused)
+
+
+def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
+            throttle: LoginThrottle, actions: Optional[ActionRunner],
+            audit: AuditTrail) -> APIRouter:
     router = APIRouter(prefix="/console", include_in_schema=False)
 
     def page(request: Request, template: str, operator: Optional[Operator] = None,
@@ -77,13 +93,13 @@ def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             audit.record(ANONYMOUS, "console", request.url.path, "refused",
                          f"cross-origin POST from {origin}", _client(request))
-            raise HTTPException(403, "cross-origin request refused")
+            raise Refusal(403, "cross-origin request refused")
         operator = operator_of(request)
         if not hmac.compare_digest(str(form.get("csrf", "")),
                                    csrf_token(request.cookies.get(COOKIE, ""))):
             audit.record(operator.principal, "console", request.url.path, "refused",
                          "missing or wrong CSRF token", _client(request))
-            raise HTTPException(403, "missing or wrong CSRF token: reload the page")
+            raise Refusal(403, "missing or wrong CSRF token: reload the page")
         return operator
 
     @router.get("/static/console.css")
@@ -146,8 +162,7 @@ def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens
         operator = operator_of(request)
         found = views.vacation(_vacation_id(vacation_id))
         if found is None:
-            return page(request, "message.html", operator, status=404,
-                        message=f"{vacation_id} is not in the ledger.")
+            raise Refusal(404, f"{vacation_id} is not in the ledger.")
         return page(request, "vacation.html", operator, v=found, actions=ACTIONS,
                     started=ACTIONS.get(started))
 
@@ -156,7 +171,7 @@ def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens
         operator_of(request)
         found = views.package(_vacation_id(vacation_id))
         if found is None:
-            raise HTTPException(404, f"{vacation_id} has no delivered package")
+            raise Refusal(404, f"{vacation_id} has no delivered package")
         name, data = found
         return Response(data, media_type="application/x-bzip2", headers={
             **_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
@@ -177,8 +192,7 @@ def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens
         operator = operator_of(request)
         chosen = _action(action)
         if not operator.may_act or actions is None:
-            return page(request, "message.html", operator, status=403,
-                        message=f"Your role ({operator.role}) does not take actions.")
+            raise Refusal(403, f"Your role ({operator.role}) does not take actions.")
         return page(request, "confirm.html", operator, action=chosen,
                     vacation_id=_vacation_id(vacation_id))
 
@@ -189,28 +203,33 @@ def console_router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens
         if not operator.may_act or actions is None:
             audit.record(operator.principal, action, vacation_id, "refused",
                          f"the role {operator.role} takes no action", _client(request))
-            raise HTTPException(403, f"the role {operator.role} takes no action")
+            raise Refusal(403, f"the role {operator.role} takes no action")
         actions.start(operator, chosen, vacation_id, _client(request))
         return RedirectResponse(f"/console/vacations/{vacation_id}?started={chosen.name}", 303)
 
     return router
 
 
-def redirect_to_login(request: Request, _error: LoginRequired) -> Response:
-    """The app's handler of ``_Login``: the login page, then back where the browser was."""
+def _to_login(request: Request, _error: LoginRequired) -> Response:
+    """The login page, then back where the browser was."""
     return RedirectResponse(f"/console/login?next={quote(request.url.path)}", 303)
+
+
+def _refused(_request: Request, error: Refusal) -> HTMLResponse:
+    html = _TEMPLATES.get_template("message.html").render(operator=None, message=str(error))
+    return HTMLResponse(html, error.status, headers=_HEADERS)
 
 
 def _action(name: str):
     if name not in ACTIONS:
-        raise HTTPException(404, f"no action {name!r}")
+        raise Refusal(404, f"no action {name!r}")
     return ACTIONS[name]
 
 
 def _vacation_id(text: str) -> str:
     name = VacationName.parse(f"{text}.tar.bz2")
     if name is None:
-        raise HTTPException(404, f"{text!r} is not a vacation id BAF_<YYYYMMDD>_<NN>")
+        raise Refusal(404, f"{text!r} is not a vacation id BAF_<YYYYMMDD>_<NN>")
     return name.vacation_id
 
 
@@ -218,7 +237,7 @@ def _date(text: str) -> datetime.date:
     try:
         return datetime.date.fromisoformat(text)
     except ValueError:
-        raise HTTPException(404, f"{text!r} is not a date YYYY-MM-DD") from None
+        raise Refusal(404, f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def _local(target) -> str:
