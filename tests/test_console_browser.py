@@ -251,6 +251,9 @@ def test_the_session_cookie_is_httponly_and_strict(console):
     cookie = logged.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
     assert "secure" not in cookie  # plain http here: a Secure cookie would never come back
+    as_tenant = httpx.get(console["url"] + "/v1/constraints", headers={
+        "Authorization": f"Bearer {logged.cookies['cre_console']}"})
+    assert as_tenant.status_code == 401  # a console session is no tenant's token
 
 
 def test_wrong_passwords_are_refused_and_audited(console, forget_failed_logins):
