@@ -77,7 +77,9 @@ run: setup
 	echo "cre query events --account $$account" && \
 	$(AS_READER) $(BIN)/cre query events --account $$account && \
 	echo "Delivered to Arkea ABS:" && find $(ZONES)/outbound -name '*.tar.bz2' && \
-	echo "Cassandra keeps running for your queries: $(BIN)/cre cassandra stop"
+	echo "Cassandra keeps running for your queries: $(BIN)/cre cassandra stop" && \
+	echo "In a browser: the operations console of cre serve (docs/operations.md," \
+		"\"The operations console\")"
 
 lint: setup
 	$(BIN)/ruff check .
