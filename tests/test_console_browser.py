@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from conftest import ROOT, Service, run_cre, wait_until
+from conftest import ROOT, Service, add_tenant, run_cre, wait_until
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
@@ -44,7 +44,8 @@ def _bad_currencies(members: dict[str, bytes], every: int) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def console(structured, tmp_path_factory) -> Iterator[dict]:
     """``cre serve`` with its console, over five of the date's six slots (slot 5 missing):
-    one with rejects, one correcting an event of slot 1, one REJECTED for its reject ratio."""
+    one with rejects, one correcting an event of slot 1, one REJECTED for its reject ratio;
+    and a tenant's upload of another date."""
     folder = tmp_path_factory.mktemp("console")
     operators = folder / "operators.json"  # where Service points cre serve
     for name, role in (("olivia", "operator"), ("victor", "viewer")):
@@ -67,8 +68,13 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
         ingested = run_cre("ingest", "--input", str(archive), "--zones-root",
                            str(folder / "zones"), env=structured)
         assert ingested.code in (0, 3), ingested.stderr[-3000:]
+    add_tenant(folder / "tenants.json", "arkea")
     service = Service(folder, structured)
     try:
+        upload = generate_vacation(folder / "upload", "2026-11-21", 2, 30, 2, seed=97)
+        with service.client("arkea") as client:  # the trends count the tenant's uploads
+            sent = client.put(f"/v1/uploads/{upload.name}", content=upload.read_bytes())
+            assert sent.status_code == 201, sent.text
         yield {"url": service.url, "env": structured, "account": event[1],
                "value_date": event[4], "first_amount": event[5]}
     finally:
@@ -136,6 +142,8 @@ def test_the_trends_draw_their_charts(browser, console):
     assert [chart.get_attribute("aria-label") for chart in charts] == [
         "Records per vacation", "Reject ratio", "Ingest duration", "Uploads per tenant"]
     assert charts[0].find_elements(By.CSS_SELECTOR, "circle, polyline")  # this date's dots
+    assert charts[3].find_elements(By.CSS_SELECTOR, 'polyline[data-series="arkea"]')
+    assert browser.find_element(By.ID, "uploads").text.splitlines()[1:] == ["arkea 1"]
     _shot(browser, "trends")
 
 
