@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Optional
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -13,6 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from io_connectors.avro_blocks import CODECS
 from io_connectors.cassandra import CassandraConfig
 from transforms import contract
+
+_PROJECT = Path(__file__).resolve().parents[1]  # where a child's relative paths start
 
 _LIMITS = contract.Limits()
 
@@ -181,6 +186,20 @@ def cre_child(config: CassandraConfig, replication: str,
     if config.password is not None:
         env["CRE_CASSANDRA_PASSWORD"] = config.password
     return argv, env
+
+
+def child_log_dir() -> Path:
+    """Where a service's ``cre`` children write their logs: ``$CRE_MANAGER_LOG_DIR``, else the
+    temporary folder."""
+    return Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
+
+
+def launch_child(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Starts a ``cre_child`` command from the project's folder, its output appended to
+    ``log``."""
+    with open(log, "ab") as out:  # the child keeps it open
+        return subprocess.Popen(argv, cwd=_PROJECT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
 
 
 class MonitoringOptions(PipelineOptions):

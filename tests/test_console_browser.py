@@ -15,7 +15,7 @@ from conftest import ROOT, Service, add_tenant, run_cre, wait_until
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
-from vacations import data_records, refresh, write_archive
+from vacations import break_currencies, data_records, write_archive
 
 from pipelines.local.generator import generate_vacation, read_members
 
@@ -25,20 +25,6 @@ DATE, MISSING_SLOT = "2026-11-20", 5
 FIRST, WITH_REJECTS, CORRECTION, REJECTED = (f"BAF_20261120_0{slot}" for slot in (1, 2, 3, 4))
 PASSWORDS = {"olivia": "operator password 1", "victor": "viewer password 22"}
 SCREENSHOTS = ROOT / "var" / "console-screenshots"
-
-
-def _bad_currencies(members: dict[str, bytes], every: int) -> dict[str, bytes]:
-    """About every ``every``-th record of each CRE member gets the unknown currency ZZZ."""
-    broken = dict(members)
-    for name, raw in members.items():
-        if name.startswith("CRE_"):
-            lines = raw.decode().splitlines(keepends=True)
-            for index in range(1, len(lines), every):
-                fields = lines[index].split(";", 7)
-                if len(fields) == 8 and re.fullmatch("[A-Z]{3}", fields[6]):
-                    lines[index] = ";".join([*fields[:6], "ZZZ", fields[7]])
-            broken[name] = "".join(lines).encode()
-    return refresh(broken)
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +43,13 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
                  if member.startswith("CRE_") for row in data_records(raw))
     archives = [
         first,
-        write_archive(folder, _bad_currencies(read_members(
-            generate_vacation(folder / "2", DATE, 2, 600, 10, seed=92)), every=97), WITH_REJECTS),
+        write_archive(folder, break_currencies(read_members(
+            generate_vacation(folder / "2", DATE, 2, 600, 10, seed=92)), every=97)[0],
+            WITH_REJECTS),
         generate_vacation(folder / "3", DATE, 3, 50, 5, seed=93,
                           corrections=[[*event[:5], "4242.42", *event[6:]]]),
-        write_archive(folder, _bad_currencies(read_members(
-            generate_vacation(folder / "4", DATE, 4, 200, 5, seed=94)), every=5), REJECTED),
+        write_archive(folder, break_currencies(read_members(
+            generate_vacation(folder / "4", DATE, 4, 200, 5, seed=94)), every=5)[0], REJECTED),
         generate_vacation(folder / "6", DATE, 6, 100, 5, seed=96)]
     for archive in archives:
         ingested = run_cre("ingest", "--input", str(archive), "--zones-root",

@@ -12,7 +12,6 @@ for byte, and the restored keyspace.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import fastavro
 import pytest
 from conftest import config_of, run_cre
-from vacations import data_records, refresh, write_archive
+from vacations import break_currencies, data_records, write_archive
 
 from pipelines import backup
 from pipelines.local.generator import generate_vacation, read_members
@@ -44,35 +43,19 @@ VOLATILE = {"vacations": {"run_id", "owner", "lease_until", "state_changed_at", 
 TIMED_PACKAGE = ("sha256", "bytes")
 
 
-def _break_currencies(members: dict[str, bytes], every: int) -> tuple[dict[str, bytes], int]:
-    """About every ``every``-th line of each CRE member gets an unknown currency (BAD_CURRENCY);
-    returns the members and how many records were broken."""
-    broken, count = dict(members), 0
-    for name, raw in members.items():
-        if name.startswith("CRE_"):
-            lines = raw.decode().splitlines(keepends=True)
-            for index in range(1, len(lines), every):
-                fields = lines[index].split(";", 7)  # no ';' before the currency
-                if len(fields) == 8 and re.fullmatch("[A-Z]{3}", fields[6]):  # a record's line
-                    lines[index] = ";".join([*fields[:6], "ZZZ", fields[7]])
-                    count += 1
-            broken[name] = "".join(lines).encode()
-    return refresh(broken), count
-
-
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory) -> dict:
     """About three batches of each CRE member, so the spread modes have batches to spread."""
     tmp = tmp_path_factory.mktemp("vacations")
     first = read_members(generate_vacation(tmp / "1", DATE, 1, 30_000, 300, seed=71,
                                            cre_members=2))
-    members, rejects = _break_currencies(first, every=997)
+    members, rejects = break_currencies(first, every=997)
     rows = [row for name, raw in first.items() if name.startswith("CRE_")
             for row in data_records(raw)]
     corrections = [[*rows[0][:5], "77.70", *rows[0][6:]], [*rows[9][:5], "0.01", *rows[9][6:]]]
     correction = generate_vacation(tmp / "2", DATE, 2, 2000, 20, seed=72,
                                    corrections=corrections)
-    third, rejected = _break_currencies(
+    third, rejected = break_currencies(
         read_members(generate_vacation(tmp / "3", DATE, 3, 5000, 10, seed=73)), every=10)
     return {"paths": [write_archive(tmp, members, WITH_REJECTS), correction,
                       write_archive(tmp, third, REJECTED)],

@@ -83,6 +83,22 @@ def refresh(members: dict[str, bytes], *, monitor: bool = True,
     return {"META.json": members.pop("META.json"), **members}
 
 
+def break_currencies(members: dict[str, bytes], every: int) -> tuple[dict[str, bytes], int]:
+    """About every ``every``-th line of each CRE member gets an unknown currency (BAD_CURRENCY);
+    returns the members and how many records were broken."""
+    broken, count = dict(members), 0
+    for name, raw in members.items():
+        if name.startswith("CRE_"):
+            lines = raw.decode().splitlines(keepends=True)
+            for index in range(1, len(lines), every):
+                fields = lines[index].split(";", 7)  # no ';' before the currency
+                if len(fields) == 8 and re.fullmatch("[A-Z]{3}", fields[6]):  # a record's line
+                    lines[index] = ";".join([*fields[:6], "ZZZ", fields[7]])
+                    count += 1
+            broken[name] = "".join(lines).encode()
+    return refresh(broken), count
+
+
 def tar_bytes(members: dict[str, bytes], *, folder: str = "", fmt: int = tarfile.PAX_FORMAT,
               extra: tuple[tarfile.TarInfo, ...] = (), repeat: tuple[str, ...] = ()) -> bytes:
     buffer = io.BytesIO()

@@ -16,7 +16,15 @@ import hashlib
 import hmac
 import math
 import secrets
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
+
+if TYPE_CHECKING:
+    from fastapi import Request
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, as the audit trail and the login throttle record it."""
+    return request.client.host if request.client else "?"
 
 
 def _sha256(text: str) -> str:

@@ -10,6 +10,7 @@ kinds of account.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -21,7 +22,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 Account = TypeVar("Account")
@@ -95,10 +95,17 @@ class AccountFile(Generic[Account]):
     def authenticate(self, name: str, password: str) -> Optional[Account]:
         account = self.load().get(name)
         try:
-            _HASHER.verify(account.password_hash if account else _DUMMY_HASH, password)
+            _HASHER.verify(account.password_hash if account else _dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         return account
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown name's password is checked against: hashed at the first login, not
+    at every ``cre`` command's start (an Argon2 hash is slow by design: ~0.1 s)."""
+    return _HASHER.hash("not a password of anyone")
 
 
 def hash_password(password: str) -> str:

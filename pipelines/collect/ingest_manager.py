@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import os
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +33,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from io_connectors.cassandra import CassandraConfig
 from pipelines.collect.tenants import TenantStore
 from pipelines.ledger import IN_PROGRESS, Ledger, State, this_process
-from pipelines.options import cre_child
+from pipelines.options import child_log_dir, cre_child, launch_child
 
 if TYPE_CHECKING:
     from pipelines.collect.audit import AuditTrail
 
 _LOG = logging.getLogger(__name__)
-_PROJECT = Path(__file__).resolve().parents[2]
 # states whose vacation may still need a run: waiting, abandoned, loaded but not delivered
 _PENDING = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.REJECTED,
             State.FAILED)
@@ -95,7 +92,7 @@ class IngestManager:
         self._replica = replica or this_process()
         self._audit = audit
         self._clock = clock
-        self._log_dir = Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir()))
+        self._log_dir = child_log_dir()
         self._held: dict[str, _Held] = {}
         self.started = Counter("cre_ingest_manager_starts", "Ingests the manager started.",
                                registry=registry)
@@ -209,9 +206,7 @@ class IngestManager:
                          "--input", row["landed_path"], "--zones-root", self._zones_root)
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-        with open(log, "ab") as out:  # the child keeps it open
-            return subprocess.Popen(argv, cwd=_PROJECT, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)
+        return launch_child(argv, env, log)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
-from pipelines.collect.access import Grant, LoginThrottle, Tokens
+from pipelines.collect.access import Grant, LoginThrottle, Tokens, client_address
 from pipelines.collect.audit import ANONYMOUS, AuditTrail
 from pipelines.collect.meta_probe import MetaProbe
 from pipelines.collect.tenants import Tenant, TenantStore
@@ -102,24 +102,24 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         grant = tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
         if grant is None:
             audit.record(ANONYMOUS, "token", request.url.path, "refused",
-                         "no valid bearer token", _client(request))
+                         "no valid bearer token", client_address(request))
             raise HTTPException(401, "a valid bearer token is required (POST /v1/token)",
                                 headers={"WWW-Authenticate": "Bearer"})
         tenant = store.load().get(grant.tenant)
         if tenant is None:
             audit.record(grant.tenant, "token", request.url.path, "refused",
-                         "the tenant no longer exists", _client(request))
+                         "the tenant no longer exists", client_address(request))
             raise HTTPException(401, "this tenant no longer exists")
         if not grant.issued_for(tenant):
             audit.record(tenant.name, "token", request.url.path, "refused",
-                         "revoked by a new password", _client(request))
+                         "revoked by a new password", client_address(request))
             raise HTTPException(401, "this token was revoked: the tenant's password changed",
                                 headers={"WWW-Authenticate": "Bearer"})
         return tenant, grant
 
     @app.post("/v1/token", responses=_refusals(401, 429))
     async def token(request: Request) -> dict:
-        client = _client(request)
+        client = client_address(request)
         name, password = _basic(request.headers.get("authorization", ""))
         # a name that is no tenant is the attempt's detail, not a partition of its own
         known, attempt = (name, "") if name in store.load() else (ANONYMOUS, f"as {name!r}")
@@ -153,11 +153,11 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             return await receive(filename, request, tenant, current)
         except HTTPException as refusal:
             audit.record(tenant.name, "upload", filename, "refused",
-                         f"{refusal.status_code} {refusal.detail}", _client(request))
+                         f"{refusal.status_code} {refusal.detail}", client_address(request))
             raise
         except Exception as error:
             audit.record(tenant.name, "upload", filename, "failed",
-                         f"{type(error).__name__}: {error}", _client(request))
+                         f"{type(error).__name__}: {error}", client_address(request))
             raise
 
     async def receive(filename: str, request: Request, tenant: Tenant,
@@ -215,7 +215,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
             zones.discard(temporary, landing)
             uploads_total.labels(tenant.name, "duplicate").inc()
             audit.record(tenant.name, "upload", filename, "duplicate",
-                         f"sha256 {sha256}, first upload {first}", _client(request))
+                         f"sha256 {sha256}, first upload {first}", client_address(request))
             return JSONResponse({"upload_id": first, "sha256": sha256, "duplicate": True}, 200)
         final = commit_landed(temporary, folder, sha256, filename)
         now = datetime.datetime.now(datetime.UTC)
@@ -228,7 +228,7 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         upload_seconds.observe(time.monotonic() - started)
         _LOG.info("%s uploaded %s (%d bytes, sha256 %s)", tenant.name, filename, size, sha256)
         audit.record(tenant.name, "upload", filename, "accepted",
-                     f"upload {upload_id}, {size} bytes, sha256 {sha256}", _client(request))
+                     f"upload {upload_id}, {size} bytes, sha256 {sha256}", client_address(request))
         return JSONResponse({"upload_id": upload_id, "sha256": sha256, "bytes": size,
                              "vacation_id": name.vacation_id, "duplicate": False}, 201)
 
@@ -279,9 +279,6 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
 
     return app
 
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def _basic(header: str) -> tuple[str, str]:

@@ -10,10 +10,10 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from io_connectors.cassandra import CassandraConfig
 from pipelines import roles
@@ -37,30 +37,44 @@ def _password(args: argparse.Namespace) -> str:
     return getpass.getpass("password: ")
 
 
-def tenants(args: argparse.Namespace) -> int:
-    from pipelines.collect.tenants import TenantStore
-
-    store = TenantStore(Path(args.tenants))
+def _accounts(command: str, store, args: argparse.Namespace,
+              actions: dict[str, Callable[[], object]], describe: Callable[[Any], str]) -> int:
+    """An account file's ``passwd``, ``remove`` and ``list``, and the kind's own ``actions``
+    (``add``...); a refused change is exit 2 with the store's reason."""
     try:
-        if args.action == "add":
-            profile = {"runner": args.runner,
-                       **dict(option.split("=", 1) for option in args.pipeline_option)}
-            store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes,
-                      profile)
+        if args.action in actions:
+            actions[args.action]()
         elif args.action == "passwd":
             store.passwd(args.name, _password(args))
         elif args.action == "remove":
             store.remove(args.name)
         else:
-            for tenant in store.load().values():
-                limits = tenant.constraints()
-                print(f"{tenant.name}  formats {','.join(tenant.formats)}  max files "
-                      f"{limits['max_files_per_upload_session']}  max bytes "
-                      f"{limits['max_bytes_per_file']}")
+            for account in store.load().values():
+                print(describe(account))
     except ValueError as error:
-        print(f"cre tenants: error: {error}", file=sys.stderr)
+        print(f"cre {command}: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def tenants(args: argparse.Namespace) -> int:
+    from pipelines.collect.tenants import TenantStore
+
+    store = TenantStore(Path(args.tenants))
+
+    def add() -> None:
+        profile = {"runner": args.runner,
+                   **dict(option.split("=", 1) for option in args.pipeline_option)}
+        store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes,
+                  profile)
+
+    def describe(tenant) -> str:
+        limits = tenant.constraints()
+        return (f"{tenant.name}  formats {','.join(tenant.formats)}  max files "
+                f"{limits['max_files_per_upload_session']}  max bytes "
+                f"{limits['max_bytes_per_file']}")
+
+    return _accounts("tenants", store, args, {"add": add}, describe)
 
 
 def operators(args: argparse.Namespace) -> int:
@@ -69,22 +83,10 @@ def operators(args: argparse.Namespace) -> int:
     from pipelines.console.operators import OperatorStore
 
     store = OperatorStore(Path(args.operators))
-    try:
-        if args.action == "add":
-            store.add(args.name, _password(args), args.role)
-        elif args.action == "role":
-            store.set_role(args.name, args.role)
-        elif args.action == "passwd":
-            store.passwd(args.name, _password(args))
-        elif args.action == "remove":
-            store.remove(args.name)
-        else:
-            for operator in store.load().values():
-                print(f"{operator.name}  {operator.role}")
-    except ValueError as error:
-        print(f"cre operators: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return _accounts("operators", store, args, {
+        "add": lambda: store.add(args.name, _password(args), args.role),
+        "role": lambda: store.set_role(args.name, args.role)},
+        lambda operator: f"{operator.name}  {operator.role}")
 
 
 def _ingest_config(config: CassandraConfig, username: Optional[str]) -> CassandraConfig:
@@ -126,8 +128,7 @@ def serve(args: argparse.Namespace) -> int:
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
                          daemon=True).start()
     actions = None if args.no_manager else ActionRunner(
-        _ingest_config(config, args.ingest_username), args.replication, args.zones_root, audit,
-        Path(os.environ.get("CRE_MANAGER_LOG_DIR", tempfile.gettempdir())))
+        _ingest_config(config, args.ingest_username), args.replication, args.zones_root, audit)
     app = create_app(args.zones_root, args.tenants, session, args.token_seconds, audit=audit,
                      registry=registry, operators_path=args.operators, actions=actions)
     try:
@@ -224,6 +225,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     operator_parser.add_argument("name", nargs="?")
     operator_parser.add_argument("--operators", default="var/operators.json",
                                  help="The operators file (default var/operators.json).")
+    # operators.ROLES, spelt out: importing it (argon2) would slow every cre command's start
     operator_parser.add_argument("--role", choices=("viewer", "operator"), default="viewer",
                                  help="viewer reads every page; operator also replays, rolls "
                                  "back, redelivers and recovers.")

@@ -14,10 +14,9 @@ from pathlib import Path
 from io_connectors.cassandra import CassandraConfig
 from pipelines.collect.audit import AuditTrail
 from pipelines.console.operators import Operator
-from pipelines.options import cre_child
+from pipelines.options import child_log_dir, cre_child, launch_child
 
 _LOG = logging.getLogger(__name__)
-_PROJECT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,21 +44,19 @@ class ActionRunner:
     """Starts actions as child processes of ``cre serve`` and audits their outcome."""
 
     def __init__(self, config: CassandraConfig, replication: str, zones_root: str,
-                 audit: AuditTrail, log_dir: Path):
+                 audit: AuditTrail):
         self._config = config
         self._replication = replication
         self._zones_root = zones_root
         self._audit = audit
-        self._log_dir = log_dir
+        self._log_dir = child_log_dir()
         self._running: set[threading.Thread] = set()
 
     def start(self, operator: Operator, action: Action, vacation_id: str, client: str) -> None:
         argv, env = cre_child(self._config, self._replication,
                               *action.command(vacation_id, self._zones_root))
         log = self._log_dir / f"console-{action.name}-{vacation_id}.log"
-        with open(log, "ab") as out:  # the child keeps it open
-            process = subprocess.Popen(argv, cwd=_PROJECT, env=env, stdout=out,
-                                       stderr=subprocess.STDOUT)
+        process = launch_child(argv, env, log)
         self._audit.record(operator.principal, action.name, vacation_id, "started",
                            f"pid {process.pid}, log {log}", client)
         _LOG.info("%s started %s of %s (pid %d)", operator.name, action.name, vacation_id,

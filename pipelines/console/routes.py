@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pipelines.collect.access import LoginThrottle, Tokens
+from pipelines.collect.access import LoginThrottle, Tokens, client_address
 from pipelines.collect.audit import ANONYMOUS, AuditTrail
 from pipelines.console.actions import ACTIONS, ActionRunner
 from pipelines.console.operators import PRINCIPAL, Operator, OperatorStore
@@ -92,13 +92,13 @@ def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
         origin = request.headers.get("origin")
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             audit.record(ANONYMOUS, "console", request.url.path, "refused",
-                         f"cross-origin POST from {origin}", _client(request))
+                         f"cross-origin POST from {origin}", client_address(request))
             raise Refusal(403, "cross-origin request refused")
         operator = operator_of(request)
         if not hmac.compare_digest(str(form.get("csrf", "")),
                                    csrf_token(request.cookies.get(COOKIE, ""))):
             audit.record(operator.principal, "console", request.url.path, "refused",
-                         "missing or wrong CSRF token", _client(request))
+                         "missing or wrong CSRF token", client_address(request))
             raise Refusal(403, "missing or wrong CSRF token: reload the page")
         return operator
 
@@ -115,7 +115,7 @@ def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
     async def login(request: Request) -> Response:
         form = await request.form()
         name, password = str(form.get("name", "")), str(form.get("password", ""))
-        client = _client(request)
+        client = client_address(request)
         known = PRINCIPAL + name if name in operators.load() else ANONYMOUS
         if throttle.blocked(PRINCIPAL + name, client):
             audit.record(known, "console login", name, "throttled", "", client)
@@ -140,7 +140,7 @@ def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
         operator = checked_post(request, dict(await request.form()))
         tokens.revoke(request.cookies[COOKIE])
         audit.record(operator.principal, "console logout", operator.name, "ok", "",
-                     _client(request))
+                     client_address(request))
         response = RedirectResponse("/console/login", 303)
         response.delete_cookie(COOKIE, path="/console")
         return response
@@ -202,9 +202,9 @@ def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
         chosen, vacation_id = _action(action), _vacation_id(vacation_id)
         if not operator.may_act or actions is None:
             audit.record(operator.principal, action, vacation_id, "refused",
-                         f"the role {operator.role} takes no action", _client(request))
+                         f"the role {operator.role} takes no action", client_address(request))
             raise Refusal(403, f"the role {operator.role} takes no action")
-        actions.start(operator, chosen, vacation_id, _client(request))
+        actions.start(operator, chosen, vacation_id, client_address(request))
         return RedirectResponse(f"/console/vacations/{vacation_id}?started={chosen.name}", 303)
 
     return router
@@ -253,6 +253,3 @@ def _now() -> datetime.datetime:
 def _today() -> datetime.date:
     return _now().date()
 
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
