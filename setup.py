@@ -8,11 +8,11 @@ setup(
     name="cre-integration",
     version="0.1.0",
     description=__doc__,
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "io_connectors",
-                                    "schemas"]),
+                                    "schemas", "service", "service.*", "sender"]),
     package_data={"schemas": ["*.avsc"],
-                  "pipelines.console": ["templates/*.html", "static/*.css"]},
+                  "service.console": ["templates/*.html", "static/*.css"]},
     install_requires=[
         line.strip()
         for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()

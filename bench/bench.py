@@ -354,8 +354,8 @@ def _upload(gib: int, tls: bool = False) -> bool:
 
     import httpx
 
-    from pipelines.collect.tenants import TenantStore
     from pipelines.local.certificates import Authority
+    from service.collect.tenants import TenantStore
 
     env = _cassandra()
     folder = ROOT / "var" / "bench" / "upload"
@@ -475,8 +475,8 @@ def _console_ledger(env: dict, days: int, real: dict, zones: Path) -> int:
     with the real one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipelines.console.schedule import deadline
     from pipelines.ledger import Ledger, State
+    from service.console.schedule import deadline
 
     session = loaders.connect(*_login(env))
     session.set_keyspace(CONSOLE_KEYSPACE)
@@ -526,8 +526,8 @@ def _console(days: int) -> bool:
     ledger; True if every page's slowest is under the bar."""
     import httpx
 
-    from pipelines.collect.tenants import TenantStore
-    from pipelines.console.operators import OperatorStore
+    from service.collect.tenants import TenantStore
+    from service.console.operators import OperatorStore
 
     env = {**_cassandra(), "CRE_CASSANDRA_KEYSPACE": CONSOLE_KEYSPACE}
     folder, password = ROOT / "var" / "bench" / "console", "a long bench password"

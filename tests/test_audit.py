@@ -14,8 +14,8 @@ import pytest
 from cassandra.util import uuid_from_time
 from conftest import Service, add_tenant, run_cre, wait_until
 
-from pipelines.collect.audit import ANONYMOUS, AuditTrail, events_since
 from pipelines.local.generator import generate_vacation
+from service.audit import ANONYMOUS, AuditTrail, events_since
 
 DAY = 86_400
 
@@ -52,7 +52,7 @@ class _Unreachable:
 
 
 def test_a_lost_write_is_logged_with_its_event(caplog):
-    with caplog.at_level(logging.ERROR, "pipelines.collect.audit"):
+    with caplog.at_level(logging.ERROR, "service.audit"):
         trail = AuditTrail(_Unreachable(), "host:8080")
         trail.record("arkea", "login", "arkea", "ok", client="10.0.0.1")
         trail.close()  # nothing left in flight: it returns at once

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.console import charts, schedule
-from pipelines.console.operators import OperatorStore
-from pipelines.console.routes import _TEMPLATES, _local, csrf_token
+from service.console import charts, schedule
+from service.console.operators import OperatorStore
+from service.console.routes import _TEMPLATES, _local, csrf_token
 
 RULES = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus" / "rules.yml"
 UTC = datetime.UTC

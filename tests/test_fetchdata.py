@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipelines.collect.fetchdata import _request
+from sender.fetchdata import _request
 
 
 def _client(answers: list, bodies: list) -> httpx.Client:

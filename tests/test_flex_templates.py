@@ -60,11 +60,11 @@ def test_run_command_refuses_unknown_parameters():
 
 
 # the launcher under an import hook that refuses what the Dockerfile leaves out of the image
-_WITHOUT_COLLECT_AND_LOCAL = """
+_WITHOUT_SERVICE_AND_LOCAL = """
 import runpy, sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.startswith(("pipelines.collect", "pipelines.local")):
+        if name.split(".")[0] in ("service", "sender") or name.startswith("pipelines.local"):
             raise ImportError(f"{name} is not in the Dataflow image")
 sys.meta_path.insert(0, Refuse())
 sys.argv = sys.argv[1:]
@@ -74,10 +74,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 @pytest.mark.integration
 def test_the_launcher_entry_point_runs_the_pipeline(tmp_path):
-    """The image's entry point, with neither the collection service nor the local servers."""
+    """The image's entry point, with neither cre serve (service/, sender/) nor the local servers."""
     archive = generate_vacation(tmp_path, "2026-06-01", 1, 50, 2, seed=90)
     launched = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_COLLECT_AND_LOCAL, str(ROOT / "dataflow/main.py"),
+        [sys.executable, "-c", _WITHOUT_SERVICE_AND_LOCAL, str(ROOT / "dataflow/main.py"),
          f"--input={archive}", f"--zones_root={tmp_path / 'zones'}", "--max_reject_ratio=0.1",
          "--no_deliver=true"],
         cwd=ROOT, capture_output=True, text=True,

@@ -20,12 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from vacations import MEMBER_CASES, valid_members, write_archive
 
 from io_connectors.cassandra import CassandraConfig
-from pipelines.collect.audit import events_since
-from pipelines.collect.ingest_manager import IngestManager
-from pipelines.collect.tenants import TenantStore
 from pipelines.ledger import Ledger, State
 from pipelines.local.generator import generate_vacation
 from pipelines.options import CassandraOptions, cassandra_arguments, cassandra_config
+from service.audit import events_since
+from service.collect.ingest_manager import IngestManager
+from service.collect.tenants import TenantStore
 
 VACATION = "BAF_20260701_01"
 CONFIG = CassandraConfig(("10.0.0.7", "10.0.0.8"), "cre_prod", port=9142, username="cre_app",

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from conftest import PASSWORDS, CreRun, Service, add_tenant, run_cre
 
-from pipelines.collect.fetchdata import check_server
 from pipelines.local.certificates import Authority
 from pipelines.local.generator import generate_vacation
+from sender.fetchdata import check_server
 
 
 def test_plain_http_only_to_this_machine_unless_insecure():

@@ -14,7 +14,7 @@ import pytest
 from conftest import Service, add_tenant, wait_until
 from vacations import tar_bytes, valid_members, write_archive
 
-from pipelines.collect.meta_probe import MetaProbe
+from service.collect.meta_probe import MetaProbe
 from transforms.contract import Fatal, VacationError, VacationName
 
 RIGHT, WRONG = "BAF_20261122_03", "BAF_20261122_04"

@@ -17,15 +17,15 @@ from typing import Any, Optional
 
 from io_connectors.cassandra import CassandraConfig
 from pipelines import roles
-from pipelines.collect.audit import (
+from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
+from pipelines.options import cassandra_config
+from service.audit import (
     ANONYMOUS,
     MAX_TTL_DAYS,
     AuditTrail,
     events_since,
     tenants_since,
 )
-from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
-from pipelines.options import cassandra_config
 from transforms import progress
 
 _LOG = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def _accounts(command: str, store, args: argparse.Namespace,
 
 
 def tenants(args: argparse.Namespace) -> int:
-    from pipelines.collect.tenants import TenantStore
+    from service.collect.tenants import TenantStore
 
     store = TenantStore(Path(args.tenants))
 
@@ -80,7 +80,7 @@ def tenants(args: argparse.Namespace) -> int:
 def operators(args: argparse.Namespace) -> int:
     """The console's people: ``add NAME --role``, ``role NAME --role``, ``passwd``,
     ``remove``, ``list``."""
-    from pipelines.console.operators import OperatorStore
+    from service.console.operators import OperatorStore
 
     store = OperatorStore(Path(args.operators))
     return _accounts("operators", store, args, {
@@ -105,10 +105,10 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from prometheus_client import CollectorRegistry
 
-    from pipelines.collect.ingest_manager import IngestManager
-    from pipelines.collect.service import create_app
-    from pipelines.console.actions import ActionRunner
     from pipelines.ledger import Ledger
+    from service.collect.ingest_manager import IngestManager
+    from service.collect.service import create_app
+    from service.console.actions import ActionRunner
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("cre serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -144,7 +144,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def fetchdata_command(args: argparse.Namespace) -> int:
-    from pipelines.collect.fetchdata import check_server, fetchdata
+    from sender.fetchdata import check_server, fetchdata
 
     try:
         check_server(args.server, args.insecure)

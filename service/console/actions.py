@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from io_connectors.cassandra import CassandraConfig
-from pipelines.collect.audit import AuditTrail
-from pipelines.console.operators import Operator
 from pipelines.options import child_log_dir, cre_child, launch_child
+from service.audit import AuditTrail
+from service.console.operators import Operator
 
 _LOG = logging.getLogger(__name__)
 

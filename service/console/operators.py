@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.collect.accounts import AccountFile, hash_password
+from service.accounts import AccountFile, hash_password
 
 ROLES = ("viewer", "operator")
 PRINCIPAL = "operator:"

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Optional
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from io_connectors.cassandra import CassandraConfig
-from pipelines.collect.tenants import TenantStore
 from pipelines.ledger import IN_PROGRESS, Ledger, State, this_process
 from pipelines.options import child_log_dir, cre_child, launch_child
+from service.collect.tenants import TenantStore
 
 if TYPE_CHECKING:
-    from pipelines.collect.audit import AuditTrail
+    from service.audit import AuditTrail
 
 _LOG = logging.getLogger(__name__)
 # states whose vacation may still need a run: waiting, abandoned, loaded but not delivered

@@ -21,11 +21,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pipelines.collect.access import LoginThrottle, Tokens, client_address
-from pipelines.collect.audit import ANONYMOUS, AuditTrail
-from pipelines.console.actions import ACTIONS, ActionRunner
-from pipelines.console.operators import PRINCIPAL, Operator, OperatorStore
-from pipelines.console.views import ConsoleViews
+from service.access import LoginThrottle, Tokens, client_address
+from service.audit import ANONYMOUS, AuditTrail
+from service.console.actions import ACTIONS, ActionRunner
+from service.console.operators import PRINCIPAL, Operator, OperatorStore
+from service.console.views import ConsoleViews
 from transforms.contract import VacationName
 
 COOKIE = "cre_console"

@@ -13,13 +13,13 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
-from pipelines.collect import audit
-from pipelines.collect.tenants import TenantStore
-from pipelines.collect.uploads import Uploads
-from pipelines.console import charts, schedule
-from pipelines.console.operators import PRINCIPAL
 from pipelines.ledger import VISIBLE, Ledger
 from pipelines.structured_zone import StructuredZone, slots
+from service import audit
+from service.collect.tenants import TenantStore
+from service.collect.uploads import Uploads
+from service.console import charts, schedule
+from service.console.operators import PRINCIPAL
 from transforms import contract, pivot_package
 
 TREND_DAYS = 30

@@ -30,16 +30,16 @@ from pydantic import BaseModel
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
-from pipelines.collect.access import Grant, LoginThrottle, Tokens, client_address
-from pipelines.collect.audit import ANONYMOUS, AuditTrail
-from pipelines.collect.meta_probe import MetaProbe
-from pipelines.collect.tenants import Tenant, TenantStore
-from pipelines.collect.uploads import Uploads
-from pipelines.console import routes as console
-from pipelines.console.actions import ActionRunner
-from pipelines.console.operators import PRINCIPAL, OperatorStore
-from pipelines.console.views import ConsoleViews
 from pipelines.ledger import VISIBLE, Ledger, State
+from service.access import Grant, LoginThrottle, Tokens, client_address
+from service.audit import ANONYMOUS, AuditTrail
+from service.collect.meta_probe import MetaProbe
+from service.collect.tenants import Tenant, TenantStore
+from service.collect.uploads import Uploads
+from service.console import routes as console
+from service.console.actions import ActionRunner
+from service.console.operators import PRINCIPAL, OperatorStore
+from service.console.views import ConsoleViews
 from transforms.contract import VacationError, VacationName
 
 _LOG = logging.getLogger(__name__)

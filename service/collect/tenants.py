@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from pipelines.collect.accounts import AccountFile, hash_password
+from service.accounts import AccountFile, hash_password
 
 DEFAULT_FORMATS = (".tar.bz2",)
 

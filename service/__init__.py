@@ -1,0 +1,8 @@
+"""``cre serve``: the HTTP application, not a pipeline.
+
+One FastAPI application (``app.py``) composed of the routers of two packages that never import
+each other: ``collect/`` (tenants' uploads, tokens, statuses, and the ingest manager that runs
+what lands) and ``console/`` (the operators' pages and actions). What both need sits here,
+below them: ``accounts.py`` (the Argon2 account files), ``access.py`` (tokens and the login
+throttle) and ``audit.py`` (the audit trail).
+"""
