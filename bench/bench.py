@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,8 +54,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CRE = [sys.executable, "-m", "pipelines.commands.cli"]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # the tests' helpers, as pytest.ini's pythonpath does
 
 import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
+from helpers import free_port  # noqa: E402
 
 from pipelines import runners  # noqa: E402
 from pipelines.local import cassandra_cluster, flink_cluster  # noqa: E402
@@ -475,8 +476,10 @@ def _console_ledger(env: dict, days: int, real: dict, zones: Path) -> int:
     with the real one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipelines.ledger import Ledger, State
+    from pipelines.ledger import Ledger, State, Summary
     from service.console.schedule import deadline
+    from transforms.contract import Outcome
+    from transforms.pivot_package import Delivery
 
     session = loaders.connect(*_login(env))
     session.set_keyspace(CONSOLE_KEYSPACE)
@@ -492,26 +495,26 @@ def _console_ledger(env: dict, days: int, real: dict, zones: Path) -> int:
         records = real["totals"]["records"] + index * 7 % 900
         bad = records // 4 if rejected else index % 17
         totals = {"records": records, "loaded": records - bad, "rejected": bad}
-        outcome = {**real, "vacation_id": vacation_id, "sha256": sha256, "slot": slot,
-                   "status": "REJECTED" if rejected else "ACCEPTED_WITH_REJECTS",
-                   "business_date": day.isoformat(), "received_at": received.isoformat(),
-                   "errors": [{"code": "REJECT_RATIO_EXCEEDED", "message": f"{bad} rejected"}
-                              ] if rejected else [],
-                   "totals": totals, "reject_codes": {"BAD_FORMAT": bad} if bad else {}}
+        outcome = Summary({
+            **real, "vacation_id": vacation_id, "sha256": sha256, "slot": slot,
+            "status": Outcome.REJECTED if rejected else Outcome.ACCEPTED_WITH_REJECTS,
+            "business_date": day.isoformat(), "received_at": received.isoformat(),
+            "processed_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            "errors": [{"code": "REJECT_RATIO_EXCEEDED", "message": f"{bad} rejected"}
+                       ] if rejected else [],
+            "totals": totals, "reject_codes": {"BAD_FORMAT": bad} if bad else {}})
         landed = f"{zones}/landing/{day}/{vacation_id}/{sha256}/{vacation_id}.tar.bz2"
         ledger.receive(vacation_id, day, slot, sha256, received, landed, "bench")
         ledger.claim(vacation_id, day, slot, sha256, received, landed)
-        fields = {"outcome": outcome["status"], **totals, "errors": outcome["errors"],
-                  "summary": outcome, "processed_at": datetime.datetime.now(datetime.UTC)}
         if rejected:
             ledger.advance(vacation_id, State.LANDED, State.REJECTED, "REJECT_RATIO_EXCEEDED",
-                           **fields)
+                           summary=outcome)
         else:
-            ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
+            ledger.advance(vacation_id, State.LANDED, State.VALIDATED, summary=outcome)
             ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
         ledger.record_delivery(vacation_id, State.REJECTED if rejected else State.LOADED,
-                               json.dumps({"vacation_id": vacation_id, "sha256": sha256,
-                                           "path": f"{zones}/outbound/{vacation_id}.tar.bz2"}))
+                               Delivery(vacation_id, f"{zones}/outbound/{vacation_id}.tar.bz2",
+                                        sha256, 0))
         return True
 
     try:
@@ -542,9 +545,7 @@ def _console(days: int) -> bool:
     vacations = _console_ledger(env, days, real, folder / "zones")
     TenantStore(folder / "tenants.json").add("bench", password)
     OperatorStore(folder / "operators.json").add("bench", password, "operator")
-    with socket.socket() as probe:  # a free port of the loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(  # with its manager (idle: nothing waits): actions need it
         [*CRE, "serve", "--port", str(port), "--zones-root", str(folder / "zones"),
          "--tenants", str(folder / "tenants.json"), "--operators",

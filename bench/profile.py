@@ -48,6 +48,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("CQL serialization", "io_connectors/cql_values.py", ""),
     ("Cassandra reads (source)", "io_connectors/cassandra.py", r"_Read|_Split|_arrow|_map_arr"),
     ("Cassandra writes (sink)", "io_connectors/cassandra.py", ""),
+    ("Cassandra sessions and retries", "io_connectors/cassandra_client.py", ""),
     ("Cassandra driver", "cassandra/", ""),
     ("positions and package", "pipelines/deliver.py", ""),
     ("positions and package", "transforms/pivot_package.py", ""),

@@ -22,6 +22,7 @@ from apache_beam.transforms.display import DisplayDataItem
 
 from io_connectors import zones
 from transforms import pivot_package
+from transforms.pivot_package import Delivery
 
 __all__ = ["DONE", "OUTBOUND", "Delivery", "Package", "WriteArkeaPackage", "clear_partials",
            "commit", "delivered", "package_path", "stage"]
@@ -39,14 +40,6 @@ class Package:
     vacation_id: str
     business_date: str
     members: dict[str, bytes]
-
-
-@dataclasses.dataclass(frozen=True)
-class Delivery:
-    vacation_id: str
-    path: str
-    sha256: str
-    bytes: int
 
 
 def package_path(root: str, business_date: str, vacation_id: str) -> str:

@@ -1,7 +1,10 @@
 """Apache Cassandra sink and source for Beam batches of records (``pyarrow.Table``).
 
 Beam's Python SDK has no Cassandra connector. This one is shaped like Beam's own
-(``mongodbio``): public transforms that check their arguments, private DoFns, display data.
+(``mongodbio``): public transforms that check their arguments, private DoFns that open the
+shared session in ``setup()`` (and the sink flushes in ``finish_bundle()``), display data. The
+client they share with the rest of the product (``CassandraConfig``, ``SESSIONS``, the driver's
+errors sorted, retries) is ``io_connectors.cassandra_client``.
 
 ``WriteToCassandra`` serializes whole Arrow columns to wire values (``cql_values``), groups rows
 by partition and replica into unlogged batches routed to that replica, keeps a bounded window of
@@ -9,18 +12,16 @@ asynchronous requests in flight, retries timeouts and overload with exponential 
 sends what still fails to a dead-letter output with its error. Writes are plain INSERTs of
 whole rows: idempotent, so retries and re-runs never duplicate anything.
 
-``ReadFromCassandra`` splits the token ring into ranges read in parallel, page by page.
+``ReadFromCassandra`` splits the token ring into ranges read in parallel, page by page;
+``ReadAllFromCassandra`` reads the rows of batches of keys.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-import gc
 import heapq
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,180 +34,28 @@ import tenacity
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
-from cassandra import (
-    AuthenticationFailed,
-    ConsistencyLevel,
-    OperationTimedOut,
-    ReadFailure,
-    ReadTimeout,
-    Unavailable,
-    WriteFailure,
-    WriteTimeout,
-)
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra import WriteTimeout
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.connection import ConnectionException
-from cassandra.policies import (
-    DCAwareRoundRobinPolicy,
-    FallthroughRetryPolicy,
-    TokenAwarePolicy,
-)
-from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
-from cassandra.query import BatchStatement, BatchType, tuple_factory
+from cassandra.policies import FallthroughRetryPolicy
+from cassandra.query import BatchStatement, BatchType, BoundStatement
 from cassandra.util import Date
 
 from io_connectors import cql_values
-from transforms.contract import PlatformError
+from io_connectors.cassandra_client import (
+    RETRYABLE,
+    SESSIONS,
+    UNREACHABLE,
+    CassandraConfig,
+    CassandraUnavailable,
+    describe_error,
+)
 
-__all__ = ["CassandraConfig", "CassandraUnavailable", "FailedWrite", "ReadAllFromCassandra",
-           "ReadFromCassandra", "SESSIONS", "WriteResult", "WriteToCassandra", "token_ranges"]
+__all__ = ["FailedWrite", "ReadAllFromCassandra", "ReadFromCassandra", "WriteResult",
+           "WriteToCassandra", "token_ranges"]
 
 _LOG = logging.getLogger(__name__)
 
-RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
-             IsBootstrappingErrorMessage, WriteFailure, ConnectionException, NoHostAvailable)
-# what a cluster losing or regaining a node answers for a while: reads too
-TRANSIENT = (*RETRYABLE, ReadTimeout, ReadFailure)
-
-
-def retry_transient(attempts: int = 6, max_wait: float = 30):
-    """A tenacity decorator: the call again, with exponential backoff, on ``TRANSIENT``
-    errors; for idempotent work (reads, deletes, conditional writes that check themselves)."""
-    return tenacity.retry(retry=tenacity.retry_if_exception_type(TRANSIENT),
-                          wait=tenacity.wait_exponential(multiplier=1, max=max_wait),
-                          stop=tenacity.stop_after_attempt(attempts), reraise=True)
-
-
 MIN_TOKEN, MAX_TOKEN = -(1 << 63), (1 << 63) - 1
-
-
-class CassandraUnavailable(PlatformError):
-    """The cluster cannot be reached or refuses our credentials: a platform failure."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CassandraConfig:
-    """Where and how to connect; picklable, so DoFns carry it to workers."""
-
-    hosts: tuple[str, ...]
-    keyspace: str
-    port: int = 9042
-    username: Optional[str] = None
-    password: Optional[str] = dataclasses.field(default=None, repr=False)
-    consistency: str = "LOCAL_QUORUM"
-    local_dc: Optional[str] = None
-    tls_ca_file: Optional[str] = None
-    connect_timeout: float = 10.0
-    request_timeout: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not self.hosts:
-            raise ValueError("at least one Cassandra host is required")
-        if not hasattr(ConsistencyLevel, self.consistency):
-            raise ValueError(f"unknown consistency level {self.consistency!r}")
-
-    @classmethod
-    def from_hosts(cls, hosts: str, keyspace: str, **kwargs: Any) -> CassandraConfig:
-        """Parses ``host[:port],host[:port]``; every host shares one port (a driver rule)."""
-        names, ports = [], set()
-        for entry in filter(None, (part.strip() for part in hosts.split(","))):
-            name, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
-            names.append(name)
-            if port:
-                ports.add(int(port))
-        if len(ports) > 1:
-            raise ValueError(f"hosts must share one port, got {sorted(ports)}")
-        if ports:
-            kwargs["port"] = ports.pop()
-        return cls(tuple(names), keyspace, **kwargs)
-
-    @property
-    def consistency_level(self) -> int:
-        return getattr(ConsistencyLevel, self.consistency)
-
-    def describe(self) -> str:
-        return f"{','.join(self.hosts)}:{self.port}/{self.keyspace}"
-
-    def cluster(self) -> Cluster:
-        policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc))
-        profile = ExecutionProfile(load_balancing_policy=policy,
-                                   consistency_level=self.consistency_level,
-                                   # the ledger's conditional writes: Paxos among the local
-                                   # data centre's replicas, as LOCAL_QUORUM for the others
-                                   serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-                                   request_timeout=self.request_timeout,
-                                   row_factory=tuple_factory)
-        auth = (PlainTextAuthProvider(self.username, self.password or "")
-                if self.username else None)
-        tls = None
-        if self.tls_ca_file:
-            tls = ssl.create_default_context(cafile=self.tls_ca_file)
-        return Cluster(list(self.hosts), port=self.port, auth_provider=auth, ssl_context=tls,
-                       execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                       connect_timeout=self.connect_timeout, protocol_version=5,
-                       # a DDL returns once every node up has the new schema: a node just
-                       # back in a busy cluster takes longer than the driver's 10 s
-                       max_schema_agreement_wait=60)
-
-    def connect(self, keyspace: Optional[str] = None):
-        """A session, or ``CassandraUnavailable`` with one line saying why."""
-        cluster = self.cluster()
-        try:
-            return cluster.connect(keyspace)
-        except Exception as error:  # the driver raises several types for one cause
-            cluster.shutdown()
-            raise CassandraUnavailable(
-                f"cannot use Cassandra at {self.describe()}: {_reason(error)}") from error
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, NoHostAvailable) and not isinstance(error.errors, dict):
-        return f"{error.args[0]} (does the keyspace exist? cre db migrate creates it)"
-    if isinstance(error, NoHostAvailable):
-        causes = list(error.errors.values())
-        if any(isinstance(cause, AuthenticationFailed) for cause in causes):
-            return "authentication failed (check the username and password)"
-        if causes:
-            return f"no host answered ({_reason(causes[0])})"
-        return "no host answered"
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-
-
-class _SharedSessions:
-    """One cluster connection per process and config, shared by every DoFn that uses it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sessions: dict[CassandraConfig, list] = {}
-
-    def acquire(self, config: CassandraConfig):
-        with self._lock:
-            entry = self._sessions.get(config)
-            if entry is None:
-                entry = self._sessions[config] = [config.connect(config.keyspace), 0]
-                # every request leaves the driver's future as cyclic garbage (its timer calls
-                # back into it), so full collections come often; frozen, the heap so far
-                # (modules, Beam's graph, the cluster's metadata) is not walked by each one:
-                # 1M-row load, 12.3 -> 1.9 s of full collections, client CPU 64 -> 44 s.
-                # Collected first, so a worker reopening sessions never freezes garbage.
-                gc.collect()
-                gc.freeze()
-            entry[1] += 1
-            return entry[0]
-
-    def release(self, config: CassandraConfig) -> None:
-        with self._lock:
-            entry = self._sessions.get(config)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del self._sessions[config]
-                entry[0].cluster.shutdown()
-
-
-SESSIONS = _SharedSessions()
 
 
 class FailedWrite(NamedTuple):
@@ -258,9 +107,9 @@ class _Window:
 
     def _succeeded(self, _result, request: _Request) -> None:
         request.error = None
-        # the future holding the rows is cyclic garbage (see _SharedSessions.acquire): freed
-        # now, not at the next full collection
-        request.statement._statements_and_parameters.clear()
+        # the future holding the rows is cyclic garbage (see SESSIONS.acquire, in cassandra_client):
+        # the rows are freed now, not at the next full collection (the batch is done with)
+        request.statement.clear()
         self._finish(request)
 
     def _failed(self, error: Exception, request: _Request) -> None:
@@ -288,12 +137,11 @@ class _Window:
 
 # a cluster that cannot be reached at all is not waited for as long as one answering slowly:
 # the bundle fails after this many attempts (about 25 s at the default backoff)
-_UNREACHABLE = (NoHostAvailable, ConnectionException)
 _UNREACHABLE_ATTEMPTS = 8
 
 
 def _unreachable_too_long(state: tenacity.RetryCallState) -> bool:
-    return (isinstance(state.outcome.exception(), _UNREACHABLE)
+    return (isinstance(state.outcome.exception(), UNREACHABLE)
             and state.attempt_number >= _UNREACHABLE_ATTEMPTS)
 
 
@@ -319,6 +167,10 @@ def _retry_delay(policy: tenacity.Retrying, request: _Request) -> Optional[float
 
 
 class _WriteFn(beam.DoFn):
+    """Opens the shared session and prepares the INSERT in ``setup()``; sends each batch's rows
+    through the window of requests in flight; waits for them all, retries included, in
+    ``finish_bundle()``, which emits the bundle's row count and its dead letters."""
+
     def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
                  max_in_flight: int, batch_rows: int, batch_bytes: int, retry_seconds: float,
                  backoff_seconds: float):
@@ -424,12 +276,16 @@ class _WriteFn(beam.DoFn):
     def _request(self, rows: list[int], routing_key: bytes, rows_of: list) -> _Request:
         statement = BatchStatement(BatchType.UNLOGGED,
                                    consistency_level=self._config.consistency_level)
-        # the rows are already wire values: add them as the driver's add() would after bind()
-        query_id = self._insert.query_id
-        statement._statements_and_parameters = [(True, query_id, rows_of[row])
-                                                for row in rows]
+        # routed first: add() then takes no routing key from the rows
         statement.routing_key = routing_key
         statement.keyspace = self._config.keyspace
+        # the rows are already wire values: given to one bound statement as its values (what
+        # bind() would have made of them), each added as it is; add() keeps the row, not the
+        # bound statement, so one serves the whole batch
+        bound = BoundStatement(self._insert)
+        for row in rows:
+            bound.values = rows_of[row]
+            statement.add(bound)
         statement.is_idempotent = True
         statement.retry_policy = FallthroughRetryPolicy()  # retried here, with backoff
         return _Request(statement, rows)
@@ -444,11 +300,11 @@ class _WriteFn(beam.DoFn):
             elif (delay := _retry_delay(self._retrying, request)) is not None:
                 heapq.heappush(self._retry_heap,
                                (time.monotonic() + delay, id(request), request, table))
-            elif isinstance(request.error, _UNREACHABLE):
+            elif isinstance(request.error, UNREACHABLE):
                 # the cluster is gone, not this write: fail the bundle, the run is retried whole
                 raise CassandraUnavailable(
                     f"Cassandra at {self._config.describe()} unreachable after "
-                    f"{request.attempt} attempts: {_reason(request.error)}")
+                    f"{request.attempt} attempts: {describe_error(request.error)}")
             else:
                 self._dead_letter(request, table)
         now = time.monotonic()
@@ -458,7 +314,7 @@ class _WriteFn(beam.DoFn):
                 time.sleep(due - now)
                 now = time.monotonic()
             _LOG.warning("retrying %d rows into %s (attempt %d): %s", len(request.rows),
-                         self._table, request.attempt + 1, _reason(request.error))
+                         self._table, request.attempt + 1, describe_error(request.error))
             self._retries.inc()
             self._sent[id(request)] = table
             if isinstance(request.error, WriteTimeout):
@@ -470,7 +326,7 @@ class _WriteFn(beam.DoFn):
             block = False
 
     def _dead_letter(self, request: _Request, table: pa.Table) -> None:
-        error = _reason(request.error)
+        error = describe_error(request.error)
         _LOG.error("%d rows could not be written to %s after %d attempts: %s",
                    len(request.rows), self._table, request.attempt, error)
         self._failures.append(FailedWrite(self._table, table.take(request.rows), error,
@@ -552,17 +408,21 @@ def token_ranges(ring: Sequence[int], splits_per_range: int) -> list[tuple[int, 
 
 
 class _SplitFn(beam.DoFn):
+    """Cuts the token ring the shared session's cluster metadata knows into ranges."""
+
     def __init__(self, config: CassandraConfig, splits_per_range: int):
         self._config = config
         self._splits_per_range = splits_per_range
 
+    def setup(self) -> None:
+        self._session = SESSIONS.acquire(self._config)
+
     def process(self, _unused) -> Iterator[tuple[int, int]]:
-        session = SESSIONS.acquire(self._config)
-        try:
-            ring = [token.value for token in session.cluster.metadata.token_map.ring]
-        finally:
-            SESSIONS.release(self._config)
+        ring = [token.value for token in self._session.cluster.metadata.token_map.ring]
         yield from token_ranges(ring, self._splits_per_range)
+
+    def teardown(self) -> None:
+        SESSIONS.release(self._config)
 
 
 def _arrow(names: Sequence[str], types: dict[str, str], rows: Sequence[tuple]) -> pa.Table:

@@ -188,7 +188,8 @@ def _meta_record(meta: Meta) -> dict:
         "produced_at": meta.produced_at, "format_version": meta.format_version,
         "encoding": meta.encoding,
         "members": [{"name": entry.name, "type": entry.kind, "records": entry.records,
-                     "bytes": entry.bytes, "sha256": entry.sha256} for entry in meta.members],
+                     "bytes": entry.digest.bytes, "sha256": entry.digest.sha256}
+                    for entry in meta.members],
     }
 
 

@@ -1,2 +1,3 @@
-"""The Beam jobs (ingest, deliver, backup), their options and runner arguments, and the
-bookkeeping they need (ledger, structured zone, migrations, run metrics, recovery)."""
+"""The Beam jobs (ingest, deliver, backup), their options and runner arguments, the
+bookkeeping they need (ledger, structured zone, migrations, run metrics, recovery) and the
+progress bars the commands show on a terminal."""

@@ -42,10 +42,12 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from io_connectors import cql_values, zones
-from io_connectors.cassandra import SESSIONS, CassandraConfig, ReadFromCassandra, WriteToCassandra
+from io_connectors.cassandra import ReadFromCassandra, WriteToCassandra
+from io_connectors.cassandra_client import SESSIONS, CassandraConfig
 from pipelines.ledger import IN_PROGRESS, Ledger
+from pipelines.progress import Bar
 from pipelines.schema_migrations import migrate, migrations
-from transforms.progress import Bar
+from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,8 +65,8 @@ _VERIFIED = Bar("verify: files checked", "files")  # file by file, in the driver
 _RESTORED = Bar("restore: rows sent", "rows")  # to the writer
 
 
-class BackupError(RuntimeError):
-    """A backup refused, damaged or not restorable: said in one line."""
+class BackupError(PlatformError):
+    """A backup refused, damaged or not restorable: said in one line (``cre`` exits 1)."""
 
 
 # --- CQL types -> Avro and Arrow ----------------------------------------------------------

@@ -7,8 +7,8 @@ versions of all the events of that account and day, not only this vacation's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -25,17 +25,13 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import ValueSequence
 
 from io_connectors import arkea_abs
-from io_connectors.cassandra import (
-    SESSIONS,
-    CassandraConfig,
-    ReadAllFromCassandra,
-    ReadFromCassandra,
-)
+from io_connectors.cassandra import ReadAllFromCassandra, ReadFromCassandra
+from io_connectors.cassandra_client import SESSIONS, CassandraConfig
 from pipelines import run_metrics
 from pipelines.ledger import Ledger, State
+from pipelines.progress import Bar
 from transforms import contract, pivot_package
 from transforms.pivot_package import Position
-from transforms.progress import Bar
 from transforms.structured_rows import DAY_BUCKETS, day_buckets, months
 
 _LOG = logging.getLogger(__name__)
@@ -253,7 +249,7 @@ class BuildPackage(beam.PTransform):
                        where="vacation_id = ?", values=(vacation_id,))
                    | "RejectRows" >> beam.FlatMap(pa.Table.to_pylist)
                    | "AllRejects" >> beam.combiners.ToList())
-        if self._summary["status"] == contract.Status.REJECTED:
+        if self._summary["status"] == contract.Outcome.REJECTED:
             positions = pbegin | "NoPositions" >> beam.Create([_POSITIONS.empty_table()])
         else:
             positions = (pbegin
@@ -278,17 +274,17 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
     row = ledger.get(vacation_id)
     if row is None:
         raise DeliveryError(f"{vacation_id} is not in the ledger")
-    if row["state"] not in (State.LOADED, State.DELIVERED, State.REJECTED):
-        raise DeliveryError(f"{vacation_id} is {row['state']}: only LOADED or REJECTED "
+    if row.state not in (State.LOADED, State.DELIVERED, State.REJECTED):
+        raise DeliveryError(f"{vacation_id} is {row.state}: only LOADED or REJECTED "
                             "vacations are delivered")
-    path = arkea_abs.package_path(outbound_root, row["business_date"].isoformat(), vacation_id)
-    if row["delivered_at"] and not redeliver and arkea_abs.delivered(path):
+    path = arkea_abs.package_path(outbound_root, row.business_date.isoformat(), vacation_id)
+    if row.delivered_at and not redeliver and arkea_abs.delivered(path):
         _LOG.info("%s was delivered at %s: nothing to do (--redeliver to send it again)",
-                  vacation_id, row["delivered_at"])
-        return {**json.loads(row["delivery"]), "delivered_at": row["delivered_at"].isoformat(),
+                  vacation_id, row.delivered_at)
+        return {**dataclasses.asdict(row.delivery), "delivered_at": row.delivered_at.isoformat(),
                 "delivered": False}
     visible = ledger.visible()
-    summary = json.loads(row["summary"])
+    summary = row.summary.document
     _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline
@@ -300,9 +296,10 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
         raise RuntimeError(f"{vacation_id}: the pipeline ended without delivering {path}")
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         data = handle.read()
-    delivery = {"vacation_id": vacation_id, "path": path,
-                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    delivered_at = ledger.record_delivery(vacation_id, row["state"], json.dumps(delivery))
+    delivery = pivot_package.Delivery(vacation_id, path, hashlib.sha256(data).hexdigest(),
+                                      len(data))
+    delivered_at = ledger.record_delivery(vacation_id, row.state, delivery)
     _LOG.info("%s delivered to %s (%d bytes, sha256 %s)", vacation_id, path, len(data),
-              delivery["sha256"])
-    return {**delivery, "delivered_at": delivered_at.isoformat(), "delivered": True}
+              delivery.sha256)
+    return {**dataclasses.asdict(delivery), "delivered_at": delivered_at.isoformat(),
+            "delivered": True}

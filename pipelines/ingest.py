@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import posixpath
 import uuid
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors import zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
-from pipelines import run_metrics, runners
+from pipelines import progress, run_metrics, runners
 from pipelines.deliver import deliver
-from pipelines.ledger import Ledger, State
+from pipelines.ledger import Ledger, State, Summary
 from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
 from transforms import contract, structured_rows
-from transforms.contract import Fatal, Status, VacationName
+from transforms.contract import Fatal, Outcome, VacationName
 from transforms.facts import FatalError, StructuredWrite
 from transforms.outcome import DecideVacation, RunContext, now, summary
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
@@ -60,7 +58,9 @@ class IngestVacation(beam.PTransform):
     def expand(self, pbegin):
         read = (pbegin
                 | "LandedArchive" >> beam.Create([self._archive_path])
-                | "ReadVacation" >> ReadVacation(self._name, self._limits))
+                | "ReadVacation" >> ReadVacation(
+                    self._name, self._limits,
+                    progress=progress.Bar(f"{self._name.vacation_id} CSV", progress.BYTES)))
         facts = [read[FACTS]]
         # one branch per type, no Flatten of records: each branch is its own stream
         for kind in contract.DATA_TYPES:
@@ -95,18 +95,16 @@ class IngestVacation(beam.PTransform):
         return results
 
 
-def run_ingest(argv: list[str]) -> dict:
+def run_ingest(options: IngestOptions) -> dict:
     """Lands, checks and publishes one vacation; returns its summary (spec 2.4)."""
-    pipeline_options = PipelineOptions(argv)
-    options = pipeline_options.view_as(IngestOptions)
-    cassandra = pipeline_options.view_as(CassandraOptions)
+    cassandra = options.view_as(CassandraOptions)
     file_name = posixpath.basename(options.input)
     name = VacationName.parse(file_name)
     if name is None:
         context = RunContext(file_name.removesuffix(".tar.bz2"), None, None, "", now())
         error = FatalError(Fatal.BAD_NAME, f"{file_name!r} is not BAF_<YYYYMMDD>_<NN>.tar.bz2")
         _LOG.error("%s", error)
-        return summary(context, Status.REJECTED, now(), [error])
+        return summary(context, Outcome.REJECTED, now(), [error])
     config = cassandra.cassandra_config()
     session = config.connect(config.keyspace) if config else None  # fail before landing
     try:
@@ -118,22 +116,20 @@ def run_ingest(argv: list[str]) -> dict:
         context = RunContext(name.vacation_id, name.business_date, name.slot, landed.sha256,
                              landed.received_at, options.max_reject_ratio)
         if session is None:
-            return _ingest_by_commit_record(pipeline_options, landed.path, name, context)
-        return _ingest_with_ledger(pipeline_options, landed.path, name, context,
-                                   Ledger(session))
+            return _ingest_by_commit_record(options, landed.path, name, context)
+        return _ingest_with_ledger(options, landed.path, name, context, Ledger(session))
     finally:
         if session is not None:
             run_metrics.record_ledger(session, name.vacation_id)
             session.cluster.shutdown()
 
 
-def _run_pipeline(pipeline_options: PipelineOptions, archive_path: str, name: VacationName,
+def _run_pipeline(options: IngestOptions, archive_path: str, name: VacationName,
                   context: RunContext) -> dict:
-    options = pipeline_options.view_as(IngestOptions)
-    cassandra = pipeline_options.view_as(CassandraOptions)
-    with beam.Pipeline(options=pipeline_options) as pipeline:
+    cassandra = options.view_as(CassandraOptions)
+    with beam.Pipeline(options=options) as pipeline:
         spread = options.spread == "on" or (options.spread == "auto"
-                                            and not runners.one_worker(pipeline_options))
+                                            and not runners.one_worker(options))
         _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra,
                                                   spread)
     run_metrics.record_pipeline(pipeline.result)
@@ -149,86 +145,80 @@ def _reused(context: RunContext, prior_sha256: str) -> dict:
         f"{context.vacation_id} was already accepted with sha256 {prior_sha256}; "
         "this different content is kept in landing but not ingested")
     _LOG.error("%s", error)
-    return summary(context, Status.REJECTED, now(), [error])
+    return summary(context, Outcome.REJECTED, now(), [error])
 
 
 def _duplicate(prior_summary: dict, received_at: str) -> dict:
-    return {**prior_summary, "status": Status.DUPLICATE, "errors": [],
+    return {**prior_summary, "status": Outcome.DUPLICATE, "errors": [],
             "received_at": received_at, "processed_at": now()}
 
 
-def _ingest_by_commit_record(pipeline_options: PipelineOptions, archive_path: str,
-                             name: VacationName, context: RunContext) -> dict:
+def _ingest_by_commit_record(options: IngestOptions, archive_path: str, name: VacationName,
+                             context: RunContext) -> dict:
     """Without a structured zone, the Proxy Producer commit records tell what was ingested."""
-    zone = zones.ProxyZone(pipeline_options.view_as(IngestOptions).zones_root)
+    zone = zones.ProxyZone(options.zones_root)
     prior = zone.commit_record(name.vacation_id)
-    replay = pipeline_options.view_as(IngestOptions).replay
+    replay = options.replay
     if prior is not None and prior["sha256"] == context.sha256 and not replay:
         _LOG.info("%s: this archive was already ingested (%s)", name.vacation_id, prior["status"])
         return _duplicate(prior["summary"], context.received_at)
-    if prior is not None and prior["status"] != Status.REJECTED and not replay:
+    if prior is not None and prior["status"] != Outcome.REJECTED and not replay:
         return _reused(context, prior["sha256"])
-    return _run_pipeline(pipeline_options, archive_path, name, context)
+    return _run_pipeline(options, archive_path, name, context)
 
 
-def _ingest_with_ledger(pipeline_options: PipelineOptions, archive_path: str,
-                        name: VacationName, context: RunContext, ledger: Ledger) -> dict:
+def _ingest_with_ledger(options: IngestOptions, archive_path: str, name: VacationName,
+                        context: RunContext, ledger: Ledger) -> dict:
     """The ledger decides whether this run may ingest, and makes its rows visible at the end."""
     vacation_id = name.vacation_id
     claim = ledger.claim(vacation_id, name.business_date, name.slot, context.sha256,
                          datetime.datetime.fromisoformat(context.received_at), archive_path,
-                         replay=pipeline_options.view_as(IngestOptions).replay)
+                         replay=options.replay)
     if claim.outcome == "duplicate":
-        _LOG.info("%s: this archive was already ingested (%s)", vacation_id,
-                  claim.prior["state"])
-        if claim.prior["delivered_at"] is None:  # a crash after loading: finish the job
-            _deliver(pipeline_options, ledger, vacation_id)
-        return _duplicate(json.loads(claim.prior["summary"]), context.received_at)
+        _LOG.info("%s: this archive was already ingested (%s)", vacation_id, claim.prior.state)
+        if claim.prior.delivered_at is None:  # a crash after loading: finish the job
+            _deliver(options, ledger, vacation_id)
+        return _duplicate(claim.prior.summary.document, context.received_at)
     if claim.outcome == "reused":
-        return _reused(context, claim.prior["sha256"])
+        return _reused(context, claim.prior.sha256)
     zone = StructuredZone(ledger.session, ledger)
     if claim.prior is not None:  # a run again starts from nothing: no row of an earlier one
         _LOG.info("%s: removing what its earlier run (%s) wrote: %s", vacation_id,
-                  claim.prior["state"], zone.purge(vacation_id))
+                  claim.prior.state, zone.purge(vacation_id))
     try:
-        outcome = _run_pipeline(pipeline_options, archive_path, name, context)
+        outcome = _run_pipeline(options, archive_path, name, context)
     except Exception as error:
         _fail(ledger, vacation_id, error)
         raise
-    totals = outcome["totals"]
-    fields = {"outcome": outcome["status"], "records": totals["records"],
-              "loaded": totals["loaded"], "rejected": totals["rejected"],
-              "errors": outcome["errors"], "summary": outcome,
-              "processed_at": datetime.datetime.fromisoformat(outcome["processed_at"])}
-    if outcome["status"] == Status.REJECTED:
+    judged = Summary(outcome)
+    if judged.status == Outcome.REJECTED:
         ledger.advance(vacation_id, State.LANDED, State.REJECTED,
-                       ", ".join(error["code"] for error in outcome["errors"]), **fields)
+                       ", ".join(error.code for error in judged.errors), summary=judged)
         deleted = zone.purge(vacation_id, keep_rejects=True)
         ledger.note(vacation_id, State.REJECTED, context.sha256,
                     f"rolled back automatically: deleted {deleted}")
         _LOG.info("%s: rolled back what the rejected vacation wrote: %s", vacation_id, deleted)
     else:
-        ledger.advance(vacation_id, State.LANDED, State.VALIDATED, **fields)
+        ledger.advance(vacation_id, State.LANDED, State.VALIDATED, summary=judged)
         ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
-    _deliver(pipeline_options, ledger, vacation_id)
+    _deliver(options, ledger, vacation_id)
     return outcome
 
 
-def _deliver(pipeline_options: PipelineOptions, ledger: Ledger, vacation_id: str) -> None:
+def _deliver(options: IngestOptions, ledger: Ledger, vacation_id: str) -> None:
     """The outbound package, unless --no-deliver: its own pipeline, after the ledger says the
     vacation's rows are final."""
-    options = pipeline_options.view_as(IngestOptions)
     if options.no_deliver:
         return
-    config = pipeline_options.view_as(CassandraOptions).cassandra_config()
+    config = options.view_as(CassandraOptions).cassandra_config()
     deliver(ledger.session, config, vacation_id, options.outbound_root or options.zones_root,
-            pipeline_options=pipeline_options)
+            pipeline_options=options)
 
 
 def _fail(ledger: Ledger, vacation_id: str, error: Exception) -> None:
     """Best effort: the database may be what failed."""
     try:
         ledger.advance(vacation_id, State.LANDED, State.FAILED, str(error)[:500],
-                       errors=[{"code": "PLATFORM_FAILURE", "message": str(error)[:2000]}])
+                       errors=[FatalError("PLATFORM_FAILURE", str(error)[:2000])])
     except Exception as ledger_error:  # noqa: BLE001 - the first error is the one to report
         _LOG.error("%s: could not record FAILED in the ledger: %s", vacation_id, ledger_error)

@@ -18,7 +18,7 @@ from typing import Optional
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
-from pipelines.ledger import Ledger, State
+from pipelines.ledger import Ledger, State, VacationRecord
 from transforms.contract import VacationName
 
 PRUNABLE = frozenset({State.DELIVERED, State.REJECTED})
@@ -48,7 +48,7 @@ def plan(ledger: Ledger, zones_root: str, older_than_days: float,
          now: Optional[float] = None) -> list[Decision]:
     """What pruning would do with each file of the landing zone, and why."""
     now = time.time() if now is None else now
-    states: dict[str, Optional[dict]] = {}
+    states: dict[str, Optional[VacationRecord]] = {}
     decisions = []
     for path, modified in sorted(_landed(zones_root)):
         age = (now - modified) / _DAY
@@ -63,16 +63,16 @@ def plan(ledger: Ledger, zones_root: str, older_than_days: float,
         if name.vacation_id not in states:
             states[name.vacation_id] = ledger.get(name.vacation_id)
         row = states[name.vacation_id]
-        state = row["state"] if row else None
+        state = row.state if row else None
         if age < older_than_days:
             remove, reason = False, f"{age:.1f} days old"
         elif row is None:
             remove, reason = False, "not in the ledger"
         elif state not in PRUNABLE:
             remove, reason = False, f"{state}: only DELIVERED or REJECTED vacations are pruned"
-        elif row["sha256"] != sha256:
+        elif row.sha256 != sha256:
             remove, reason = False, (f"another content than the one the ledger recorded as "
-                                     f"{state} ({row['sha256']})")
+                                     f"{state} ({row.sha256})")
         else:
             remove, reason = True, f"{state}, {age:.0f} days old"
         decisions.append(Decision(path, name.vacation_id, state, age, remove, reason))

@@ -1,7 +1,9 @@
 """The vacation ledger: each vacation's state in Cassandra, changed only by conditional writes.
 
 This module owns the tables ``vacations`` and ``vacation_history``: no other code reads or
-writes them, so every rule about a vacation's state lives here.
+writes them, so every rule about a vacation's state lives here. It hands out typed rows
+(``VacationRecord``, ``HistoryEntry``) whose JSON columns it parses, takes typed values to
+write, and ``VacationRecord.view`` is the one projection of a row that is shown.
 
 A run claims a vacation (LWT) before it writes anything, and every later transition is
 ``IF run_id = <mine> AND state = <expected>``: two runs can never both own one vacation. A
@@ -20,22 +22,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import json
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from cassandra import ConsistencyLevel
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
-from io_connectors.cassandra import retry_transient
-from transforms.contract import PlatformError
+from io_connectors.cassandra_client import retry_transient
+from transforms.contract import Outcome, PlatformError
+from transforms.facts import FatalError
+from transforms.pivot_package import Delivery
 
 
-class State:
+class State(enum.StrEnum):
+    """Where a vacation is; compares, prints and goes to JSON as the text the ledger stores."""
+
     RECEIVED = "RECEIVED"
     LANDED = "LANDED"
     VALIDATED = "VALIDATED"
@@ -58,11 +65,122 @@ class LedgerConflict(PlatformError):
 
 
 @dataclasses.dataclass(frozen=True)
+class MemberCounts:
+    """A data member's records in a summary (spec 2.4)."""
+
+    name: str
+    type: str
+    records: int
+    loaded: int
+    rejected: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """A vacation's summary (spec 2.4) as its run judged it: ``document`` is kept as written
+    (the package and a duplicate's answer are made of it), the properties are what is read."""
+
+    document: dict[str, Any]
+
+    @property
+    def status(self) -> Outcome:
+        return Outcome(self.document["status"])
+
+    @property
+    def processed_at(self) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(self.document["processed_at"])
+
+    @property
+    def errors(self) -> tuple[FatalError, ...]:
+        return tuple(FatalError(**error) for error in self.document["errors"])
+
+    @property
+    def members(self) -> tuple[MemberCounts, ...]:
+        return tuple(MemberCounts(**member) for member in self.document["members"])
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.document["totals"]
+
+    @property
+    def reject_codes(self) -> dict[str, int]:
+        return self.document["reject_codes"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VacationRecord:
+    """A vacation's row of ``vacations``, parsed: times in UTC, JSON columns as their types."""
+
+    vacation_id: str
+    state: State
+    business_date: Optional[datetime.date] = None
+    slot: Optional[int] = None
+    sha256: Optional[str] = None
+    run_id: Optional[str] = None
+    owner: Optional[str] = None
+    lease_until: Optional[datetime.datetime] = None
+    state_changed_at: dict[State, datetime.datetime] = dataclasses.field(default_factory=dict)
+    received_at: Optional[datetime.datetime] = None
+    processed_at: Optional[datetime.datetime] = None
+    outcome: Optional[Outcome] = None
+    records: Optional[int] = None
+    loaded: Optional[int] = None
+    rejected: Optional[int] = None
+    errors: tuple[FatalError, ...] = ()
+    summary: Optional[Summary] = None
+    delivered_at: Optional[datetime.datetime] = None
+    delivery: Optional[Delivery] = None
+    landed_path: Optional[str] = None
+    tenant: Optional[str] = None
+    manager: Optional[str] = None
+    manager_until: Optional[datetime.datetime] = None
+    manager_failures: Optional[int] = None
+
+    @property
+    def visible(self) -> bool:
+        return self.state in VISIBLE
+
+    @property
+    def reject_ratio(self) -> Optional[float]:
+        return self.rejected / self.records if self.records else None
+
+    def view(self, *fields: str) -> dict[str, Any]:
+        """The one projection of the row that is shown: ``cre status`` (text and ``--json``),
+        the console's pages, the upload API and a run's metrics each pick ``fields`` of it
+        (all without), in that order; JSON as it is but for dates and times."""
+        every = {
+            "vacation_id": self.vacation_id, "business_date": self.business_date,
+            "slot": self.slot, "state": self.state, "outcome": self.outcome,
+            "sha256": self.sha256, "records": self.records, "loaded": self.loaded,
+            "rejected": self.rejected, "reject_ratio": self.reject_ratio,
+            "received_at": self.received_at, "processed_at": self.processed_at,
+            "delivered_at": self.delivered_at, "run_id": self.run_id, "owner": self.owner,
+            "tenant": self.tenant, "visible": self.visible,
+            "state_changed_at": dict(sorted(self.state_changed_at.items(),
+                                            key=lambda item: item[1])),
+            "errors": [error.as_dict() for error in self.errors],
+            "summary": self.summary.document if self.summary else None,
+            "delivery": dataclasses.asdict(self.delivery) if self.delivery else None}
+        return {name: every[name] for name in fields} if fields else every
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """A line of ``vacation_history``: a transition, or what a run noted."""
+
+    at: datetime.datetime
+    state: State
+    run_id: Optional[str]
+    sha256: Optional[str]
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     """What claiming a vacation gave: ``claimed``, ``duplicate`` or ``reused``."""
 
     outcome: str
-    prior: Optional[dict]  # the ledger row found before the claim, if any
+    prior: Optional[VacationRecord]  # the ledger row found before the claim, if any
 
 
 def _now() -> datetime.datetime:
@@ -100,10 +218,7 @@ def _utc(value: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
 class Ledger:
     """The ``vacations`` and ``vacation_history`` tables of one keyspace."""
 
-    _COLUMNS = ("vacation_id", "business_date", "slot", "state", "sha256", "run_id", "owner",
-                "lease_until", "state_changed_at", "received_at", "processed_at", "outcome",
-                "records", "loaded", "rejected", "errors", "summary", "delivered_at", "delivery",
-                "landed_path", "tenant", "manager", "manager_until", "manager_failures")
+    _COLUMNS = tuple(field.name for field in dataclasses.fields(VacationRecord))
 
     def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
         self._session = session
@@ -156,27 +271,27 @@ class Ledger:
         return self._session
 
     @retry_transient(max_wait=10)
-    def get(self, vacation_id: str, serial: bool = False) -> Optional[dict]:
+    def get(self, vacation_id: str, serial: bool = False) -> Optional[VacationRecord]:
         """The row; ``serial`` reads at LOCAL_SERIAL, which completes any conditional write
         still in flight on it."""
         statement = self._get.bind((vacation_id,))
         if serial:
             statement.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         row = self._session.execute(statement).one()
-        return None if row is None else self._row(row)
+        return None if row is None else self._record(row)
 
-    def get_many(self, vacation_ids: list[str]) -> dict[str, dict]:
+    def get_many(self, vacation_ids: list[str]) -> dict[str, VacationRecord]:
         """The rows of those vacations that are in the ledger: one request per hundred (a
         console page reads 180, and a request costs the driver more than its rows)."""
         chunks = [(vacation_ids[start:start + 100],)
                   for start in range(0, len(vacation_ids), 100)]
         results = execute_concurrent_with_args(self._session, self._get_many, chunks,
                                                concurrency=8, raise_on_first_error=True)
-        return {row[0]: self._row(row) for _, rows in results for row in rows}
+        return {row[0]: self._record(row) for _, rows in results for row in rows}
 
-    def in_state(self, state: str) -> list[dict]:
+    def in_state(self, state: State) -> list[VacationRecord]:
         """The vacations in ``state`` (through the SAI index on it)."""
-        return [self._row(row) for row in self._session.execute(self._in_state, (state,))]
+        return [self._record(row) for row in self._session.execute(self._in_state, (state,))]
 
     def states(self) -> dict[str, dict]:
         """Every vacation's state and sha256, in one scan: the ledger is one small table."""
@@ -188,29 +303,36 @@ class Ledger:
         return frozenset(vacation_id for vacation_id, row in self.states().items()
                          if row["state"] in VISIBLE)
 
-    def _row(self, row: tuple) -> dict:
+    def _record(self, row: tuple) -> VacationRecord:
         found = dict(zip(self._COLUMNS, row))
         for name in ("lease_until", "received_at", "processed_at", "delivered_at",
                      "manager_until"):
             found[name] = _utc(found[name])
         if found["business_date"] is not None:
             found["business_date"] = found["business_date"].date()
-        found["state_changed_at"] = {state: _utc(at) for state, at in
+        found["state"] = State(found["state"])
+        found["state_changed_at"] = {State(state): _utc(at) for state, at in
                                      (found["state_changed_at"] or {}).items()}
-        return found
+        outcome, errors, summary, delivery = (
+            found[name] for name in ("outcome", "errors", "summary", "delivery"))
+        return VacationRecord(**{
+            **found, "outcome": Outcome(outcome) if outcome else None,
+            "errors": tuple(FatalError(**error) for error in json.loads(errors or "[]")),
+            "summary": Summary(json.loads(summary)) if summary else None,
+            "delivery": Delivery(**json.loads(delivery)) if delivery else None})
 
-    def history(self, vacation_id: str) -> list[dict]:
-        return [{"at": datetime_from_uuid1(at).replace(tzinfo=datetime.UTC), "state": state,
-                 "run_id": run_id, "sha256": sha256, "message": message}
+    def history(self, vacation_id: str) -> list[HistoryEntry]:
+        return [HistoryEntry(datetime_from_uuid1(at).replace(tzinfo=datetime.UTC), State(state),
+                             run_id, sha256, message)
                 for at, state, run_id, sha256, message in
                 self._session.execute(self._history_of, (vacation_id,))]
 
-    def note(self, vacation_id: str, state: str, sha256: Optional[str], message: str) -> None:
+    def note(self, vacation_id: str, state: State, sha256: Optional[str], message: str) -> None:
         values = (vacation_id, uuid_from_time(_now()), state, self.run_id, sha256, message)
         retry_transient(max_wait=10)(self._session.execute)(self._history, values)
 
     def _applied(self, statement, values: tuple, vacation_id: str,
-                 mine: Callable[[dict], bool]) -> bool:
+                 mine: Callable[[VacationRecord], bool]) -> bool:
         """Runs a conditional write of ``vacation_id``'s row, retrying a cluster's transient
         failures: whether it was applied.
 
@@ -231,9 +353,9 @@ class Ledger:
         row = self.get(vacation_id, serial=True) if attempts > 1 else None
         return row is not None and mine(row)
 
-    def _owns(self, state: str) -> Callable[[dict], bool]:
+    def _owns(self, state: State) -> Callable[[VacationRecord], bool]:
         """``mine`` for a write that gave this run the row in ``state``."""
-        return lambda row: row["state"] == state and row["run_id"] == self.run_id
+        return lambda row: row.state == state and row.run_id == self.run_id
 
     def receive(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
                 received_at: datetime.datetime, landed_path: str, tenant: str) -> None:
@@ -247,18 +369,18 @@ class Ledger:
         """
         received = {State.RECEIVED: received_at}
 
-        def queued(row: dict) -> bool:
-            return row["state"] == State.RECEIVED and row["sha256"] == sha256
+        def queued(row: VacationRecord) -> bool:
+            return row.state == State.RECEIVED and row.sha256 == sha256
 
         if self._applied(self._receive, (
                 vacation_id, business_date, slot, State.RECEIVED, sha256, tenant, landed_path,
                 received_at, received), vacation_id, queued):
             return
         prior = self.get(vacation_id)
-        if prior is not None and prior["state"] in RESENDABLE and prior["sha256"] != sha256:
+        if prior is not None and prior.state in RESENDABLE and prior.sha256 != sha256:
             self._applied(self._requeue, (
                 State.RECEIVED, sha256, tenant, landed_path, received_at, received, vacation_id,
-                prior["state"], prior["sha256"]), vacation_id, queued)
+                prior.state, prior.sha256), vacation_id, queued)
 
     def claim(self, vacation_id: str, business_date: datetime.date, slot: int, sha256: str,
               received_at: datetime.datetime, landed_path: str, replay: bool = False) -> Claim:
@@ -277,33 +399,33 @@ class Ledger:
                 self.note(vacation_id, State.LANDED, sha256, "claimed")
                 return Claim("claimed", None)
             prior = self.get(vacation_id)
-        if replay and prior["state"] in VISIBLE:
-            raise LedgerConflict(f"{vacation_id} is {prior['state']}: roll it back first "
+        if replay and prior.state in VISIBLE:
+            raise LedgerConflict(f"{vacation_id} is {prior.state}: roll it back first "
                                  f"(cre rollback {vacation_id})")
-        if prior["sha256"] == sha256 and prior["state"] in TERMINAL and not replay:
-            self.note(vacation_id, prior["state"], sha256, "duplicate: nothing done again")
+        if prior.sha256 == sha256 and prior.state in TERMINAL and not replay:
+            self.note(vacation_id, prior.state, sha256, "duplicate: nothing done again")
             return Claim("duplicate", prior)
-        if prior["state"] in VISIBLE:
-            self.note(vacation_id, prior["state"], sha256,
-                      f"refused: {vacation_id} is already {prior['state']} with another sha256")
+        if prior.state in VISIBLE:
+            self.note(vacation_id, prior.state, sha256,
+                      f"refused: {vacation_id} is already {prior.state} with another sha256")
             return Claim("reused", prior)
-        if prior["state"] in IN_PROGRESS and not self.abandoned(prior, now):
+        if prior.state in IN_PROGRESS and not self.abandoned(prior, now):
             raise LedgerConflict(
-                f"{vacation_id} is being ingested by run {prior['run_id']} ({prior['owner']}) "
-                f"until {prior['lease_until']:%Y-%m-%dT%H:%M:%SZ} at the latest; try again later")
-        if not self._applied(self._take, (*values, vacation_id, prior["run_id"], prior["state"]),
+                f"{vacation_id} is being ingested by run {prior.run_id} ({prior.owner}) "
+                f"until {prior.lease_until:%Y-%m-%dT%H:%M:%SZ} at the latest; try again later")
+        if not self._applied(self._take, (*values, vacation_id, prior.run_id, prior.state),
                              vacation_id, self._owns(State.LANDED)):
             raise LedgerConflict(f"another run claimed {vacation_id} at the same moment")
         self.note(vacation_id, State.LANDED, sha256,
-                  f"claimed (was {prior['state']} by run {prior['run_id']})")
+                  f"claimed (was {prior.state} by run {prior.run_id})")
         return Claim("claimed", prior)
 
     @staticmethod
-    def abandoned(row: dict, now: datetime.datetime) -> bool:
+    def abandoned(row: VacationRecord, now: datetime.datetime) -> bool:
         """Whether the run that claimed ``row`` can no longer finish it."""
-        return _lapsed(row["lease_until"], row["owner"], now)
+        return _lapsed(row.lease_until, row.owner, now)
 
-    def schedule(self, row: dict, replica: str, seconds: float) -> bool:
+    def schedule(self, row: VacationRecord, replica: str, seconds: float) -> bool:
         """Gives the vacation of ``row`` (as just read) to ``replica``'s ingest manager for
         ``seconds``; of several replicas' managers, only the holder starts its ingest.
 
@@ -311,13 +433,13 @@ class Ledger:
         row changed since it was read: of two managers that read it at once, one wins.
         """
         now = _now()
-        if row["manager"] not in (None, replica) and not _lapsed(
-                row["manager_until"], row["manager"], now):
+        if row.manager not in (None, replica) and not _lapsed(
+                row.manager_until, row.manager, now):
             return False
         return self._applied(self._schedule, (
-            replica, now + datetime.timedelta(seconds=seconds), row["vacation_id"],
-            row["state"], row["sha256"], row["manager"], row["manager_until"]),
-            row["vacation_id"], lambda found: found["manager"] == replica)
+            replica, now + datetime.timedelta(seconds=seconds), row.vacation_id,
+            row.state, row.sha256, row.manager, row.manager_until),
+            row.vacation_id, lambda found: found.manager == replica)
 
     def hold(self, vacation_id: str, replica: str, seconds: float, failures: int) -> bool:
         """Renews ``replica``'s hold for ``seconds`` and records the failed ingests it counted;
@@ -328,19 +450,29 @@ class Ledger:
         """
         until = _now() + datetime.timedelta(seconds=seconds)
         return self._applied(self._hold, (until, failures, vacation_id, replica), vacation_id,
-                             lambda found: found["manager"] == replica)
+                             lambda found: found.manager == replica)
 
-    def advance(self, vacation_id: str, from_state: str, to_state: str,
-                message: str = "", **fields: Any) -> None:
-        """Moves this run's vacation on; ``LedgerConflict`` if it is no longer ours."""
+    def advance(self, vacation_id: str, from_state: State, to_state: State, message: str = "",
+                *, summary: Optional[Summary] = None,
+                errors: Optional[Sequence[FatalError]] = None) -> None:
+        """Moves this run's vacation on; ``LedgerConflict`` if it is no longer ours.
+
+        ``summary`` records how the run judged the vacation: its outcome, counts, errors and
+        when, with the summary itself; ``errors`` alone, what made it fail.
+        """
         now = _now()
-        assignments = ["state = ?", "state_changed_at[?] = ?", "lease_until = ?"]
-        values: list[Any] = [to_state, to_state, now, now + self._lease]
-        for name, value in fields.items():
-            if name not in self._COLUMNS:
-                raise ValueError(f"vacations has no column {name}")
-            assignments.append(f"{name} = ?")
-            values.append(json.dumps(value) if name in ("errors", "summary") else value)
+        fields: dict[str, Any] = {}
+        if summary is not None:
+            fields = {"outcome": summary.status,
+                      **{name: summary.totals[name] for name in ("records", "loaded", "rejected")},
+                      "summary": json.dumps(summary.document),
+                      "processed_at": summary.processed_at}
+            errors = summary.errors if errors is None else errors
+        if errors is not None:
+            fields["errors"] = json.dumps([error.as_dict() for error in errors])
+        assignments = ["state = ?", "state_changed_at[?] = ?", "lease_until = ?",
+                       *(f"{name} = ?" for name in fields)]
+        values = [to_state, to_state, now, now + self._lease, *fields.values()]
         statement = self._session.prepare(
             f"UPDATE vacations SET {', '.join(assignments)} WHERE vacation_id = ? "
             "IF run_id = ? AND state = ?")
@@ -348,34 +480,36 @@ class Ledger:
                              vacation_id, self._owns(to_state)):
             raise LedgerConflict(f"run {self.run_id} no longer owns {vacation_id} in state "
                                  f"{from_state}")
-        self.note(vacation_id, to_state, fields.get("sha256"), message or to_state.lower())
+        self.note(vacation_id, to_state, None, message or to_state.lower())
 
-    def record_delivery(self, vacation_id: str, state: str, delivery: str) -> datetime.datetime:
+    def record_delivery(self, vacation_id: str, state: State,
+                        delivery: Delivery) -> datetime.datetime:
         """A LOADED vacation becomes DELIVERED; a REJECTED one keeps its state. Conditional on
         the state it was read in, so a rollback meanwhile is never overwritten."""
         now = _now()
         moves = state == State.LOADED
+        after = State.DELIVERED if moves else state
+        # the driver quotes only a plain str in a statement that is not prepared
         if not self._applied(
                 "UPDATE vacations SET state = %s, delivered_at = %s, delivery = %s"
                 + (", state_changed_at[%s] = %s" if moves else "")
                 + " WHERE vacation_id = %s IF state = %s",
-                (State.DELIVERED if moves else state, now, delivery,
-                 *((State.DELIVERED, now) if moves else ()), vacation_id, state),
-                vacation_id, lambda row: row["delivery"] == delivery):
+                (str(after), now, json.dumps(dataclasses.asdict(delivery)),
+                 *((str(State.DELIVERED), now) if moves else ()), vacation_id, str(state)),
+                vacation_id, lambda row: row.delivery == delivery):
             raise LedgerConflict(f"{vacation_id} left state {state} while it was delivered")
-        self.note(vacation_id, State.DELIVERED if moves else state, None,
-                  f"delivered {json.loads(delivery)['path']}")
+        self.note(vacation_id, after, None, f"delivered {delivery.path}")
         return now
 
-    def transition_any(self, vacation_id: str, from_state: str, to_state: str,
+    def transition_any(self, vacation_id: str, from_state: State, to_state: State,
                        message: str) -> bool:
         """An operator's transition (rollback): conditional on the state only."""
         now = _now()
         applied = self._applied(
             "UPDATE vacations SET state = %s, state_changed_at[%s] = %s, run_id = %s "
             "WHERE vacation_id = %s IF state = %s",
-            (to_state, to_state, now, self.run_id, vacation_id, from_state), vacation_id,
-            self._owns(to_state))
+            (str(to_state), str(to_state), now, self.run_id, vacation_id, str(from_state)),
+            vacation_id, self._owns(to_state))
         if applied:
             self.note(vacation_id, to_state, None, message)
         return applied

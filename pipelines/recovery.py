@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
-from pipelines.ledger import IN_PROGRESS, Ledger, State
+from pipelines.ledger import IN_PROGRESS, Ledger, State, VacationRecord
 from transforms.contract import PlatformError
 
 
@@ -23,11 +23,11 @@ class RecoveryError(PlatformError):
     """A vacation cannot be run again from what the platform kept."""
 
 
-def landed_copy(row: Optional[dict], vacation_id: str) -> str:
+def landed_copy(row: Optional[VacationRecord], vacation_id: str) -> str:
     """The landing copy the ledger recorded for the vacation's current content."""
     if row is None:
         raise RecoveryError(f"{vacation_id} is not in the ledger")
-    path = row["landed_path"]
+    path = row.landed_path
     if not path or not FileSystems.exists(path):
         raise RecoveryError(f"{vacation_id}: its landing copy {path or '(none recorded)'} is "
                             "gone; the archive must be sent again")
@@ -42,13 +42,13 @@ def zones_root_of(landed_path: str) -> str:
     return landed_path[:landed_path.rindex(marker)]
 
 
-def replay_arguments(row: Optional[dict], vacation_id: str, argv: list[str]) -> list[str]:
-    """``cre ingest`` arguments that run the vacation's landing copy again (the claim refuses
-    a vacation whose rows are visible)."""
+def replay_values(row: Optional[VacationRecord], vacation_id: str,
+                  zones_root: Optional[str]) -> dict[str, Any]:
+    """The ``IngestOptions`` values that run the vacation's landing copy again (the claim
+    refuses a vacation whose rows are visible): in ``zones_root`` if given, else in the zones
+    it landed in."""
     path = landed_copy(row, vacation_id)
-    root = [] if any(arg.startswith(("--zones-root", "--zones_root")) for arg in argv) \
-        else ["--zones-root", zones_root_of(path)]
-    return [*argv, *root, "--input", path, "--replay"]
+    return {"input": path, "zones_root": zones_root or zones_root_of(path), "replay": True}
 
 
 @dataclasses.dataclass
@@ -56,7 +56,7 @@ class Step:
     """What recovery does (or would do) for one vacation, and how it ended."""
 
     vacation_id: str
-    state: str
+    state: State
     action: str  # replay, deliver, clean or wait
     reason: str
     result: str = ""
@@ -68,20 +68,20 @@ def plan(ledger: Ledger, grace: datetime.timedelta,
     now = now or datetime.datetime.now(datetime.UTC)
     steps = []
     for row in ledger.in_state(State.RECEIVED):
-        if row["received_at"] and row["received_at"] > now - grace:
-            steps.append(Step(row["vacation_id"], State.RECEIVED, "wait",
+        if row.received_at and row.received_at > now - grace:
+            steps.append(Step(row.vacation_id, State.RECEIVED, "wait",
                               "received moments ago: the ingest manager takes it"))
         else:
-            steps.append(Step(row["vacation_id"], State.RECEIVED, "replay", "never ingested"))
+            steps.append(Step(row.vacation_id, State.RECEIVED, "replay", "never ingested"))
     for state in sorted(IN_PROGRESS):
         for row in ledger.in_state(state):
             if Ledger.abandoned(row, now):
-                steps.append(Step(row["vacation_id"], state, "replay",
-                                  f"its run {row['run_id']} ({row['owner']}) is gone"))
+                steps.append(Step(row.vacation_id, state, "replay",
+                                  f"its run {row.run_id} ({row.owner}) is gone"))
             else:
-                steps.append(Step(row["vacation_id"], state, "wait",
-                                  f"its run holds it until {row['lease_until']:%H:%M:%SZ}"))
+                steps.append(Step(row.vacation_id, state, "wait",
+                                  f"its run holds it until {row.lease_until:%H:%M:%SZ}"))
     for state in (State.LOADED, State.REJECTED):
-        steps += [Step(row["vacation_id"], state, "deliver", "no package delivered")
-                  for row in ledger.in_state(state) if row["delivered_at"] is None]
+        steps += [Step(row.vacation_id, state, "deliver", "no package delivered")
+                  for row in ledger.in_state(state) if row.delivered_at is None]
     return steps

@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -26,8 +25,8 @@ from typing import Any, Optional
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from pipelines.ledger import Ledger, State
-from transforms.contract import Status, VacationName
+from pipelines.ledger import Ledger, State, VacationRecord
+from transforms.contract import Outcome, VacationName
 
 _LOG = logging.getLogger(__name__)
 
@@ -35,8 +34,8 @@ INGEST, DELIVER = "cre_ingest", "cre_deliver"
 STATES = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.DELIVERED,
           State.REJECTED, State.FAILED, State.ROLLED_BACK)
 # without a structured zone there is no ledger: the summary's status says where it ended
-_STATE_OF_STATUS = {Status.ACCEPTED: State.LOADED, Status.ACCEPTED_WITH_REJECTS: State.LOADED,
-                    Status.REJECTED: State.REJECTED}
+_STATE_OF_STATUS = {Outcome.ACCEPTED: State.LOADED, Outcome.ACCEPTED_WITH_REJECTS: State.LOADED,
+                    Outcome.REJECTED: State.REJECTED}
 # Beam counters of io_connectors.cassandra (namespace cassandra.<table>): their own metrics
 _CASSANDRA_COUNTERS = {"rows_written": "cre_cassandra_rows_written",
                        "retries": "cre_cassandra_write_retries",
@@ -66,7 +65,7 @@ class RunMetrics:
     started_at: float = dataclasses.field(default_factory=time.time)
     finished_at: Optional[float] = None
     summary: Optional[dict] = None  # the ingest's outcome (spec 2.4)
-    ledger_row: Optional[dict] = None  # Ledger.get after the run
+    ledger_row: Optional[VacationRecord] = None  # Ledger.get after the run
     error: Optional[BaseException] = None
     counters: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     latencies: dict[str, _Latency] = dataclasses.field(default_factory=dict)
@@ -96,11 +95,11 @@ class RunMetrics:
                 latency.count += data.count
                 latency.max_ms = max(latency.max_ms, data.max)
 
-    def state(self) -> Optional[str]:
+    def state(self) -> Optional[State]:
         """The ledger's state; else the summary's outcome; else FAILED for an ingest that
         raised before either could say (a deliver's failure leaves the vacation as it was)."""
         if self.ledger_row is not None:
-            return self.ledger_row["state"]
+            return self.ledger_row.state
         if self.summary is not None:
             return _STATE_OF_STATUS.get(self.summary["status"])  # DUPLICATE changes nothing
         return State.FAILED if self.error is not None and self.job == INGEST else None
@@ -124,7 +123,9 @@ class RunMetrics:
             gauge("cre_vacation_business_date_timestamp_seconds",
                   "The vacation's business date, 00:00 UTC (the schedule's reference).").labels(
                 **vacation).set(_timestamp(datetime.date.fromisoformat(name.business_date)))
-        row, summary, current = self.ledger_row or {}, self.summary or {}, self.state()
+        row = self.ledger_row.view("state_changed_at", "received_at", "delivered_at",
+                                   "delivery") if self.ledger_row else {}
+        summary, current = self.summary or {}, self.state()
         if current:
             states = gauge("cre_vacation_state", "1 for the vacation's state, 0 for the others.",
                            "state")
@@ -163,7 +164,7 @@ class RunMetrics:
                   "When the vacation's Arkea ABS package was delivered.").labels(
                 **vacation).set(_timestamp(row["delivered_at"]))
             gauge("cre_vacation_delivered_bytes", "Size of the delivered package.").labels(
-                **vacation).set(json.loads(row["delivery"])["bytes"])
+                **vacation).set(row["delivery"]["bytes"])
 
     def _run_metrics(self, registry: CollectorRegistry) -> None:
         finished = self.finished_at or time.time()  # a run still going: so far

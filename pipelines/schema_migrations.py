@@ -12,7 +12,7 @@ import logging
 import re
 from pathlib import Path
 
-from io_connectors.cassandra import (
+from io_connectors.cassandra_client import (
     TRANSIENT,
     CassandraConfig,
     CassandraUnavailable,

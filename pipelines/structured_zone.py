@@ -15,8 +15,8 @@ from typing import Optional
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from io_connectors.cassandra import retry_transient
-from pipelines.ledger import VISIBLE, Ledger
+from io_connectors.cassandra_client import retry_transient
+from pipelines.ledger import Ledger
 from transforms import contract
 from transforms.structured_rows import DAY_BUCKETS
 
@@ -60,7 +60,7 @@ class StructuredZone:
     def _is_visible(self, vacation_id: str) -> bool:
         if vacation_id not in self._visible:
             row = self.ledger.get(vacation_id)
-            self._visible[vacation_id] = bool(row and row["state"] in VISIBLE)
+            self._visible[vacation_id] = bool(row and row.visible)
         return self._visible[vacation_id]
 
     def events(self, account_id: str, first: datetime.date,

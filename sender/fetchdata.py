@@ -25,7 +25,7 @@ from typing import Any, Optional
 import httpx
 import tenacity
 
-from transforms import progress
+from pipelines import progress
 
 _CHUNK = 1 << 20
 _TRANSIENT = {429, 500, 502, 503, 504}

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 MONITORING = ROOT / "monitoring"
 RULES = MONITORING / "prometheus" / "rules.yml"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 from tests.vacations import VACATION, valid_members, write_archive
 

@@ -12,7 +12,7 @@ from typing import Optional
 import httpx
 import pytest
 from cassandra.util import uuid_from_time
-from conftest import Service, add_tenant, run_cre, wait_until
+from helpers import Service, add_tenant, run_cre, wait_until
 
 from pipelines.local.generator import generate_vacation
 from service.audit import ANONYMOUS, AuditTrail, events_since

@@ -20,7 +20,7 @@ from pathlib import Path
 import fastavro
 import pytest
 from cassandra.util import Date
-from conftest import BUCKET, config_of, run_cre
+from helpers import BUCKET, config_of, run_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from io_connectors import cql_values

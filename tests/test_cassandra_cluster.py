@@ -6,7 +6,8 @@ own business date, counts its own rows, and leaves every node up for the next. T
 the backup tests have keyspaces of their own (both act on a whole keyspace). None is dropped:
 Cassandra 5.0.x can wedge a node's schema when a keyspace is dropped while hints or repair
 streams still write to it ("Unknown CF" in its MigrationStage, after which every DDL times
-out), and the cluster goes with the module anyway.
+out), and the cluster goes with the module anyway. The module's last test stops the whole
+cluster with ``cre cassandra stop`` and starts it again over its data.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout
 from cassandra.query import SimpleStatement
-from conftest import free_port, run_cre, start_cre, wait_until
+from helpers import free_port, run_cre, start_cre, wait_until
 from vacations import data_records
 
-from io_connectors.cassandra import CassandraConfig, retry_transient
+from io_connectors.cassandra_client import CassandraConfig, retry_transient
 from pipelines.ledger import Ledger, State
 from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
@@ -131,7 +133,7 @@ def test_one_node_killed_mid_load(cluster, env, tmp_path):
     session = _session(env)  # every replica, node 3 included, has every row
     assert _count(session, "cre_event_versions", "BAF_20261020_01", ConsistencyLevel.ALL) == \
         (80_000, 80_000)
-    assert Ledger(session).get("BAF_20261020_01")["state"] == State.LOADED
+    assert Ledger(session).get("BAF_20261020_01").state == State.LOADED
     session.cluster.shutdown()
 
 
@@ -152,7 +154,7 @@ def test_two_nodes_killed_mid_load_then_recovered(cluster, tmp_path):
     cluster.start()
     session = _session(env)
     row = Ledger(session).get("BAF_20261021_01")
-    assert row["state"] in (State.LANDED, State.FAILED)  # left for recovery
+    assert row.state in (State.LANDED, State.FAILED)  # left for recovery
     assert "BAF_20261021_01" not in Ledger(session).visible()  # nothing served of it
     recover = run_cre("recover", "--json", "--zones-root", str(zones), env=env)
     assert recover.code == 0, recover.stderr[-3000:]
@@ -160,7 +162,7 @@ def test_two_nodes_killed_mid_load_then_recovered(cluster, tmp_path):
     assert steps["BAF_20261021_01"]["result"].startswith("ACCEPTED: 50010 loaded"), steps
     assert _count(session, "cre_event_versions", "BAF_20261021_01") == (50_000, 50_000)
     assert _count(session, "cre_events_by_account", "BAF_20261021_01") == (50_000, 50_000)
-    assert Ledger(session).get("BAF_20261021_01")["state"] == State.DELIVERED
+    assert Ledger(session).get("BAF_20261021_01").state == State.DELIVERED
     session.cluster.shutdown()
 
 
@@ -180,7 +182,7 @@ def test_concurrent_ingests_of_one_vacation_with_a_node_down(cluster, env, tmp_p
     assert statuses in (["ACCEPTED", "DUPLICATE"], ["ACCEPTED", "REFUSED"])
     session = _session(env)
     assert _count(session, "cre_event_versions", "BAF_20261022_01") == (20_000, 20_000)
-    history = [item["state"] for item in Ledger(session).history("BAF_20261022_01")]
+    history = [item.state for item in Ledger(session).history("BAF_20261022_01")]
     assert history.count(State.LANDED) == 1  # claimed once
     session.cluster.shutdown()
 
@@ -251,3 +253,44 @@ def test_backup_and_restore_on_the_cluster(cluster, tmp_path):
         again = run_cre(*query, "--json", env=restored)
         assert original.code == again.code == 0, (original.stderr, again.stderr)
         assert json.loads(again.stdout) == json.loads(original.stdout), query
+
+
+def test_cre_cassandra_finds_stops_and_restarts_its_cluster(cluster, env):
+    """Last (it stops every node): ``cre cassandra status|stop|start`` given only the home act
+    on the cluster ``start`` recorded there: each node listed, every JVM stopped and waited for,
+    then the cluster started again over its data, its nodes together (a node's login reads
+    ``system_auth`` at QUORUM, which no node alone answers)."""
+    home = ("--home", str(cluster.home))
+    session = _session(env)
+    keys = tuple(f"restart-{number}" for number in range(50))
+    insert = session.prepare("INSERT INTO cre_event_versions (cre_id, vacation_id) "
+                             "VALUES (?, 'BAF_RESTART')")
+    for key in keys:
+        session.execute(insert, (key,))
+    session.cluster.shutdown()
+    pids = cluster.pids()
+    status = run_cre("cassandra", "status", *home)
+    assert status.code == 0, status.stdout + status.stderr
+    assert [line.split()[:5] for line in status.stdout.splitlines()[1:]] == [
+        [str(n), f"127.0.0.{n}", str(cluster.native_port), str(pids[n]), "up"]
+        for n in cluster.numbers]
+
+    stopped = run_cre("cassandra", "stop", *home)
+    assert stopped.code == 0 and stopped.stdout == "Cassandra cluster stopped\n", stopped.stderr
+    for pid in pids.values():  # gone, or a zombie of this process's (the fixture started it)
+        assert not Path(f"/proc/{pid}/cmdline").exists() or \
+            not Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+    assert not cluster.running() and not cluster.pids()
+    down = run_cre("cassandra", "status", *home)
+    assert down.code == 3 and [line.split() for line in down.stdout.splitlines()[1:]] == [
+        [str(n), f"127.0.0.{n}", str(cluster.native_port), "down"] for n in cluster.numbers]
+
+    started = run_cre("cassandra", "start", *home)
+    assert started.code == 0, started.stderr[-3000:]
+    assert started.stdout.startswith("Cassandra nodes 1, 2, 3 answer CQL")
+    assert cluster.running() == [1, 2, 3]
+    session = _session(env)
+    select = session.prepare("SELECT cre_id FROM cre_event_versions WHERE cre_id IN ?")
+    found = retry_transient()(session.execute)(select, (list(keys),), timeout=60)
+    assert sorted(row[0] for row in found) == sorted(keys)
+    session.cluster.shutdown()

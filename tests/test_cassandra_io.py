@@ -13,7 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout, WriteType, cqltypes
 from cassandra.cluster import NoHostAvailable
-from conftest import config_of
+from helpers import config_of
 
 from io_connectors import cql_values
 from io_connectors.cassandra import (

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from conftest import PASSWORDS, Service, add_tenant, run_cre, wait_until
+from helpers import PASSWORDS, Service, add_tenant, run_cre, wait_until
 
 from pipelines.ledger import Ledger
 from pipelines.local.generator import generate_vacation
@@ -163,7 +163,7 @@ def test_killed_server_finishes_every_vacation_once(service, structured, zone_se
     assert sorted(u["summary"]["totals"]["loaded"] for u in uploads) == [30_005] * 3
     for archive in archives:
         vacation_id = archive.name.removesuffix(".tar.bz2")
-        messages = [item["message"] for item in Ledger(zone_session).history(vacation_id)]
+        messages = [item.message for item in Ledger(zone_session).history(vacation_id)]
         assert messages.count("rows visible") == 1
         assert sum(message.startswith("delivered ") for message in messages) == 1
         assert StructuredZone(zone_session).written(vacation_id)["cre_event_versions"] == 30_000

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.ledger import State, VacationRecord
 from service.console import charts, schedule
 from service.console.operators import OperatorStore
 from service.console.routes import _TEMPLATES, _local, csrf_token
@@ -38,17 +39,19 @@ def _at(hour: int, minute: int = 0) -> datetime.datetime:
     return datetime.datetime(2026, 12, 1, hour, minute, tzinfo=UTC)
 
 
+def _row(state: State, received_at: datetime.datetime, **fields) -> VacationRecord:
+    return VacationRecord("BAF_20261201_01", state, received_at=received_at, **fields)
+
+
 @pytest.mark.parametrize(("row", "now", "expected"), [
     (None, _at(4, 59), None),
     (None, _at(5, 1), "missing: due at 05:00 UTC"),
-    ({"state": "DELIVERED", "received_at": _at(4)}, _at(23), None),
-    ({"state": "DELIVERED", "received_at": _at(6, 15)}, _at(23),
-     "received 1 h 15 min after 05:00 UTC"),
-    ({"state": "LOADED", "received_at": _at(4), "state_changed_at": {"LOADED": _at(4, 10)}},
-     _at(4, 39), None),
-    ({"state": "LOADED", "received_at": _at(4), "state_changed_at": {"LOADED": _at(4, 10)}},
-     _at(4, 55), "not delivered 45 min after it loaded"),
-    ({"state": "DELIVERED", "received_at": _at(5) + datetime.timedelta(days=3, hours=2)},
+    (_row(State.DELIVERED, _at(4)), _at(23), None),
+    (_row(State.DELIVERED, _at(6, 15)), _at(23), "received 1 h 15 min after 05:00 UTC"),
+    (_row(State.LOADED, _at(4), state_changed_at={State.LOADED: _at(4, 10)}), _at(4, 39), None),
+    (_row(State.LOADED, _at(4), state_changed_at={State.LOADED: _at(4, 10)}), _at(4, 55),
+     "not delivered 45 min after it loaded"),
+    (_row(State.DELIVERED, _at(5) + datetime.timedelta(days=3, hours=2)),
      _at(23) + datetime.timedelta(days=4), "received 3 d 2 h after 05:00 UTC"),
 ])
 def test_lateness_says_what_the_alerts_would(row, now, expected):

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from conftest import ROOT, Service, add_tenant, run_cre, wait_until
+from helpers import ROOT, Service, add_tenant, run_cre, wait_until
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
@@ -105,6 +105,32 @@ def test_the_day_shows_its_six_slots_and_the_missing_one(browser, console):
                      "5": "MISSING", "6": "DELIVERED"}
     missing = browser.find_element(By.CSS_SELECTOR, f'tr.slot[data-slot="{MISSING_SLOT}"]')
     assert "missing: due at 21:00 UTC" in missing.text
+    _shot(browser, "day")
+
+
+_CLIPPED = """return [...document.querySelectorAll('#slots th, #slots td')].filter(cell => {
+    const text = document.createRange(), style = getComputedStyle(cell);
+    text.selectNodeContents(cell);
+    return text.getBoundingClientRect().width > cell.clientWidth
+        - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+}).map(cell => cell.textContent.trim())"""
+
+
+def test_the_day_fits_a_1280_pixel_window_a_slot_a_line(browser, console):
+    """No horizontal scroll bar in a window 1280 pixels wide, each slot one line high, and
+    nothing of this day cut short (a longer text would end in "…", its tooltip whole)."""
+    browser.set_window_size(1280, 1400)
+    _log_in(browser, console, "olivia", f"/console/days/{DATE}")
+    assert browser.execute_script("return window.innerWidth") <= 1280
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    line = browser.execute_script("return parseFloat(getComputedStyle("
+                                  "document.querySelector('tr.slot td')).lineHeight)")
+    heights = [row.rect["height"] for row in browser.find_elements(By.CSS_SELECTOR, "tr.slot")]
+    assert len(heights) == 6 and max(heights) < 1.6 * line, (heights, line)
+    assert browser.execute_script(_CLIPPED) == []
+    received = browser.find_element(By.CSS_SELECTOR, 'tr.slot[data-slot="1"] td.when')
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", received.get_attribute("title"))
     _shot(browser, "day")
 
 

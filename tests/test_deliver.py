@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET, run_cre
+from helpers import BUCKET, run_cre
 from vacations import data_records, refresh, valid_members, write_archive
 
 from io_connectors import arkea_abs

@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
+from helpers import free_port, run_cre
 
 from pipelines import runners
 from pipelines.local.flink_cluster import Cluster
 from pipelines.runners import FlinkUnavailable, runner_arguments
-from tests.conftest import free_port, run_cre
 
 JAR = "--flink_job_server_jar=/opt/beam/job-server.jar"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import BUCKET
+from helpers import BUCKET
 
 from tests.vacations import VACATION, valid_members, write_archive
 

@@ -3,8 +3,8 @@ retried, and (against Cassandra) that of several replicas' managers one starts e
 
 from __future__ import annotations
 
-import argparse
 import collections
+import dataclasses
 import datetime
 import hashlib
 import threading
@@ -14,15 +14,16 @@ from typing import Optional
 
 import httpx
 import pytest
-from conftest import PASSWORDS, Service, add_tenant, config_of, run_cre, wait_until
+from helpers import PASSWORDS, Service, add_tenant, config_of, run_cre, wait_until
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from vacations import MEMBER_CASES, valid_members, write_archive
 
-from io_connectors.cassandra import CassandraConfig
-from pipelines.ledger import Ledger, State
+from io_connectors.cassandra_client import CassandraConfig
+from pipelines.child_runs import cassandra_arguments
+from pipelines.ledger import Ledger, State, VacationRecord
 from pipelines.local.generator import generate_vacation
-from pipelines.options import CassandraOptions, cassandra_arguments, cassandra_config
+from pipelines.options import CassandraOptions, cassandra_config, flag_parser
 from service.audit import events_since
 from service.collect.ingest_manager import IngestManager
 from service.collect.tenants import TenantStore
@@ -62,20 +63,21 @@ class _Manager(IngestManager):
 class _Ledger:
     """The ledger's rows in memory, for the manager's bookkeeping alone (one replica)."""
 
-    def __init__(self, **rows: dict):
+    def __init__(self, **rows: VacationRecord):
         self.rows = rows
 
-    def in_state(self, state: str) -> list[dict]:
-        return [dict(row) for row in self.rows.values() if row["state"] == state]
+    def in_state(self, state: State) -> list[VacationRecord]:
+        return [row for row in self.rows.values() if row.state == state]
 
-    def get(self, vacation_id: str) -> dict:
-        return dict(self.rows[vacation_id])
+    def get(self, vacation_id: str) -> VacationRecord:
+        return self.rows[vacation_id]
 
-    def schedule(self, row: dict, replica: str, seconds: float) -> bool:
+    def schedule(self, row: VacationRecord, replica: str, seconds: float) -> bool:
         return True
 
     def hold(self, vacation_id: str, replica: str, seconds: float, failures: int) -> bool:
-        self.rows[vacation_id]["manager_failures"] = failures
+        self.rows[vacation_id] = dataclasses.replace(self.rows[vacation_id],
+                                                     manager_failures=failures)
         return True
 
 
@@ -88,11 +90,11 @@ class _Audit:
         self.events.append((tenant, action, object_, outcome))
 
 
-def _row(vacation_id: str = VACATION, **fields) -> dict:
-    row = dict.fromkeys(Ledger._COLUMNS)
-    return {**row, "vacation_id": vacation_id, "state": State.RECEIVED, "sha256": "ab" * 32,
-            "tenant": "arkea", "landed_path": f"/zones/landing/arkea/{vacation_id}.tar.bz2",
-            "received_at": datetime.datetime(2026, 7, 1, 6, tzinfo=datetime.UTC), **fields}
+def _row(vacation_id: str = VACATION, **fields) -> VacationRecord:
+    return VacationRecord(**{
+        "vacation_id": vacation_id, "state": State.RECEIVED, "sha256": "ab" * 32,
+        "tenant": "arkea", "landed_path": f"/zones/landing/arkea/{vacation_id}.tar.bz2",
+        "received_at": datetime.datetime(2026, 7, 1, 6, tzinfo=datetime.UTC), **fields})
 
 
 def test_a_run_gets_the_service_zone_on_its_command_line_and_the_password_in_its_env(
@@ -122,8 +124,7 @@ def test_the_arguments_connect_a_child_as_the_service_connects(monkeypatch):
     for name in ("HOSTS", "KEYSPACE", "CONSISTENCY", "USERNAME", "LOCAL_DC", "TLS_CA_FILE"):
         monkeypatch.delenv(f"CRE_CASSANDRA_{name}", raising=False)
     monkeypatch.setenv("CRE_CASSANDRA_PASSWORD", CONFIG.password)
-    parser = argparse.ArgumentParser()
-    CassandraOptions._add_argparse_args(parser)
+    parser = flag_parser(CassandraOptions.FLAGS)
     child = parser.parse_args(cassandra_arguments(CONFIG, "NetworkTopologyStrategy:dc1=3"))
     assert cassandra_config(child) == CONFIG
     assert child.replication == "NetworkTopologyStrategy:dc1=3"
@@ -145,7 +146,7 @@ def test_a_run_that_leaves_its_vacation_waiting_is_retried_with_backoff_then_giv
     assert at(0) == 1
     manager.launched[-1].end(0)  # exit 0, yet the ledger still says RECEIVED
     assert at(1) == 1  # a failure: the next attempt 10 s later
-    assert ledger.rows[VACATION]["manager_failures"] == 1
+    assert ledger.rows[VACATION].manager_failures == 1
     assert f"RECEIVED, failure 1 of 3; its log: {tmp_path / 'ingest-BAF_20260701_01.log'}" in \
         caplog.records[-1].getMessage()
     assert (at(10.9), at(11)) == (1, 2)
@@ -153,7 +154,7 @@ def test_a_run_that_leaves_its_vacation_waiting_is_retried_with_backoff_then_giv
     assert (at(12), at(31.9), at(32)) == (2, 2, 3)  # then 20 s later
     manager.launched[-1].end(1)
     assert [at(33), at(10_000)] == [3, 3]  # the third failure: given up, never a loop
-    assert ledger.rows[VACATION]["manager_failures"] == 3
+    assert ledger.rows[VACATION].manager_failures == 3
     sample = registry.get_sample_value
     assert (sample("cre_ingest_manager_starts_total"),
             sample("cre_ingest_manager_failures_total"),
@@ -169,7 +170,8 @@ def test_a_run_that_moves_its_vacation_on_is_done(tmp_path, code, state):
     ledger, registry = _Ledger(**{VACATION: _row()}), CollectorRegistry()
     manager = _Manager(ledger, tmp_path, registry=registry)
     manager.tick()
-    ledger.rows[VACATION].update(state=state, delivered_at=datetime.datetime.now(datetime.UTC))
+    ledger.rows[VACATION] = dataclasses.replace(
+        ledger.rows[VACATION], state=state, delivered_at=datetime.datetime.now(datetime.UTC))
     manager.launched[-1].end(code)
     manager.tick()
     manager.tick()
@@ -207,7 +209,7 @@ def test_of_two_replicas_one_starts_each_vacation_and_a_dead_ones_are_taken_over
             thread.join()
         # each vacation started once, though both wanted the oldest ones first
         assert [len(manager.launched) for manager in managers] == [3, 3]
-        assert sorted(ledger.get(v)["manager"] for v in vacations) == \
+        assert sorted(ledger.get(v).manager for v in vacations) == \
             ["replica-a"] * 3 + ["replica-b"] * 3
         # replica-a dies (it ticks no more): once its holds lapse, replica-b starts its vacations
         survivor = managers[1]
@@ -217,7 +219,7 @@ def test_of_two_replicas_one_starts_each_vacation_and_a_dead_ones_are_taken_over
         wait_until(lambda: survivor.tick() or len(survivor.launched),
                    lambda count: count == first + 3, timeout=15, interval=0.3)
         assert len(survivor.launched) - first == 3
-        assert {ledger.get(v)["manager"] for v in vacations} == {"replica-b"}
+        assert {ledger.get(v).manager for v in vacations} == {"replica-b"}
     finally:  # out of the queue of the next tests' managers
         for vacation_id in vacations:
             ledger.transition_any(vacation_id, State.RECEIVED, State.ROLLED_BACK, "test: done")
@@ -273,9 +275,9 @@ def test_two_replicas_configured_by_flags_alone_ingest_each_upload_once(
             replica.kill()
     ledger = Ledger(zone_session)
     for vacation_id in final:
-        assert ledger.get(vacation_id)["delivered_at"] is not None
-        claims = [item["message"] for item in ledger.history(vacation_id)
-                  if item["message"].startswith("claimed")]
+        assert ledger.get(vacation_id).delivered_at is not None
+        claims = [item.message for item in ledger.history(vacation_id)
+                  if item.message.startswith("claimed")]
         assert len(claims) == 1, claims
     starts = collections.Counter(
         event["object"] for event in events_since(zone_session, "arkea", since)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 import schemathesis
-from conftest import Service, add_tenant
+from helpers import Service, add_tenant
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance

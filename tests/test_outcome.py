@@ -14,10 +14,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.vacations import MEMBER_CASES, ingest_steps, valid_members, write_archive
 from transforms.facts import (
     BatchCounts,
+    Digest,
     FatalError,
     MemberDigest,
     Meta,
-    MetaMember,
     Monitor,
     MonitorLine,
     StagedFile,
@@ -34,18 +34,18 @@ from transforms.outcome import (
 
 CONTEXT = RunContext("BAF_20261122_03", "2026-11-22", 3, "0" * 64, "t0", 0.05)
 META = Meta("BAF_20261122_03", "ARKEA-BAF", "2026-11-22", 3, "2026-11-22T10:00:00+01:00", "1.0",
-            "UTF-8", (MetaMember("MONITOR.csv", "MONITOR", 1, 1, "a" * 64),
-                      MetaMember("CRE_0001.csv", "CRE", 100, 1, "b" * 64)))
+            "UTF-8", (MemberDigest("MONITOR.csv", "MONITOR", 1, Digest(1, "a" * 64)),
+                      MemberDigest("CRE_0001.csv", "CRE", 100, Digest(1, "b" * 64))))
 STAGED = (StagedFile("CRE", "staging/CRE/part-a.avro", 96),
           StagedFile("REJECT", "staging/REJECT/part-b.avro", 4))
 
 
 def _facts(loaded: int, rejected: int, monitor_sum: str, declared: int = 100) -> list:
     meta = dataclasses.replace(META, members=(
-        META.members[0], MetaMember("CRE_0001.csv", "CRE", declared, 1, "b" * 64)))
+        META.members[0], MemberDigest("CRE_0001.csv", "CRE", declared, Digest(1, "b" * 64))))
     return [meta,
             Monitor((MonitorLine("CRE_0001.csv", "CRE", declared, Decimal(monitor_sum)),)),
-            MemberDigest("CRE_0001.csv", "CRE", loaded + rejected, 1, "x"),
+            MemberDigest("CRE_0001.csv", "CRE", loaded + rejected, Digest(1, "x")),
             BatchCounts("CRE_0001.csv", "CRE", loaded, rejected,
                         {"BAD_DATE": rejected} if rejected else {}, Decimal("10.00")),
             *STAGED]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from io_connectors.cassandra import CassandraUnavailable
+from io_connectors.cassandra_client import CassandraUnavailable
+from pipelines.backup import BackupError
 from pipelines.deliver import DeliveryError
 from pipelines.ledger import LedgerConflict
 from pipelines.recovery import RecoveryError
@@ -14,7 +15,8 @@ from transforms.contract import PlatformError, VacationError
 
 
 @pytest.mark.parametrize("error", [CassandraUnavailable, LedgerConflict, DeliveryError,
-                                   FlinkUnavailable, SchemaOutdated, RecoveryError])
+                                   FlinkUnavailable, SchemaOutdated, RecoveryError,
+                                   BackupError])
 def test_every_platform_failure_is_a_platform_error(error):
     assert issubclass(error, PlatformError) and issubclass(error, RuntimeError)
 

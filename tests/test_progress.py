@@ -9,14 +9,14 @@ import pty
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 from rich.console import Console
 
-from transforms import progress
+from pipelines import progress
 
 # starts and moves two bars under progress.shown() on the process's own stderr
 _SCRIPT = """
-from transforms import progress
+from pipelines import progress
 with progress.shown():
     rows, sent = progress.Bar("rows restored", "rows"), progress.Bar("BAF.tar.bz2", "bytes")
     rows.start(1000)

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import abandon, run_cre, start_cre
+from helpers import abandon, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines import recovery
-from pipelines.ledger import Ledger, State
+from pipelines.ledger import Ledger, State, VacationRecord
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms import pivot_package
@@ -52,25 +52,23 @@ def _served(structured, account: str) -> dict[str, tuple[str, str]]:
 def test_plan_leaves_live_runs_and_fresh_uploads_alone():
     now = datetime.datetime(2026, 8, 4, 12, tzinfo=datetime.UTC)
 
-    def row(vacation_id: str, **fields) -> dict:
-        return {"vacation_id": vacation_id, "received_at": now, "run_id": "r", "owner": "x:1",
-                "lease_until": now, "delivered_at": None, **fields}
+    def row(vacation_id: str, state: State, **fields) -> VacationRecord:
+        return VacationRecord(**{"vacation_id": vacation_id, "state": state, "received_at": now,
+                                 "run_id": "r", "owner": "x:1", "lease_until": now, **fields})
 
-    by_state = {
-        State.RECEIVED: [row("V1", received_at=now - datetime.timedelta(minutes=1)),
-                         row("V2", received_at=now - datetime.timedelta(hours=1))],
-        State.LANDED: [row("V3", owner=f"{socket.gethostname()}:{os.getpid()}",
-                           lease_until=now + datetime.timedelta(hours=1)),
-                       row("V4", lease_until=now - datetime.timedelta(seconds=1))],
-        State.VALIDATED: [row("V5", owner=f"{socket.gethostname()}:999999999",
-                              lease_until=now + datetime.timedelta(hours=1))],
-        State.LOADED: [row("V6"), row("V7", delivered_at=now)],
-        State.REJECTED: [row("V8")],
-    }
+    rows = [row("V1", State.RECEIVED, received_at=now - datetime.timedelta(minutes=1)),
+            row("V2", State.RECEIVED, received_at=now - datetime.timedelta(hours=1)),
+            row("V3", State.LANDED, owner=f"{socket.gethostname()}:{os.getpid()}",
+                lease_until=now + datetime.timedelta(hours=1)),
+            row("V4", State.LANDED, lease_until=now - datetime.timedelta(seconds=1)),
+            row("V5", State.VALIDATED, owner=f"{socket.gethostname()}:999999999",
+                lease_until=now + datetime.timedelta(hours=1)),
+            row("V6", State.LOADED), row("V7", State.LOADED, delivered_at=now),
+            row("V8", State.REJECTED)]
 
     class LedgerRows:
-        def in_state(self, state: str) -> list[dict]:
-            return by_state.get(state, [])
+        def in_state(self, state: State) -> list[VacationRecord]:
+            return [found for found in rows if found.state == state]
 
     steps = recovery.plan(LedgerRows(), datetime.timedelta(minutes=10), now)
     assert [(step.vacation_id, step.action) for step in steps] == [
@@ -115,9 +113,9 @@ def test_rollback_then_replay_returns_exactly_the_state_before(structured, zone_
     assert replay.summary["status"] == "ACCEPTED"
     assert _rows(zone_session, vacations) == before
     assert _served(structured, changed[1])[changed[0]] == ("77.70", "BAF_20260801_02")
-    assert Ledger(zone_session).get("BAF_20260801_02")["state"] == State.DELIVERED
+    assert Ledger(zone_session).get("BAF_20260801_02").state == State.DELIVERED
     assert _positions(zones, "2026-08-01", "BAF_20260801_02") == positions
-    history = [item["message"] for item in Ledger(zone_session).history("BAF_20260801_02")]
+    history = [item.message for item in Ledger(zone_session).history("BAF_20260801_02")]
     assert "rolled back by an operator" in history
 
 
@@ -135,7 +133,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
     load.kill()  # a crash mid-load: the ledger still says LANDED
     load.communicate(timeout=60)
     ledger = Ledger(zone_session)
-    assert ledger.get("BAF_20260802_01")["state"] == State.LANDED
+    assert ledger.get("BAF_20260802_01").state == State.LANDED
 
     undelivered = generate_vacation(tmp_path, "2026-08-02", 2, 200, 5, seed=64)
     assert run_cre("ingest", "--input", str(undelivered), "--zones-root", str(zones),
@@ -155,7 +153,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
             ("BAF_20260802_01", "BAF_20260802_02", "BAF_20260802_03")} == {
         "BAF_20260802_01": "replay", "BAF_20260802_02": "deliver",
         "BAF_20260802_03": "replay"}
-    assert ledger.get("BAF_20260802_01")["state"] == State.LANDED  # a dry run does nothing
+    assert ledger.get("BAF_20260802_01").state == State.LANDED  # a dry run does nothing
 
     recover = run_cre("recover", "--json", env=structured)
     assert recover.code == 0, recover.stderr[-3000:]
@@ -163,7 +161,7 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
             json.loads(recover.stdout.strip().splitlines()[-1])}
     assert done["BAF_20260802_01"]["result"].startswith("ACCEPTED: 60010 loaded")
     assert done["BAF_20260802_03"]["action"] == "clean"
-    states = {vacation: ledger.get(vacation)["state"] for vacation in done
+    states = {vacation: ledger.get(vacation).state for vacation in done
               if vacation.startswith("BAF_20260802")}
     assert states == {"BAF_20260802_01": State.DELIVERED, "BAF_20260802_02": State.DELIVERED,
                       "BAF_20260802_03": State.FAILED}
@@ -185,6 +183,6 @@ def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, z
                   "--max-reject-ratio", "0", "--no-deliver", env=structured)
     assert run.code == 3 and run.summary["status"] == "REJECTED", run.stderr[-3000:]
     history = Ledger(zone_session).history("BAF_20260803_01")
-    assert any(item["message"].startswith("rolled back automatically") for item in history)
+    assert any(item.message.startswith("rolled back automatically") for item in history)
     assert StructuredZone(zone_session).written("BAF_20260803_01")["cre_event_versions"] == 0
     assert run_cre("rejects", "BAF_20260803_01", env=structured).code == 0

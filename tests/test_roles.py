@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from cassandra import Unauthorized
-from conftest import Service, add_tenant, config_of, run_cre, wait_until
+from helpers import Service, add_tenant, config_of, run_cre, wait_until
 
 from pipelines import roles
 from pipelines.ledger import Ledger, State

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime
 import http.server
-import json
 import threading
 from collections.abc import Iterator
 
 import apache_beam as beam
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 from pipelines import run_metrics
+from pipelines.ledger import State, VacationRecord
 from pipelines.run_metrics import DELIVER, INGEST, STATES, RunMetrics
+from transforms.pivot_package import Delivery
 
 VACATION = {"vacation_id": "BAF_20261122_03", "business_date": "2026-11-22", "slot": "3"}
 UTC = datetime.UTC
@@ -74,10 +75,11 @@ def _sample(run: RunMetrics, metric: str, **labels: str):
 def test_an_ingest_with_the_ledger_gives_state_counts_and_technical_metrics(pipeline_result):
     run = RunMetrics(INGEST, "BAF_20261122_03", started_at=_at(10).timestamp(),
                      finished_at=_at(10, 1).timestamp(), summary=_summary())
-    run.ledger_row = {"state": "DELIVERED", "received_at": _at(10),
-                      "state_changed_at": {"LANDED": _at(10), "LOADED": _at(10, 1),
-                                           "DELIVERED": _at(10, 2)},
-                      "delivered_at": _at(10, 2), "delivery": json.dumps({"bytes": 2048})}
+    run.ledger_row = VacationRecord(
+        "BAF_20261122_03", State.DELIVERED, received_at=_at(10),
+        state_changed_at={State.LANDED: _at(10), State.LOADED: _at(10, 1),
+                          State.DELIVERED: _at(10, 2)},
+        delivered_at=_at(10, 2), delivery=Delivery("BAF_20261122_03", "p", "s", 2048))
     run.add_pipeline(pipeline_result)
     run.add_pipeline(pipeline_result)  # the delivery's pipeline adds to the ingest's
     assert run.grouping_key() == {"slot": "3"}

@@ -19,7 +19,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from conftest import config_of, run_cre
+from helpers import config_of, run_cre
 from vacations import break_currencies, data_records, write_archive
 
 from pipelines import backup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import config_of, run_cre
+from helpers import config_of, run_cre
 
 from pipelines.schema_migrations import migrate, migrations, replication, statements
 

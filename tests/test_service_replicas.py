@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import PASSWORDS, Service, add_tenant, run_cre
+from helpers import PASSWORDS, Service, add_tenant, run_cre
 
 from pipelines.local.generator import generate_vacation
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 from cassandra import ConsistencyLevel, WriteTimeout, WriteType
-from conftest import abandon, config_of, free_port, run_cre, start_cre
+from helpers import abandon, config_of, free_port, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
 from pipelines.ledger import Ledger, LedgerConflict, State
@@ -21,6 +21,7 @@ from pipelines.local.cassandra_server import Server
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms.contract import DEBIT_TYPES
+from transforms.pivot_package import Delivery
 
 pytestmark = pytest.mark.integration
 
@@ -187,7 +188,7 @@ def test_ledger_claims_are_exclusive(structured, zone_session):
     with pytest.raises(LedgerConflict):
         first.advance("BAF_20261006_01", State.LANDED, State.VALIDATED)
     second.advance("BAF_20261006_01", State.LANDED, State.VALIDATED)
-    assert second.get("BAF_20261006_01")["run_id"] == second.run_id
+    assert second.get("BAF_20261006_01").run_id == second.run_id
 
 
 class _LostAnswers:
@@ -220,10 +221,10 @@ def test_ledger_writes_whose_answer_was_lost_count_once(structured, zone_session
                         datetime.datetime.now(datetime.UTC), "landing/x").outcome == "claimed"
     ledger.advance(vacation_id, State.LANDED, State.VALIDATED)
     ledger.advance(vacation_id, State.VALIDATED, State.LOADED)
-    ledger.record_delivery(vacation_id, State.LOADED, json.dumps({"path": "outbound/p"}))
+    ledger.record_delivery(vacation_id, State.LOADED, Delivery(vacation_id, "outbound/p", "", 0))
     assert ledger.transition_any(vacation_id, State.DELIVERED, State.ROLLED_BACK, "test")
     assert len(ledger.session.lost) == 5  # each write's first answer was lost, then retried
-    assert [item["state"] for item in ledger.history(vacation_id)] == [  # newest first
+    assert [item.state for item in ledger.history(vacation_id)] == [  # newest first
         State.ROLLED_BACK, State.DELIVERED, State.LOADED, State.VALIDATED, State.LANDED]
     with pytest.raises(LedgerConflict):  # a write that did not apply is refused all the same
         ledger.advance(vacation_id, State.LOADED, State.DELIVERED)
@@ -281,7 +282,7 @@ def test_cassandra_stopped_mid_load_then_rerun(tmp_path):
         assert _scan(session, "cre_event_versions", "cre_id") == (60_000, 60_000)
         assert _scan(session, "cre_events_by_account", "cre_id") == (60_000, 60_000)
         history = Ledger(session).history("BAF_20261008_01")
-        assert [item["state"] for item in history][:3] == ["LOADED", "VALIDATED", "LANDED"]
+        assert [item.state for item in history][:3] == ["LOADED", "VALIDATED", "LANDED"]
         session.cluster.shutdown()
     finally:
         server.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORDS, CreRun, Service, add_tenant, run_cre
+from helpers import PASSWORDS, CreRun, Service, add_tenant, run_cre
 
 from pipelines.local.certificates import Authority
 from pipelines.local.generator import generate_vacation

@@ -7,12 +7,8 @@ import pytest
 from apache_beam.transforms.display import DisplayData
 
 from io_connectors.arkea_abs import WriteArkeaPackage
-from io_connectors.cassandra import (
-    CassandraConfig,
-    ReadAllFromCassandra,
-    ReadFromCassandra,
-    WriteToCassandra,
-)
+from io_connectors.cassandra import ReadAllFromCassandra, ReadFromCassandra, WriteToCassandra
+from io_connectors.cassandra_client import CassandraConfig
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
 from transforms.contract import Limits, VacationName
 from transforms.outcome import RunContext
@@ -27,6 +23,7 @@ CONTEXT = RunContext("BAF_20261122_03", "2026-11-22", 3, "0" * 64, "t0")
     (lambda: ReadVacation("BAF_20261122_03"), TypeError, "VacationName"),
     (lambda: ReadVacation(NAME, {"max_members": 3}), TypeError, "Limits"),
     (lambda: ReadVacation(NAME, chunk_bytes=512), ValueError, "chunk_bytes"),
+    (lambda: ReadVacation(NAME, progress="a bar"), TypeError, "ProgressBar"),
     (lambda: WriteToCassandra("127.0.0.1", "cre_events"), TypeError, "CassandraConfig"),
     (lambda: WriteToCassandra(CONFIG, "x; DROP TABLE y"), ValueError, "invalid table"),
     (lambda: WriteToCassandra(CONFIG, "cre_events", "cre_id"), TypeError, "columns"),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from rich.console import Console
 
+from pipelines import progress
 from tests.vacations import VACATION, valid_members, write_archive
 from transforms.contract import CRE_COLUMNS, Limits, VacationName
 from transforms.csv_records import BatchParser, RecordSplitter
@@ -32,6 +35,18 @@ def test_read_and_validate_a_vacation(tmp_path):
         kinds = read[FACTS] | beam.Map(lambda fact: type(fact).__name__)
         assert_that(kinds, equal_to(["Meta", "Monitor", "MemberDigest", "MemberDigest",
                                      "MemberDigest"]), label="Facts")
+
+
+def test_the_reader_moves_the_bar_its_caller_gives(tmp_path):
+    """``cre ingest``'s bar of the CSV read: drawn by the command, moved by the DoFn's copy."""
+    archive = write_archive(tmp_path, valid_members(tmp_path, cre_rows=120))
+    screen = io.StringIO()
+    bar = progress.Bar(f"{VACATION} CSV", progress.BYTES)
+    with progress.shown(Console(file=screen, force_terminal=True, width=100)):
+        with test_pipeline.TestPipeline() as pipeline:
+            _ = pipeline | beam.Create([str(archive)]) | ReadVacation(NAME, progress=bar)
+        assert bar.drawn
+    assert f"{VACATION} CSV" in screen.getvalue() and " kB" in screen.getvalue()
 
 
 def _parsed(lines: str):

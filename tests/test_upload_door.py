@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Service, add_tenant, wait_until
+from helpers import Service, add_tenant, wait_until
 from vacations import tar_bytes, valid_members, write_archive
 
 from service.collect.meta_probe import MetaProbe

@@ -12,7 +12,9 @@ from tests.vacations import (
     valid_members,
     write_archive,
 )
-from transforms.contract import Fatal, VacationName
+from transforms.contract import Fatal, VacationError, VacationName
+from transforms.facts import Digest, MemberDigest
+from transforms.vacation_reader import parse_meta
 
 # the member cases the reader itself refuses; reconciliation decides the others (test_outcome)
 _READER_CASES = sorted(case for case, code in MEMBER_CASE_CODES.items()
@@ -66,3 +68,48 @@ def test_the_file_name_gives_the_vacation_id_date_and_slot():
     for bad in ("BAF_20261122_07.tar.bz2", "BAF_20260230_01.tar.bz2", "BAF_20261122_03.tar.gz",
                 "baf_20261122_03.tar.bz2"):
         assert VacationName.parse(bad) is None, bad
+
+
+_META = {"vacation_id": "BAF_20261122_03", "sender": "ARKEA-BAF", "business_date": "2026-11-22",
+         "slot": 3, "produced_at": "2026-11-22T10:00:00+01:00", "format_version": "1.0",
+         "members": [{"name": "MONITOR.csv", "type": "MONITOR", "records": 1, "bytes": 9,
+                      "sha256": "a" * 64},
+                     {"name": "CRE_0001.csv", "type": "CRE", "records": 5, "bytes": 90,
+                      "sha256": "b" * 64}]}
+_MONITOR, _CRE = _META["members"]
+
+
+@pytest.mark.parametrize("changes, code, message", [
+    ({"format_version": "2.0"}, Fatal.META_INVALID, "format_version must be 1.0"),
+    ({"slot": True, "sender": 1}, Fatal.META_INVALID, "sender is missing or not a str"),
+    ({"slot": 7, "sender": "X"}, Fatal.META_INVALID, "slot must be an int from 1 to 6"),
+    ({"business_date": "20261122"}, Fatal.META_INVALID, "business_date is not a date YYYY-MM-DD"),
+    ({"produced_at": "2026-11-22T10:00:00"}, Fatal.META_INVALID,
+     "produced_at is not an ISO 8601 timestamp with offset"),
+    ({"encoding": ["UTF-8"]}, Fatal.META_INVALID, "encoding must be one of UTF-8, ISO-8859-1"),
+    ({"members": [_MONITOR, {**_CRE, "sha256": "B" * 64}]}, Fatal.META_INVALID,
+     "CRE_0001.csv: sha256 must be 64 lower-case hex digits"),
+    ({"members": [_MONITOR, {**_CRE, "records": -1, "bytes": "9"}]}, Fatal.META_INVALID,
+     "CRE_0001.csv: records must be an int >= 0"),
+    ({"members": [{**_MONITOR, "type": "CRE"}, _CRE]}, Fatal.META_INVALID,
+     "members entry 'MONITOR.csv' does not match the pattern of type CRE"),
+    ({"members": [_MONITOR, _CRE, _CRE]}, Fatal.META_INVALID, "CRE_0001.csv is listed twice"),
+    ({"members": [_MONITOR]}, Fatal.META_INVALID, "no CRE member is listed"),
+    ({"members": [_MONITOR, "CRE_0001.csv"]}, Fatal.META_INVALID,
+     "a members entry is not an object"),
+    ({"vacation_id": "BAF_20261122_04"}, Fatal.VACATION_ID_MISMATCH,
+     "META vacation_id 'BAF_20261122_04', file 'BAF_20261122_03'"),
+    ({"slot": 4}, Fatal.VACATION_ID_MISMATCH,
+     "META says 2026-11-22 slot 4, the file name 2026-11-22 slot 3"),
+])
+def test_meta_breaking_a_rule_is_refused_with_the_first_broken_one(changes, code, message):
+    with pytest.raises(VacationError) as refused:
+        parse_meta({**_META, **changes}, VacationName.parse("BAF_20261122_03.tar.bz2"))
+    assert refused.value.code == code
+    assert refused.value.message.removeprefix("META.json: ") == message
+
+
+def test_meta_in_the_json_is_the_meta_fact():
+    meta = parse_meta(_META, VacationName.parse("BAF_20261122_03.tar.bz2"))
+    assert meta.encoding == "UTF-8" and meta.slot == 3
+    assert meta.members[1] == MemberDigest("CRE_0001.csv", "CRE", 5, Digest(90, "b" * 64))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Optional
 
 from transforms.contract import Fatal, Limits, VacationError
+from transforms.facts import Digest
 
 _READ_SIZE = 1 << 20  # compressed bytes read per step
 _CHUNK_SIZE = 1 << 20  # most uncompressed bytes produced per step
@@ -196,14 +197,6 @@ class Member:
     fileobj: BinaryIO
 
 
-@dataclasses.dataclass
-class MemberDigest:
-    """What was measured of a member while it streamed."""
-
-    bytes: int
-    sha256: str
-
-
 class DigestingReader:
     """Reads a member in chunks while counting and hashing it, for the checks against META."""
 
@@ -235,8 +228,9 @@ class DigestingReader:
             )
         return b"".join(self)
 
-    def digest(self) -> MemberDigest:
-        return MemberDigest(self._bytes, self._hash.hexdigest())
+    def digest(self) -> Digest:
+        """What was measured of the member so far: all of it once it is read."""
+        return Digest(self._bytes, self._hash.hexdigest())
 
 
 def iter_members(source: BinaryIO, vacation_id: str, limits: Limits) -> Iterator[Member]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import re
 from typing import Optional
 
@@ -96,21 +97,30 @@ class RecordCode:
     DUPLICATE_KEY = "DUPLICATE_KEY"
 
 
-class Status:
+class Outcome(enum.StrEnum):
+    """A vacation's status (spec 2.3): its summary's ``status``, the ledger's ``outcome``."""
+
     ACCEPTED = "ACCEPTED"
     ACCEPTED_WITH_REJECTS = "ACCEPTED_WITH_REJECTS"
     DUPLICATE = "DUPLICATE"
     REJECTED = "REJECTED"
 
 
+class Exit(enum.IntEnum):
+    """The exit status of every ``cre`` command."""
+
+    OK = 0
+    FAILURE = 1  # the platform failed, or could not do what was asked: fix the cause, run again
+    USAGE = 2  # the command line is refused: nothing was done
+    NO = 3  # done, and the answer is no: the vacation REJECTED, nothing found, a server down
+
+
 EXIT_CODES = {
-    Status.ACCEPTED: 0,
-    Status.ACCEPTED_WITH_REJECTS: 0,
-    Status.DUPLICATE: 0,
-    Status.REJECTED: 3,
+    Outcome.ACCEPTED: Exit.OK,
+    Outcome.ACCEPTED_WITH_REJECTS: Exit.OK,
+    Outcome.DUPLICATE: Exit.OK,
+    Outcome.REJECTED: Exit.NO,
 }
-EXIT_USAGE = 2
-EXIT_PLATFORM_FAILURE = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,4 +185,4 @@ class VacationError(Exception):
 
 class PlatformError(RuntimeError):
     """A failure of the platform, not of the input (a database, runner or delivery that fails):
-    the vacation is not judged, the command exits ``EXIT_PLATFORM_FAILURE`` and may be rerun."""
+    the vacation is not judged, the command exits ``Exit.FAILURE`` and may be rerun."""

@@ -5,50 +5,126 @@ coder), and the combiner dispatches on its type. The steps that learn them:
 ``ReadVacation`` (``Meta``, ``Monitor``, ``MemberDigest``, ``FatalError``), ``ValidateRecords``
 (``BatchCounts``), ``WriteStagedAvro`` (``StagedFile``) and the structured-zone writes
 (``StructuredWrite``).
+
+``Meta`` is also META.json's model: its fields' annotations are the rules of spec 1.2, which
+pydantic applies when ``vacation_reader.parse_meta`` builds one from the JSON, and only then
+(the facts the code makes are right by construction, and no record ever goes through pydantic).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import re
 from decimal import Decimal
-from typing import Optional, Union
+from typing import Annotated, Optional, Union
+
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr
 
 from transforms import contract
 
+_Count = Annotated[int, Field(strict=True, ge=0)]
+
+
+def _hex_sha256(text: str) -> str:
+    """As ``hashlib`` writes them, so that a declared digest compares with a measured one."""
+    if not re.match(r"^[0-9a-f]{64}$", text):
+        raise ValueError("not 64 lower-case hex digits")
+    return text
+
+
+def _one_of(*allowed: str) -> AfterValidator:
+    """A string from a closed set, the contract's constants."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"not one of {', '.join(allowed)}")
+        return value
+    return AfterValidator(check)
+
+
+def _date(text: str) -> str:
+    """``YYYY-MM-DD``, a real date (``fromisoformat`` alone also takes ``20261122``)."""
+    datetime.date.fromisoformat(text)
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        raise ValueError("not YYYY-MM-DD")
+    return text
+
+
+def _with_offset(text: str) -> str:
+    """An ISO 8601 timestamp with its offset: the sender's clock is not ours."""
+    if datetime.datetime.fromisoformat(text).tzinfo is None:
+        raise ValueError("no offset")
+    return text
+
 
 @dataclasses.dataclass(frozen=True)
-class MetaMember:
-    """One member META.json lists (spec 1.2)."""
+class Digest:
+    """A member's size and sha256: measured as it streams (``archive.DigestingReader``) and
+    declared by META.json; CHECKSUM_MISMATCH when the two differ."""
 
-    name: str
-    kind: str
-    records: int
-    bytes: int
-    sha256: str
+    bytes: _Count
+    sha256: Annotated[StrictStr, AfterValidator(_hex_sha256)]
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberDigest:
+    """A member's figures: name, type, data records and digest. META.json declares them for
+    every member (``Meta.members``); the reader yields them for each data member as it
+    streamed, and reconciliation compares the two."""
+
+    name: StrictStr
+    kind: Annotated[StrictStr, Field(alias="type"),
+                    _one_of(contract.MONITOR, *contract.DATA_TYPES)]
+    records: _Count
+    digest: Digest
+
+
+def _entry_fields(entry: object) -> object:
+    """A members entry of META.json as ``MemberDigest``'s fields: ``bytes`` and ``sha256``,
+    side by side in the JSON, are its digest."""
+    if not isinstance(entry, dict):
+        return entry
+    return {**entry, "digest": {key: entry[key] for key in ("bytes", "sha256") if key in entry}}
+
+
+def _named_after_its_type(member: MemberDigest) -> MemberDigest:
+    """The type META gives a member must be the one its name announces (spec 1.1)."""
+    if contract.member_type(member.name) != member.kind:
+        raise ValueError(f"members entry {member.name!r} does not match the pattern of type "
+                         f"{member.kind}")
+    return member
+
+
+def _each_once_with_cre(members: tuple[MemberDigest, ...]) -> tuple[MemberDigest, ...]:
+    """A member is listed once, and a vacation has CRE data (spec 1.1)."""
+    listed: set[str] = set()
+    for member in members:
+        if member.name in listed:
+            raise ValueError(f"{member.name} is listed twice")
+        listed.add(member.name)
+    if not any(member.kind == contract.CRE for member in members):
+        raise ValueError("no CRE member is listed")
+    return members
+
+
+_Listed = Annotated[MemberDigest, BeforeValidator(_entry_fields),
+                    AfterValidator(_named_after_its_type)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Meta:
-    """META.json, once validated: what the sender declares the archive holds."""
+    """META.json, once validated: what the sender declares the archive holds (spec 1.2)."""
 
-    vacation_id: str
-    sender: str
-    business_date: str
-    slot: int
-    produced_at: str
-    format_version: str
-    encoding: str
-    members: tuple[MetaMember, ...]
-
-    @classmethod
-    def from_json(cls, meta: dict) -> Meta:
-        """From the JSON object, already checked against the contract."""
-        return cls(meta["vacation_id"], meta["sender"], meta["business_date"], meta["slot"],
-                   meta["produced_at"], meta["format_version"],
-                   meta.get("encoding", contract.DEFAULT_ENCODING),
-                   tuple(MetaMember(entry["name"], entry["type"], entry["records"],
-                                    entry["bytes"], entry["sha256"])
-                         for entry in meta["members"]))
+    vacation_id: StrictStr
+    sender: Annotated[StrictStr, _one_of(contract.SENDER)]
+    business_date: Annotated[StrictStr, AfterValidator(_date)]
+    slot: Annotated[int, Field(strict=True, ge=1, le=contract.SLOTS_PER_DAY)]
+    produced_at: Annotated[StrictStr, AfterValidator(_with_offset)]
+    format_version: Annotated[StrictStr, _one_of(contract.FORMAT_VERSION)]
+    encoding: Annotated[StrictStr, Field(default=contract.DEFAULT_ENCODING),
+                        _one_of(*contract.ENCODINGS)]
+    members: Annotated[tuple[_Listed, ...], AfterValidator(_each_once_with_cre)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,19 +143,9 @@ class Monitor:
 
 
 @dataclasses.dataclass(frozen=True)
-class MemberDigest:
-    """A data member as it streamed: what reconciliation compares with META and MONITOR."""
-
-    name: str
-    kind: str
-    records: int
-    bytes: int
-    sha256: str
-
-
-@dataclasses.dataclass(frozen=True)
 class FatalError:
-    """A fatal error of spec 2.1, as a fact: the vacation is REJECTED with it."""
+    """A fatal error of spec 2.1, as a fact: the vacation is REJECTED with it. The ledger
+    keeps a vacation's errors so, a failed run's PLATFORM_FAILURE among them."""
 
     code: str
     message: str

@@ -18,7 +18,7 @@ import apache_beam as beam
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import contract
-from transforms.contract import Fatal, Status
+from transforms.contract import Fatal, Outcome
 from transforms.facts import (
     BatchCounts,
     Fact,
@@ -178,16 +178,16 @@ def decide(facts: VacationFacts, context: RunContext, processed_at: str) -> dict
         errors = _reconcile(facts, members, context.max_reject_ratio)
     totals = {key: sum(row[key] for row in members) for key in ("records", "loaded", "rejected")}
     if errors:
-        status = Status.REJECTED
+        status = Outcome.REJECTED
     elif totals["rejected"]:
-        status = Status.ACCEPTED_WITH_REJECTS
+        status = Outcome.ACCEPTED_WITH_REJECTS
     else:
-        status = Status.ACCEPTED
+        status = Outcome.ACCEPTED
     return summary(context, status, processed_at, errors, members, totals,
                    dict(sorted(facts.reject_codes.items())))
 
 
-def summary(context: RunContext, status: str, processed_at: str,
+def summary(context: RunContext, status: Outcome, processed_at: str,
             errors: Iterable[FatalError] = (), members: Iterable[dict] = (),
             totals: Optional[dict] = None, reject_codes: Optional[dict] = None) -> dict:
     return {
@@ -234,7 +234,7 @@ def judge(facts: VacationFacts, context: RunContext, processed_at: str) -> Decis
         return Decision(None, discarded=f"{failed} rows could not be written to the structured "
                                         f"zone (first: {first.table}: {first.error})")
     outcome = decide(facts, context, processed_at)
-    if outcome["status"] == Status.REJECTED:
+    if outcome["status"] == Outcome.REJECTED:
         return Decision(outcome, tuple(staged for staged in facts.staged
                                        if staged.output_type == contract.REJECT))
     return Decision(outcome, tuple(facts.staged), facts.meta, facts.monitor)

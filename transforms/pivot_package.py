@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from transforms import contract
-from transforms.contract import Status
+from transforms.contract import Outcome
 
 ACK, REJECTS, POSITIONS, MANIFEST = "ACK.json", "REJECTS.csv", "POSITIONS.csv", "MANIFEST.json"
 MEMBER_ORDER = (ACK, REJECTS, POSITIONS, MANIFEST)
@@ -37,6 +37,16 @@ class PackageInvalid(ValueError):
 
 def package_name(vacation_id: str) -> str:
     return vacation_id.replace("BAF_", "MMG_ABS_", 1) + ".tar.bz2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A delivered package: where it lies, its sha256 and size (the ledger keeps it)."""
+
+    vacation_id: str
+    path: str
+    sha256: str
+    bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +106,7 @@ def members(summary: dict, rejects: Sequence[dict],
     built = {ACK: ack(summary)}
     if rejects:
         built[REJECTS] = rejects_csv(rejects)
-    if summary["status"] != Status.REJECTED:
+    if summary["status"] != Outcome.REJECTED:
         built[POSITIONS] = positions_csv(positions or [])
     built[MANIFEST] = (json.dumps([
         {"name": name, "bytes": len(data), "records": _records(name, data),
@@ -117,10 +127,10 @@ def check(package: dict[str, bytes]) -> None:
                "errors"} - set(document)
     if missing:
         raise PackageInvalid(f"ACK.json lacks {sorted(missing)}")
-    if document["status"] not in (Status.ACCEPTED, Status.ACCEPTED_WITH_REJECTS,
-                                  Status.REJECTED):
+    if document["status"] not in (Outcome.ACCEPTED, Outcome.ACCEPTED_WITH_REJECTS,
+                                  Outcome.REJECTED):
         raise PackageInvalid(f"ACK.json status {document['status']!r}")
-    if (document["status"] == Status.REJECTED) == (POSITIONS in package):
+    if (document["status"] == Outcome.REJECTED) == (POSITIONS in package):
         raise PackageInvalid("POSITIONS.csv is for accepted vacations only, and always there")
     if REJECTS in package:
         _check_rejects(_rows(package[REJECTS]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -13,7 +14,7 @@ from transforms import contract
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
 from transforms.facts import Fact
-from transforms.vacation_reader import VacationReader
+from transforms.vacation_reader import ProgressBar, VacationReader
 from transforms.validate import ValidatedBatch, validate_batch
 
 __all__ = ["FACTS", "ReadVacation", "ValidateRecords"]
@@ -25,10 +26,12 @@ _OUTPUT_TYPES = {**dict.fromkeys(contract.DATA_TYPES, ParsedBatch), FACTS: Fact}
 class _ReadArchiveFn(beam.DoFn):
     """Streams one archive: parsed batches to the output of their type, facts to ``facts``."""
 
-    def __init__(self, name: VacationName, limits: Limits, chunk_bytes: int):
+    def __init__(self, name: VacationName, limits: Limits, chunk_bytes: int,
+                 progress: Optional[ProgressBar]):
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
+        self._progress = progress
         self._batches = beam.metrics.Metrics.counter(self.__class__, "batches")
         self._records = beam.metrics.Metrics.counter(self.__class__, "records")
 
@@ -36,8 +39,8 @@ class _ReadArchiveFn(beam.DoFn):
         def open_archive():
             return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
-        reader = VacationReader(open_archive,
-                                self._name, self._limits, self._chunk_bytes)
+        reader = VacationReader(open_archive, self._name, self._limits, self._chunk_bytes,
+                                self._progress)
         for event in reader:
             if isinstance(event, ParsedBatch):
                 self._batches.inc()
@@ -59,10 +62,12 @@ class ReadVacation(beam.PTransform):
       limits: the archive limits of spec 2.1, enforced while the bytes come out.
       chunk_bytes: how many bytes of a member are read, and so parsed, at once: about the size
         of a batch; at least 1024.
+      progress: a bar of the CSV read, started and moved by the reader wherever it runs (it is
+        pickled with it), e.g. ``pipelines.progress.Bar``; by default the reader only logs.
     """
 
     def __init__(self, name: VacationName, limits: Limits = Limits(),
-                 chunk_bytes: int = 2 << 20):
+                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None):
         super().__init__()
         if not isinstance(name, VacationName):
             raise TypeError(f"name must be a VacationName, not {type(name).__name__}")
@@ -70,13 +75,16 @@ class ReadVacation(beam.PTransform):
             raise TypeError(f"limits must be Limits, not {type(limits).__name__}")
         if not isinstance(chunk_bytes, int) or chunk_bytes < 1024:
             raise ValueError(f"chunk_bytes must be an int of at least 1024, not {chunk_bytes!r}")
+        if progress is not None and not isinstance(progress, ProgressBar):
+            raise TypeError(f"progress must be a ProgressBar, not {type(progress).__name__}")
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
+        self._progress = progress
 
     def expand(self, paths):
         return paths | "StreamArchive" >> beam.ParDo(
-            _ReadArchiveFn(self._name, self._limits, self._chunk_bytes)
+            _ReadArchiveFn(self._name, self._limits, self._chunk_bytes, self._progress)
         ).with_output_types(beam.typehints.Any, **_OUTPUT_TYPES).with_outputs(*_OUTPUT_TYPES)
 
     def display_data(self) -> dict:

@@ -8,16 +8,17 @@ errors end the pass at once: nothing after them is worth reading.
 from __future__ import annotations
 
 import csv
-import datetime
+import functools
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO, Optional, Union
+from typing import TYPE_CHECKING, BinaryIO, Optional, Protocol, Union, runtime_checkable
 
 import pyarrow as pa
+from pydantic import TypeAdapter, ValidationError
 
 from transforms import contract
 from transforms.archive import DigestingReader, Member, iter_members
@@ -30,17 +31,33 @@ from transforms.csv_records import (
     RecordSplitter,
     parse_header,
 )
-from transforms.facts import FatalError, MemberDigest, Meta, MetaMember, Monitor, MonitorLine
+from transforms.facts import FatalError, MemberDigest, Meta, Monitor, MonitorLine
 from transforms.keys import KeyIndex
-from transforms.progress import BYTES, Bar
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 _LOG = logging.getLogger(__name__)
 _SMALL_MEMBER = 4 << 20  # META.json and MONITOR.csv are a few kilobytes; refuse a flood
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _INT = re.compile(r"^[0-9]+$")
 
 
 Event = Union[ParsedBatch, Meta, Monitor, MemberDigest, FatalError]
+
+
+@runtime_checkable
+class ProgressBar(Protocol):
+    """A bar the caller may show of the CSV read, in bytes (``pipelines.progress.Bar`` on a
+    terminal): the contract's code draws nothing itself. It must pickle, as it travels with
+    the reading DoFn."""
+
+    def start(self, total: Optional[float] = None) -> None: ...
+
+    def advance(self, amount: float = 1) -> None: ...
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the bar shows: when not, the reader logs its progress now and then."""
 
 
 class VacationReader:
@@ -48,15 +65,17 @@ class VacationReader:
     ``MemberDigest`` per data member, and at most one ``FatalError``, always last.
 
     ``open_archive`` is called once, or twice when META.json is not the first member (the data
-    members cannot be decoded before META gives their encoding).
+    members cannot be decoded before META gives their encoding). ``progress``, if any, is
+    started at the CSV's total size and advanced as it is read.
     """
 
     def __init__(self, open_archive: Callable[[], BinaryIO], name: VacationName, limits: Limits,
-                 chunk_bytes: int = 2 << 20):
+                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None):
         self._open = open_archive
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
+        self._bar = progress
 
     def __iter__(self) -> Iterator[Event]:
         try:
@@ -90,8 +109,8 @@ class VacationReader:
         keys = {kind: KeyIndex() for kind in contract.DATA_TYPES}
         monitor: Optional[Monitor] = None
         seen: set[str] = set()
-        progress = _Progress(self._name.vacation_id, sum(
-            entry.bytes for entry in meta.members if entry.kind in contract.DATA_TYPES))
+        progress = _Progress(self._name.vacation_id, self._bar, sum(
+            entry.digest.bytes for entry in meta.members if entry.kind in contract.DATA_TYPES))
         with self._open() as source:
             for member in iter_members(source, self._name.vacation_id, self._limits):
                 if member.name == "META.json":
@@ -108,9 +127,7 @@ class VacationReader:
                 else:
                     records = yield from self._data_member(member, entry.kind, reader,
                                                            encoding, keys[entry.kind], progress)
-                    digest = reader.digest()
-                    yield MemberDigest(member.name, entry.kind, records, digest.bytes,
-                                       digest.sha256)
+                    yield MemberDigest(member.name, entry.kind, records, reader.digest())
                 _check_digest(member.name, reader, entry)
         missing = sorted(set(listed) - seen)
         if missing:
@@ -157,9 +174,7 @@ class VacationReader:
         return batch
 
     def _meta(self, member: Member) -> Meta:
-        meta = read_meta_json(member)
-        validate_meta(meta, self._name)
-        return Meta.from_json(meta)
+        return parse_meta(read_meta_json(member), self._name)
 
 
 def read_meta_json(member: Member) -> object:
@@ -185,84 +200,93 @@ def _check_header(member_name: str, kind: str, raw: RawBatch) -> tuple[list[str]
     return header, rest
 
 
-def _check_digest(name: str, reader: DigestingReader, entry: MetaMember) -> None:
-    digest = reader.digest()
-    if digest.bytes != entry.bytes or digest.sha256 != entry.sha256:
+def _check_digest(name: str, reader: DigestingReader, entry: MemberDigest) -> None:
+    digest, declared = reader.digest(), entry.digest
+    if digest != declared:
         raise VacationError(
             Fatal.CHECKSUM_MISMATCH,
             f"{name}: {digest.bytes} bytes, sha256 {digest.sha256}; META says "
-            f"{entry.bytes} bytes, sha256 {entry.sha256}",
+            f"{declared.bytes} bytes, sha256 {declared.sha256}",
         )
 
 
-def validate_meta(meta: object, name: VacationName) -> None:
-    """Spec 1.2; the vacation id, date and slot must also agree with the file name."""
+# META_INVALID's messages (spec 1.2), by the field that breaks its rule in ``Meta``'s
+# annotations: first those missing or of another type, then the others in this order
+_TYPED = {"vacation_id": "str", "sender": "str", "business_date": "str", "produced_at": "str",
+          "format_version": "str", "members": "list"}
+_TYPE_ERRORS = ("missing", "string_type", "tuple_type")
+_ENTRY = "members entry {entry!r}: name and a type MONITOR, CRE or GESPARAM"
+_RULES = {
+    "slot": f"slot must be an int from 1 to {contract.SLOTS_PER_DAY}",
+    "sender": f"sender must be {contract.SENDER}",
+    "format_version": f"format_version must be {contract.FORMAT_VERSION}",
+    "encoding": f"encoding must be one of {', '.join(contract.ENCODINGS)}",
+    "business_date": "business_date is not a date YYYY-MM-DD",
+    "produced_at": "produced_at is not an ISO 8601 timestamp with offset",
+    "name": _ENTRY,
+    "type": _ENTRY,
+    "records": "{name}: records must be an int >= 0",
+    "bytes": "{name}: bytes must be an int >= 0",
+    "sha256": "{name}: sha256 must be 64 lower-case hex digits",
+}
 
-    def invalid(message: str) -> VacationError:
-        return VacationError(Fatal.META_INVALID, f"META.json: {message}")
 
-    if not isinstance(meta, dict):
-        raise invalid("not a JSON object")
-    for field, kind in (("vacation_id", str), ("sender", str), ("business_date", str),
-                        ("produced_at", str), ("format_version", str), ("members", list)):
-        if not isinstance(meta.get(field), kind):
-            raise invalid(f"{field} is missing or not a {kind.__name__}")
-    slot = meta.get("slot")
-    if not isinstance(slot, int) or isinstance(slot, bool) or not 1 <= slot <= 6:
-        raise invalid("slot must be an int from 1 to 6")
-    if meta["sender"] != contract.SENDER:
-        raise invalid(f"sender must be {contract.SENDER}")
-    if meta["format_version"] != contract.FORMAT_VERSION:
-        raise invalid(f"format_version must be {contract.FORMAT_VERSION}")
-    if meta.get("encoding", contract.DEFAULT_ENCODING) not in contract.ENCODINGS:
-        raise invalid(f"encoding must be one of {', '.join(contract.ENCODINGS)}")
+@functools.cache
+def _meta_model() -> TypeAdapter[Meta]:
+    """Built at the first META read, not at import: most ``cre`` commands read none."""
+    return TypeAdapter(Meta)
+
+
+def parse_meta(meta: object, name: VacationName) -> Meta:
+    """META.json's JSON value as ``Meta``, which pydantic checks against spec 1.2; its vacation
+    id, date and slot must also agree with the file name."""
     try:
-        datetime.date.fromisoformat(meta["business_date"])
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", meta["business_date"]):
-            raise ValueError(meta["business_date"])
-    except ValueError:
-        raise invalid("business_date is not a date YYYY-MM-DD") from None
-    try:
-        if datetime.datetime.fromisoformat(meta["produced_at"]).tzinfo is None:
-            raise ValueError("no offset")
-    except ValueError:
-        raise invalid("produced_at is not an ISO 8601 timestamp with offset") from None
-    names: set[str] = set()
-    for entry in meta["members"]:
-        _validate_meta_member(entry, names, invalid)
-    if not any(entry["type"] == contract.CRE for entry in meta["members"]):
-        raise invalid("no CRE member is listed")
-    if meta["vacation_id"] != name.vacation_id:
+        parsed = _meta_model().validate_python(meta)
+    except ValidationError as error:
+        first = min(error.errors(include_url=False), key=_checked_before)
+        raise VacationError(Fatal.META_INVALID, f"META.json: {_message(first, meta)}") \
+            from None
+    if parsed.vacation_id != name.vacation_id:
         raise VacationError(Fatal.VACATION_ID_MISMATCH,
-                            f"META vacation_id {meta['vacation_id']!r}, file {name.vacation_id!r}")
-    if meta["business_date"] != name.business_date or slot != name.slot:
+                            f"META vacation_id {parsed.vacation_id!r}, file {name.vacation_id!r}")
+    if parsed.business_date != name.business_date or parsed.slot != name.slot:
         raise VacationError(
             Fatal.VACATION_ID_MISMATCH,
-            f"META says {meta['business_date']} slot {slot}, the file name "
+            f"META says {parsed.business_date} slot {parsed.slot}, the file name "
             f"{name.business_date} slot {name.slot}",
         )
+    return parsed
 
 
-def _validate_meta_member(entry: object, names: set[str], invalid) -> None:
-    if not isinstance(entry, dict):
-        raise invalid("a members entry is not an object")
-    name, kind = entry.get("name"), entry.get("type")
-    if not isinstance(name, str) or kind not in (contract.MONITOR, *contract.DATA_TYPES):
-        raise invalid(f"members entry {entry!r}: name and a type MONITOR, CRE or GESPARAM")
-    if contract.member_type(name) != kind:
-        raise invalid(f"members entry {name!r} does not match the pattern of type {kind}")
-    if name in names:
-        raise invalid(f"{name} is listed twice")
-    names.add(name)
-    for field in ("records", "bytes"):
-        value = entry.get(field)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise invalid(f"{name}: {field} must be an int >= 0")
-    if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
-        raise invalid(f"{name}: sha256 must be 64 lower-case hex digits")
+def _checked_before(error: ErrorDetails) -> tuple[int, int]:
+    """Of several errors, the one told is always the same: a field missing or of another type,
+    then a field's value in ``_RULES``' order, then the members entries in theirs."""
+    loc = error["loc"]
+    if len(loc) > 1:
+        return 2, int(loc[1])
+    field = str(loc[0]) if loc else ""
+    if field in _TYPED and error["type"] in _TYPE_ERRORS:
+        return 0, list(_TYPED).index(field)
+    return 1, list(_RULES).index(field) if field in _RULES else len(_RULES)
 
 
-def _parse_monitor(raw: bytes, encoding: str, listed: dict[str, MetaMember]) -> Monitor:
+def _message(error: ErrorDetails, meta: object) -> str:
+    """The words of the checks META had before pydantic, which senders' reports quote."""
+    loc = error["loc"]
+    if not loc:
+        return "not a JSON object"
+    field = loc[-1]
+    if len(loc) == 1 and field in _TYPED and error["type"] in _TYPE_ERRORS:
+        return f"{field} is missing or not a {_TYPED[field]}"
+    if field in _RULES:
+        entry = meta["members"][loc[1]] if len(loc) > 1 else {}  # type: ignore[index]
+        return _RULES[str(field)].format(entry=entry, name=entry.get("name"))
+    if error["type"] == "dataclass_type":
+        return "a members entry is not an object"
+    return str(error["ctx"]["error"])  # a rule over several fields, which says it all
+
+
+def _parse_monitor(raw: bytes, encoding: str, listed: dict[str, MemberDigest]) -> Monitor:
     """MONITOR.csv (spec 1.3): any broken line makes the whole file invalid."""
 
     def invalid(message: str) -> VacationError:
@@ -303,22 +327,26 @@ def _parse_monitor(raw: bytes, encoding: str, listed: dict[str, MetaMember]) -> 
 
 
 class _Progress:
-    """How much of the archive's CSV is read: a bar when the command draws bars in this
-    process, else a log line every few seconds, so a long run shows it is alive."""
+    """How much of the archive's CSV is read: the caller's bar when it shows, else a log line
+    every few seconds, so a long run shows it is alive."""
 
-    def __init__(self, vacation_id: str, total_bytes: int, every: float = 10.0):
+    def __init__(self, vacation_id: str, bar: Optional[ProgressBar], total_bytes: int,
+                 every: float = 10.0):
         self._vacation_id = vacation_id
         self._every = every
         self._start = self._last = time.monotonic()
         self._read = 0
-        self._bar = Bar(f"{vacation_id} CSV", BYTES)
-        self._bar.start(total_bytes)
+        self._bar = bar
+        if bar is not None:
+            bar.start(total_bytes)
 
     def advance(self, read: int) -> None:
         self._read += read
-        self._bar.advance(read)
+        if self._bar is not None:
+            self._bar.advance(read)
         now = time.monotonic()
-        if not self._bar.drawn and now - self._last >= self._every:
+        shown = self._bar is not None and self._bar.drawn
+        if not shown and now - self._last >= self._every:
             self._last = now
             _LOG.info("%s: %.0f MB of CSV read in %.0f s", self._vacation_id, self._read / 1e6,
                       now - self._start)

@@ -8,35 +8,27 @@ import sys
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from io_connectors.avro_blocks import CODECS
 from pipelines import backup as backups
-from pipelines import landing_retention
+from pipelines import landing_retention, progress
 from pipelines.commands.common import add_connection_arguments, report, zone_session
 from pipelines.ledger import Ledger
-from pipelines.options import FLAG, cassandra_config
-from transforms import progress
-
-
-def _failed(command: str, error: Exception) -> int:
-    print(f"cre {command}: error: {error}", file=sys.stderr)
-    return 1
+from pipelines.options import AVRO_CODEC, DRY_RUN, FLAG, ZONES_ROOT, cassandra_config
+from transforms.contract import Exit
 
 
 def backup_command(args: argparse.Namespace) -> int:
     """``cre backup`` takes Beam options, whose values argparse would take for an action
-    (``--runner DirectRunner``): so ``verify`` arrives first among them."""
+    (``--runner DirectRunner``): so ``verify`` arrives first among them. A ``BackupError`` is a
+    ``PlatformError``: ``common.dispatch`` says it in one line, exit 1."""
     if args.beam_args[:1] == ["verify"]:
+        args.command = "backup verify"  # the name dispatch gives its one-line error
         return verify_command(args)
     if not args.to:
         print("cre backup: give --to ROOT, or verify --from BACKUP", file=sys.stderr)
-        return 2
-    try:
-        with progress.shown():
-            manifest = backups.backup(cassandra_config(args, required=True), args.to,
-                                      PipelineOptions(args.beam_args), args.force,
-                                      args.avro_codec)
-    except backups.BackupError as error:
-        return _failed("backup", error)
+        return Exit.USAGE
+    with progress.shown():
+        manifest = backups.backup(cassandra_config(args, required=True), args.to,
+                                  PipelineOptions(args.beam_args), args.force, args.avro_codec)
     ledger = manifest["ledger"]
     report(args, manifest, [
         *(f"{name:<24} {entry['rows']:>10} rows  {len(entry['files'])} files"
@@ -47,18 +39,15 @@ def backup_command(args: argparse.Namespace) -> int:
            "NOT consistent: being loaded " + ", ".join(ledger["in_progress"] or ["none"])
            + "; changed during the backup "
            + ", ".join(ledger["changed_during_backup"] or ["none"]))])
-    return 0
+    return Exit.OK
 
 
 def verify_command(args: argparse.Namespace) -> int:
     if not args.from_ or args.beam_args[1:]:
         print("cre backup verify: give --from BACKUP and nothing else", file=sys.stderr)
-        return 2
-    try:
-        with progress.shown():
-            manifest, damaged = backups.verify(args.from_)
-    except backups.BackupError as error:
-        return _failed("backup verify", error)
+        return Exit.USAGE
+    with progress.shown():
+        manifest, damaged = backups.verify(args.from_)
     files = sum(len(entry["files"]) for entry in manifest["tables"].values())
     for line in damaged:
         print(f"cre backup verify: damaged: {line}", file=sys.stderr)
@@ -67,24 +56,21 @@ def verify_command(args: argparse.Namespace) -> int:
            [f"{args.from_}: {len(damaged)} of {files} files damaged" if damaged else
             f"{args.from_}: {files} files, {manifest['rows']} rows, every sha256 and row "
             "count as in the manifest"])
-    return 1 if damaged else 0
+    return Exit.FAILURE if damaged else Exit.OK
 
 
 def restore_command(args: argparse.Namespace) -> int:
     if not args.keyspace:
         print("cre restore: give --keyspace (or CRE_CASSANDRA_KEYSPACE): the keyspace to "
               "rebuild", file=sys.stderr)
-        return 2
-    try:
-        with progress.shown():
-            written = backups.restore(args.from_, cassandra_config(args, required=True),
-                                      args.replication, PipelineOptions(args.beam_args))
-    except backups.BackupError as error:
-        return _failed("restore", error)
+        return Exit.USAGE
+    with progress.shown():
+        written = backups.restore(args.from_, cassandra_config(args, required=True),
+                                  args.replication, PipelineOptions(args.beam_args))
     report(args, {"keyspace": args.keyspace, "rows": written},
            [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(written.items())),
             f"{args.keyspace}: restored {sum(written.values())} rows from {args.from_}"])
-    return 0
+    return Exit.OK
 
 
 def prune_command(args: argparse.Namespace) -> int:
@@ -98,7 +84,7 @@ def prune_command(args: argparse.Namespace) -> int:
     report(args, {"dry_run": args.dry_run, "decisions": [dataclasses.asdict(d) for d in decisions]},
            [*(f"{verb if d.remove else 'kept'}  {d.path}  ({d.reason})" for d in decisions),
             f"{verb} {removed}, kept {len(decisions) - removed} of {len(decisions)} files"])
-    return 0
+    return Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -113,7 +99,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     backup.add_argument("--from", dest="from_", help="verify: the backup folder.")
     backup.add_argument("--force", **FLAG, help="Back up even while a vacation is being "
                         "loaded (the manifest says the backup is not consistent).")
-    backup.add_argument("--avro-codec", default="deflate", choices=CODECS)
+    AVRO_CODEC.but(underscored=False, default="deflate", help=None).add_to(backup)
     add_connection_arguments(backup)
     backup.set_defaults(handler=backup_command, beam_args=[])
 
@@ -129,8 +115,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     prune = actions.add_parser("prune", help="Remove landed archives of DELIVERED or REJECTED "
                                "vacations older than --older-than days.")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
-    prune.add_argument("--zones-root", required=True, help="Root of the zones, local or gs://.")
-    prune.add_argument("--dry-run", action="store_true", help="Say what would go; remove "
-                       "nothing.")
+    ZONES_ROOT.but(underscored=False, required=True).add_to(prune)
+    DRY_RUN.but(help="Say what would go; remove nothing.").add_to(prune)
     add_connection_arguments(prune)
     prune.set_defaults(handler=prune_command)

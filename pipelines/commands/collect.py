@@ -15,10 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from io_connectors.cassandra import CassandraConfig
-from pipelines import roles
+from io_connectors.cassandra_client import CassandraConfig
+from pipelines import progress, roles
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
-from pipelines.options import cassandra_config
+from pipelines.options import (
+    OPERATORS,
+    PASSWORD_STDIN,
+    RUNNER,
+    TENANTS,
+    ZONES_ROOT,
+    add_flags,
+    cassandra_config,
+)
 from service.audit import (
     ANONYMOUS,
     MAX_TTL_DAYS,
@@ -26,7 +34,7 @@ from service.audit import (
     events_since,
     tenants_since,
 )
-from transforms import progress
+from transforms.contract import Exit
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,8 +61,8 @@ def _accounts(command: str, store, args: argparse.Namespace,
                 print(describe(account))
     except ValueError as error:
         print(f"cre {command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return Exit.USAGE
+    return Exit.OK
 
 
 def tenants(args: argparse.Namespace) -> int:
@@ -112,7 +120,7 @@ def serve(args: argparse.Namespace) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("cre serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
     stop = threading.Event()
@@ -140,7 +148,7 @@ def serve(args: argparse.Namespace) -> int:
             actions.wait()
         audit.close()
         session.cluster.shutdown()
-    return 0
+    return Exit.OK
 
 
 def fetchdata_command(args: argparse.Namespace) -> int:
@@ -150,7 +158,7 @@ def fetchdata_command(args: argparse.Namespace) -> int:
         check_server(args.server, args.insecure)
     except ValueError as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
     try:
         with progress.shown():
@@ -158,11 +166,12 @@ def fetchdata_command(args: argparse.Namespace) -> int:
                                  args.ca_file)
     except (PermissionError, OSError) as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
-        return 1
+        return Exit.FAILURE
     print("\n".join(text_table([dataclasses.asdict(o) for o in outcomes],
                                ("file", "result", "reason", "upload_id"),
                                ("file", "result", "why", "upload id"))))
-    return 0 if all(outcome.result in ("sent", "skipped") for outcome in outcomes) else 1
+    sent = all(outcome.result in ("sent", "skipped") for outcome in outcomes)
+    return Exit.OK if sent else Exit.FAILURE
 
 
 def _ttl_days(text: str) -> int:
@@ -196,24 +205,27 @@ def audit(args: argparse.Namespace) -> int:
     report(args, events, [*text_table(events, columns),
                           f"{len(events)} events of {args.tenant or 'every tenant'} since "
                           f"{since.isoformat()}"])
-    return 0
+    return Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Registers tenants, operators, serve, audit and fetchdata."""
+    _add_account_parsers(commands)
+    _add_serve_parser(commands)
+    _add_audit_and_fetchdata_parsers(commands)
+
+
+def _add_account_parsers(commands: argparse._SubParsersAction) -> None:
     tenant_parser = commands.add_parser("tenants", help="The senders allowed to upload.")
     tenant_parser.add_argument("action", choices=("add", "list", "passwd", "remove"))
     tenant_parser.add_argument("name", nargs="?")
-    tenant_parser.add_argument("--tenants", default="var/tenants.json",
-                               help="The tenants file (default var/tenants.json).")
-    tenant_parser.add_argument("--password-stdin", action="store_true",
-                               help="Read the password from standard input.")
+    add_flags(tenant_parser, (TENANTS, PASSWORD_STDIN))
     tenant_parser.add_argument("--formats", nargs="+", help="Allowed file name endings.")
     tenant_parser.add_argument("--max-files", type=int, default=10,
                                help="Most files per upload session.")
     tenant_parser.add_argument("--max-bytes", type=int, default=20 << 30,
                                help="Most bytes per file.")
-    tenant_parser.add_argument("--runner", default="DirectRunner",
-                               help="The Beam runner of this tenant's ingests.")
+    RUNNER.but(help="The Beam runner of this tenant's ingests.").add_to(tenant_parser)
     tenant_parser.add_argument("--pipeline-option", action="append", default=[],
                                metavar="KEY=VALUE", help="A Beam option of its ingests "
                                "(repeatable), e.g. flink_master=host:8081.")
@@ -223,24 +235,23 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                           "console (cre serve's /console).")
     operator_parser.add_argument("action", choices=("add", "list", "passwd", "remove", "role"))
     operator_parser.add_argument("name", nargs="?")
-    operator_parser.add_argument("--operators", default="var/operators.json",
-                                 help="The operators file (default var/operators.json).")
+    OPERATORS.add_to(operator_parser)
     # operators.ROLES, spelt out: importing it (argon2) would slow every cre command's start
     operator_parser.add_argument("--role", choices=("viewer", "operator"), default="viewer",
                                  help="viewer reads every page; operator also replays, rolls "
                                  "back, redelivers and recovers.")
-    operator_parser.add_argument("--password-stdin", action="store_true",
-                                 help="Read the password from standard input.")
+    PASSWORD_STDIN.add_to(operator_parser)
     operator_parser.set_defaults(handler=operators)
 
+
+def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve_parser = commands.add_parser("serve", help="The collection service and its ingest "
                                        "manager.")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080)
-    serve_parser.add_argument("--zones-root", required=True)
-    serve_parser.add_argument("--tenants", default="var/tenants.json")
-    serve_parser.add_argument("--operators", default="var/operators.json",
-                              help="The console's operators file (cre operators add).")
+    add_flags(serve_parser, (
+        ZONES_ROOT.but(underscored=False, required=True, help=None), TENANTS.but(help=None),
+        OPERATORS.but(help="The console's operators file (cre operators add).")))
     serve_parser.add_argument("--token-seconds", type=float, default=900.0,
                               help="Lifetime of a bearer token.")
     serve_parser.add_argument("--parallelism", type=int, default=2,
@@ -268,6 +279,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_connection_arguments(serve_parser)
     serve_parser.set_defaults(handler=serve)
 
+
+def _add_audit_and_fetchdata_parsers(commands: argparse._SubParsersAction) -> None:
     audit_parser = commands.add_parser("audit", help="The audit trail, newest first.")
     audit_parser.add_argument("--tenant", help=f"Only this tenant's ({ANONYMOUS}: callers who "
                               "proved none); default: every tenant's.")

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.log_levels import quiet_libraries
-from pipelines.options import CassandraOptions, cassandra_config
+from pipelines.options import JSON, CassandraOptions, add_flags, cassandra_config
 from pipelines.runners import runner_arguments
 from pipelines.schema_migrations import require_current
 from transforms import contract
@@ -50,8 +50,7 @@ def text_table(rows: Sequence[dict], columns: Sequence[str],
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    CassandraOptions._add_argparse_args(parser)
-    parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
+    add_flags(parser, CassandraOptions.FLAGS, (JSON,))
 
 
 def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
@@ -113,4 +112,4 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return args.handler(args)
     except contract.PlatformError as error:  # not the input's fault: one line, no traceback
         print(f"cre {args.command}: error: {error}", file=sys.stderr)
-        return contract.EXIT_PLATFORM_FAILURE
+        return contract.Exit.FAILURE

@@ -4,6 +4,7 @@ simulator (``generate``) and the Dataflow Flex Template files."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pipelines.local.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
 from pipelines.local.flink_cluster import DEFAULT_HOME as FLINK_HOME
 from pipelines.runners import WORKER_POOL_ENV, FlinkUnavailable
 from transforms import contract
+from transforms.contract import Exit
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -22,38 +24,53 @@ def generate(args: argparse.Namespace) -> int:
     path = generate_vacation(args.out, args.business_date, args.slot, args.cre_rows,
                              args.gesparam_rows, args.seed, encoding=args.encoding)
     print(path)
-    return 0
+    return Exit.OK
 
 
 def cassandra(args: argparse.Namespace) -> int:
-    if args.nodes > 1 or args.node or (args.home and (Path(args.home) / "cluster.json").exists()):
-        return _cassandra_cluster(args)
-    from pipelines.local.cassandra_server import Server
+    from pipelines.local.cassandra_cluster import Cluster
 
-    server = Server(Path(args.home or CASSANDRA_HOME), args.native_port, args.storage_port)
+    target = _cassandra_target(args)
+    if isinstance(target, Cluster):
+        return _cassandra_cluster(args, target)
+    server = target
     if args.action == "start":
         server.start()
-        print(f"Cassandra answers CQL on 127.0.0.1:{server.native_port}")
+        print(f"Cassandra answers CQL on {server.address}:{server.native_port}")
     elif args.action == "stop":
         server.stop()
         print("Cassandra stopped")
     else:
         running = server.running()
         print(f"Cassandra {'answers' if running else 'does not answer'} CQL on "
-              f"127.0.0.1:{server.native_port} (pid {server.pid() or '-'})")
-        return 0 if running else 3
-    return 0
+              f"{server.address}:{server.native_port} (pid {server.pid() or '-'})")
+        return Exit.OK if running else Exit.NO
+    return Exit.OK
 
 
-def _cassandra_cluster(args: argparse.Namespace) -> int:
+def _cassandra_target(args: argparse.Namespace):
+    """The node or cluster the command acts on: with ``--nodes N`` (N > 1) or ``--node K`` the
+    home's cluster, with ``--nodes 1`` its single node, else what ``start`` created there (of the
+    default homes, what runs, else what started last). Ports given replace the recorded ones."""
+    from pipelines.local.cassandra_cluster import Cluster, launched
+    from pipelines.local.cassandra_server import Server
+
+    home = Path(args.home) if args.home else None
+    if (args.nodes or 1) > 1 or args.node:
+        saved = Cluster.saved(home or CLUSTER_HOME) or Cluster(home or CLUSTER_HOME, 3)
+        target = dataclasses.replace(saved, nodes=args.nodes or saved.nodes)
+    elif args.nodes == 1:
+        target = Server.saved(home or CASSANDRA_HOME) or Server(home or CASSANDRA_HOME)
+    else:
+        target = launched(home)
+    ports = {"native_port": args.native_port, "storage_port": args.storage_port,
+             "jmx_port": args.jmx_port if isinstance(target, Cluster) else None}
+    return dataclasses.replace(target, **{name: port for name, port in ports.items()
+                                          if port is not None})
+
+
+def _cassandra_cluster(args: argparse.Namespace, cluster) -> int:
     """The local cluster: ``--nodes N`` creates it; ``--node K`` acts on one of its nodes."""
-    from pipelines.local.cassandra_cluster import Cluster
-
-    home = Path(args.home or CLUSTER_HOME)
-    cluster = Cluster.saved(home) if args.nodes == 1 else None
-    if cluster is None:
-        cluster = Cluster(home, max(args.nodes, 3) if args.node else args.nodes,
-                          args.native_port, args.storage_port, args.jmx_port)
     if args.action == "start":
         cluster.start(args.node)
         started = f"node {args.node} answers" if args.node else \
@@ -65,11 +82,12 @@ def _cassandra_cluster(args: argparse.Namespace) -> int:
         print(f"Cassandra node {args.node} stopped" if args.node else "Cassandra cluster stopped")
     else:
         rows = cluster.status()
-        for line in text_table(rows, ("node", "address", "state", "load", "owns")):
+        for line in text_table(rows, ("node", "address", "port", "pid", "state", "load", "owns")):
             print(line)
         wanted = [args.node] if args.node else list(cluster.numbers)
-        return 0 if all(row["state"] == "up" for row in rows if row["node"] in wanted) else 3
-    return 0
+        up = all(row["state"] == "up" for row in rows if row["node"] in wanted)
+        return Exit.OK if up else Exit.NO
+    return Exit.OK
 
 
 def flink(args: argparse.Namespace) -> int:
@@ -94,8 +112,8 @@ def flink(args: argparse.Namespace) -> int:
               f"{overview.get('slots-available', 0)}/{overview.get('slots-total', 0)} slots "
               f"free, {overview.get('jobs-running', 0)} job(s) running; Beam worker pool "
               f"{'up' if cluster.running() else 'down'}")
-        return 0 if cluster.running() else 3
-    return 0
+        return Exit.OK if cluster.running() else Exit.NO
+    return Exit.OK
 
 
 def template(args: argparse.Namespace) -> int:
@@ -104,7 +122,7 @@ def template(args: argparse.Namespace) -> int:
     if args.action == "run":
         parameters = dict(item.split("=", 1) for item in args.param)
         print(flex_templates.run_command(args.pipeline, args.bucket, args.region, parameters))
-        return 0
+        return Exit.OK
     stale = []
     for pipeline in flex_templates.PIPELINES:
         path, text = flex_templates.metadata_path(pipeline), flex_templates.render(pipeline)
@@ -117,8 +135,8 @@ def template(args: argparse.Namespace) -> int:
     if stale:
         print(f"cre template: {', '.join(stale)} differ from the options: run cre template "
               "build", file=sys.stderr)
-        return 1
-    return 0
+        return Exit.FAILURE
+    return Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -137,17 +155,23 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "cassandra", help="A local Cassandra server or cluster: start, stop, status.",
         description="One node on 127.0.0.1, or with --nodes N a cluster of N nodes on "
         "127.0.0.1 to 127.0.0.N (one data centre, dc1); --node K starts, stops or shows one "
-        "node of that cluster.")
+        "node of that cluster. start records what it created in its home: without --nodes, "
+        "status, stop and start act on that again (of the two default homes, on what runs, "
+        "else on what started last), with its ports.")
     cassandra_parser.add_argument("action", choices=("start", "stop", "status"))
     cassandra_parser.add_argument("--home", help=f"Data and logs folder (default "
                                   f"{CASSANDRA_HOME}, a cluster's {CLUSTER_HOME}).")
-    cassandra_parser.add_argument("--nodes", type=int, default=1,
-                                  help="Nodes of the cluster to create (start).")
+    cassandra_parser.add_argument("--nodes", type=int,
+                                  help="Nodes of the cluster to create (start); 1: the single "
+                                  "node.")
     cassandra_parser.add_argument("--node", type=int, help="One node of the cluster.")
-    cassandra_parser.add_argument("--native-port", type=int, default=9042)
-    cassandra_parser.add_argument("--storage-port", type=int, default=7000)
-    cassandra_parser.add_argument("--jmx-port", type=int, default=7199,
-                                  help="A cluster's node K: JMX (nodetool) on this + K.")
+    cassandra_parser.add_argument("--native-port", type=int,
+                                  help="Default: the recorded one, else 9042.")
+    cassandra_parser.add_argument("--storage-port", type=int,
+                                  help="Default: the recorded one, else 7000.")
+    cassandra_parser.add_argument("--jmx-port", type=int,
+                                  help="A cluster's node K: JMX (nodetool) on this + K "
+                                  "(default: the recorded one, else 7199).")
     cassandra_parser.set_defaults(handler=cassandra)
     flink_parser = commands.add_parser("flink", help="A local Flink cluster (2 slots) and its Beam "
                                 "worker pool: start, stop, status.")

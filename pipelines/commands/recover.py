@@ -13,21 +13,26 @@ from pipelines import run_metrics
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.ledger import Ledger, State
 from pipelines.options import (
+    DRY_RUN,
+    OUTBOUND_ROOT,
+    ZONES_ROOT,
     CassandraOptions,
     MonitoringOptions,
-    add_outbound_root,
-    as_arguments,
+    add_flags,
     cassandra_config,
+    ingest_options,
+    values,
 )
 from pipelines.recovery import (
     RecoveryError,
     Step,
     landed_copy,
     plan,
-    replay_arguments,
+    replay_values,
     zones_root_of,
 )
 from pipelines.structured_zone import StructuredZone
+from transforms.contract import Exit
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,8 +43,8 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
 
     ledger = Ledger(session)
     row = ledger.get(step.vacation_id)
-    if row is None or row["state"] != step.state:
-        return f"skipped: it is {row['state'] if row else 'gone'} now"
+    if row is None or row.state != step.state:
+        return f"skipped: it is {row.state if row else 'gone'} now"
     if step.action == "deliver":
         root = args.zones_root or zones_root_of(landed_copy(row, step.vacation_id))
         with run_metrics.observed(run_metrics.DELIVER, step.vacation_id, args.pushgateway):
@@ -56,12 +61,10 @@ def _carry_out(step: Step, session, args: argparse.Namespace) -> str:
             return "skipped: its state changed meanwhile"
         deleted = StructuredZone(session, ledger).purge(step.vacation_id)  # rows now hidden
         return f"FAILED, deleted {deleted}: {error}"
-    argv = replay_arguments(row, step.vacation_id, [
-        *as_arguments(CassandraOptions, args), *args.beam_args,
-        *(["--zones-root", args.zones_root] if args.zones_root else []),
-        *(["--outbound-root", args.outbound_root] if args.outbound_root else [])])
+    given = {**values(args, CassandraOptions.FLAGS), "outbound_root": args.outbound_root,
+             **replay_values(row, step.vacation_id, args.zones_root)}
     with run_metrics.observed(run_metrics.INGEST, step.vacation_id, args.pushgateway) as run:
-        outcome = run.summary = run_ingest(argv)
+        outcome = run.summary = run_ingest(ingest_options(given, args.beam_args))
     return f"{outcome['status']}: {outcome['totals']['loaded']} loaded, " \
            f"{outcome['totals']['rejected']} rejected"
 
@@ -85,7 +88,7 @@ def recover(args: argparse.Namespace) -> int:
                                              "result"]),
                          f"{len(steps)} vacation(s) to recover"
                          + (" (dry run: nothing done)" if args.dry_run else "")])
-    return 1 if failed else 0
+    return Exit.FAILURE if failed else Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -94,11 +97,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "recover", help="Finish what crashed runs left: ingest again from landing, deliver, or "
         "clean. Any other option is a Beam pipeline option.")
     add_connection_arguments(parser)
-    parser.add_argument("--zones-root", "--zones_root", dest="zones_root",
-                        help="Root of the zones (default: where each vacation landed).")
-    add_outbound_root(parser)
-    MonitoringOptions._add_argparse_args(parser)
+    add_flags(parser, (ZONES_ROOT.but(help="Root of the zones (default: where each vacation "
+                                      "landed)."), OUTBOUND_ROOT), MonitoringOptions.FLAGS)
     parser.add_argument("--grace-minutes", type=float, default=10.0,
                         help="A vacation RECEIVED more recently is left to the ingest manager.")
-    parser.add_argument("--dry-run", action="store_true", help="Only say what would be done.")
+    DRY_RUN.add_to(parser)
     parser.set_defaults(handler=recover)

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from pipelines import run_metrics
+from pipelines import progress, run_metrics
 from pipelines.commands.common import (
     add_connection_arguments,
     configure_logging,
@@ -22,31 +22,53 @@ from pipelines.commands.common import (
 )
 from pipelines.ledger import Ledger
 from pipelines.options import (
+    DELIVER,
+    RUNNER,
     CassandraOptions,
     IngestOptions,
     MonitoringOptions,
-    add_deliver_arguments,
+    add_flags,
     cassandra_config,
+    ingest_options,
+    values,
 )
-from pipelines.recovery import replay_arguments
+from pipelines.recovery import replay_values
 from pipelines.runners import runner_arguments
-from transforms import contract, progress
+from transforms import contract
+from transforms.contract import Exit
 
 _LOG = logging.getLogger("cre")
 
 
-def ingest(argv: list[str]) -> int:
-    from pipelines.ingest import run_ingest
-
-    usage = argparse.ArgumentParser(prog="cre ingest", description=(
+def _ingest_parser() -> argparse.ArgumentParser:
+    """``cre ingest``'s options; never abbreviated, as Beam, which takes the others, does not."""
+    usage = argparse.ArgumentParser(prog="cre ingest", allow_abbrev=False, description=(
         "Lands a vacation archive, checks and validates it, and publishes the Proxy Producer "
         "zone. Any other option is a Beam pipeline option (--runner, ...). Prints the JSON "
         "summary as the last line; exit 0 accepted or duplicate, 3 rejected, 1 failure."))
-    IngestOptions._add_argparse_args(usage)
-    CassandraOptions._add_argparse_args(usage)
-    MonitoringOptions._add_argparse_args(usage)
-    usage.add_argument("--runner", default="DirectRunner", help="The Beam runner.")
-    known, _ = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
+    add_flags(usage, IngestOptions.FLAGS, CassandraOptions.FLAGS, MonitoringOptions.FLAGS,
+              (RUNNER,))
+    return usage
+
+
+def ingest(argv: list[str]) -> int:
+    usage = _ingest_parser()
+    known, beam_args = usage.parse_known_args(argv)  # exits 2 with a message on bad usage
+    return _ingest(usage, known, beam_args)
+
+
+def _options(known: argparse.Namespace, beam_args: list[str]) -> IngestOptions:
+    """The run's options: what ``cre ingest`` parsed, as parsed, beside Beam's own flags."""
+    return ingest_options(
+        values(known, IngestOptions.FLAGS, CassandraOptions.FLAGS, MonitoringOptions.FLAGS),
+        runner_arguments([f"--runner={known.runner}", *beam_args]))
+
+
+def _ingest(usage: argparse.ArgumentParser, known: argparse.Namespace,
+            beam_args: list[str]) -> int:
+    """Runs the ingest ``known`` describes, parsed by ``usage``; prints its summary."""
+    from pipelines.ingest import run_ingest
+
     missing = [name for name in IngestOptions.REQUIRED if not getattr(known, name)]
     if missing:
         usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
@@ -54,15 +76,15 @@ def ingest(argv: list[str]) -> int:
         vacation_id = known.input.rpartition("/")[2].removesuffix(".tar.bz2")
         with run_metrics.observed(run_metrics.INGEST, vacation_id,
                                   known.pushgateway) as run, progress.shown():
-            outcome = run.summary = run_ingest(runner_arguments(argv))
+            outcome = run.summary = run_ingest(_options(known, beam_args))
     except contract.PlatformError as error:
         _LOG.error("%s", error)
         print(f"cre ingest: error: {error}", file=sys.stderr)
-        return contract.EXIT_PLATFORM_FAILURE
+        return Exit.FAILURE
     except Exception as error:
         _LOG.exception("the platform failed while ingesting")
         print(f"cre ingest: error: {first_line(error)}", file=sys.stderr)
-        return contract.EXIT_PLATFORM_FAILURE
+        return Exit.FAILURE
     print(json.dumps(outcome, ensure_ascii=False), flush=True)
     return contract.EXIT_CODES[outcome["status"]]
 
@@ -72,17 +94,20 @@ def replay(argv: list[str]) -> int:
         "Ingests a vacation again from its landing copy (after cre rollback, or after a fix), "
         "as cre ingest --replay; takes cre ingest's options."))
     usage.add_argument("vacation_id")
-    CassandraOptions._add_argparse_args(usage)
+    add_flags(usage, CassandraOptions.FLAGS)
     known, _ = usage.parse_known_args(argv)
     try:
         with zone_session(known) as session:
             row = Ledger(session).get(known.vacation_id)
         rest = list(argv)
         rest.remove(known.vacation_id)
-        return ingest(replay_arguments(row, known.vacation_id, rest))
+        ingest_usage = _ingest_parser()
+        given, beam_args = ingest_usage.parse_known_args(rest)
+        vars(given).update(replay_values(row, known.vacation_id, given.zones_root))
+        return _ingest(ingest_usage, given, beam_args)
     except contract.PlatformError as error:
         print(f"cre replay: error: {error}", file=sys.stderr)
-        return contract.EXIT_PLATFORM_FAILURE
+        return Exit.FAILURE
 
 
 def deliver_command(args: argparse.Namespace) -> int:
@@ -103,7 +128,7 @@ def deliver_command(args: argparse.Namespace) -> int:
                           + ("delivered " if result["delivered"] else "already delivered ")
                           + f"{result['path']} ({result['bytes']} bytes, sha256 "
                           f"{result['sha256']})"])
-    return 0
+    return Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -115,8 +140,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     deliver_parser = commands.add_parser(
         "deliver", help="Build and deliver a vacation's Arkea ABS package (spec 4).",
         description="Any other option is a Beam pipeline option (--runner, ...).")
-    add_deliver_arguments(deliver_parser)
-    MonitoringOptions._add_argparse_args(deliver_parser)
+    add_flags(deliver_parser, DELIVER, MonitoringOptions.FLAGS)
     add_connection_arguments(deliver_parser)
     deliver_parser.set_defaults(handler=deliver_command, beam_args=[])
 

@@ -6,9 +6,9 @@ Plain text for people by default, ``--json`` for machines; both print the same f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import getpass
-import json
 import os
 import sys
 
@@ -27,6 +27,7 @@ from pipelines.options import (
 )
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
+from transforms.contract import Exit
 
 
 def _day(text: str) -> datetime.date:
@@ -42,7 +43,7 @@ def db_migrate(args: argparse.Namespace) -> int:
     report(args, {"keyspace": config.keyspace, "applied": applied},
            [f"{config.keyspace}: applied {', '.join(applied)}" if applied
             else f"{config.keyspace}: schema up to date"])
-    return 0
+    return Exit.OK
 
 
 def _role_passwords() -> dict[str, str]:
@@ -64,12 +65,12 @@ def db_roles(args: argparse.Namespace) -> int:
             changes = roles.apply(session, session.keyspace, passwords)
         except (ValueError, Unauthorized) as error:
             print(f"cre db roles: error: {error}", file=sys.stderr)
-            return 1
+            return Exit.FAILURE
     report(args, changes, [
         f"{change['role']}: reads {', '.join(change['reads'])}; writes "
         f"{', '.join(change['writes']) or 'nothing'} ({len(change['granted'])} granted, "
         f"{len(change['revoked'])} revoked)" for change in changes])
-    return 0
+    return Exit.OK
 
 
 def query(args: argparse.Namespace) -> int:
@@ -93,19 +94,14 @@ def query(args: argparse.Namespace) -> int:
             found = zone.param(args.table, args.key, args.on)
             report(args, found, text_table([found], list(found)) if found else
                    [f"no value of {args.table}/{args.key} in force on {args.on}"])
-            return 0 if found else 3
-    return 0
+            return Exit.OK if found else Exit.NO
+    return Exit.OK
 
 
-def _ledger_view(row: dict) -> dict:
-    view = {key: row[key] for key in ("vacation_id", "state", "outcome", "sha256", "records",
-                                      "loaded", "rejected", "received_at", "processed_at",
-                                      "delivered_at", "run_id", "owner")}
-    view["visible"] = row["state"] in VISIBLE
-    view["state_changed_at"] = dict(sorted(row["state_changed_at"].items(),
-                                           key=lambda item: item[1]))
-    view["errors"] = json.loads(row["errors"]) if row["errors"] else []
-    return view
+# what ``cre status`` shows of a ledger row (``VacationRecord.view``)
+_STATUS = ("vacation_id", "state", "outcome", "sha256", "records", "loaded", "rejected",
+           "received_at", "processed_at", "delivered_at", "run_id", "owner", "visible",
+           "state_changed_at", "errors")
 
 
 def _to_the_second(view: dict) -> dict:
@@ -117,7 +113,7 @@ def _to_the_second(view: dict) -> dict:
 def status(args: argparse.Namespace) -> int:
     if bool(args.vacation_id) == bool(args.date):
         print("cre status: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     with zone_session(args) as session:
         ledger = Ledger(session)
         if args.date:
@@ -125,7 +121,7 @@ def status(args: argparse.Namespace) -> int:
             for slot, vacation_id in enumerate(slots(args.date), start=1):
                 row = ledger.get(vacation_id)
                 views.append({"slot": slot, "vacation_id": vacation_id, "state": "MISSING"}
-                             if row is None else {"slot": slot, **_ledger_view(row)})
+                             if row is None else {"slot": slot, **row.view(*_STATUS)})
             missing = [view["slot"] for view in views if view["state"] == "MISSING"]
             report(args, {"business_date": args.date, "vacations": views, "missing_slots": missing},
                    [*text_table([_to_the_second(view) for view in views],
@@ -134,40 +130,38 @@ def status(args: argparse.Namespace) -> int:
                                 ["slot", "vacation_id", "state", "outcome", "records", "loaded",
                                  "rejected", "received (UTC)", "processed", "delivered"]),
                     f"missing slots: {', '.join(map(str, missing)) or 'none'}"])
-            return 0
+            return Exit.OK
         row = ledger.get(args.vacation_id)
         if row is None:
             report(args, {"vacation_id": args.vacation_id, "state": "UNKNOWN"},
                    [f"{args.vacation_id}: not in the ledger"])
-            return 3
-        view = {**_ledger_view(row), "history": ledger.history(args.vacation_id)}
-        lines = [f"{row['vacation_id']}  {row['state']}" +
-                 (f" ({row['outcome']})" if row["outcome"] else ""),
-                 f"sha256     {row['sha256']}",
-                 f"records    {row['records']}  loaded {row['loaded']}  "
-                 f"rejected {row['rejected']}",
+            return Exit.NO
+        history = ledger.history(args.vacation_id)
+        view = {**row.view(*_STATUS), "history": [dataclasses.asdict(item) for item in history]}
+        lines = [f"{row.vacation_id}  {row.state}" + (f" ({row.outcome})" if row.outcome else ""),
+                 f"sha256     {row.sha256}",
+                 f"records    {row.records}  loaded {row.loaded}  rejected {row.rejected}",
                  *(f"{state:<10} {at:%Y-%m-%d %H:%M:%S}" for state, at in
                    view["state_changed_at"].items()),
                  *(f"error      {error['code']}: {error['message']}" for error in view["errors"]),
                  "history:",
-                 *(f"  {item['at']:%Y-%m-%d %H:%M:%S}  {item['state']:<11} {item['message']}"
-                   for item in view["history"])]
+                 *(f"  {item.at:%Y-%m-%d %H:%M:%S}  {item.state:<11} {item.message}"
+                   for item in history)]
         report(args, view, lines)
-    return 0
+    return Exit.OK
 
 
 def rejects(args: argparse.Namespace) -> int:
     with zone_session(args) as session:
         zone = StructuredZone(session)
         row = zone.ledger.get(args.vacation_id)
-        members = [member["name"] for member in
-                   json.loads(row["summary"]).get("members", [])] if row and row["summary"] else []
+        members = [member.name for member in row.summary.members] if row and row.summary else []
         found = list(zone.rejects(args.vacation_id, members or zone.reject_members(
             args.vacation_id)))
         report(args, found, [*text_table(found, ["member_name", "record_number",
                                                  "line_number", "error_code", "error_message"]),
                              f"{len(found)} rejected records in {args.vacation_id}"])
-    return 0
+    return Exit.OK
 
 
 def rollback(args: argparse.Namespace) -> int:
@@ -175,22 +169,22 @@ def rollback(args: argparse.Namespace) -> int:
     with zone_session(args) as session:
         zone = StructuredZone(session)
         row = zone.ledger.get(args.vacation_id)
-        if row is None or row["state"] not in (*VISIBLE, State.ROLLED_BACK):
+        if row is None or row.state not in (*VISIBLE, State.ROLLED_BACK):
             print(f"cre rollback: {args.vacation_id} is "
-                  f"{row['state'] if row else 'not in the ledger'}; only LOADED or DELIVERED "
+                  f"{row.state if row else 'not in the ledger'}; only LOADED or DELIVERED "
                   "vacations are rolled back", file=sys.stderr)
-            return 3
-        if row["state"] != State.ROLLED_BACK and not zone.ledger.transition_any(
-                args.vacation_id, row["state"], State.ROLLED_BACK, "rolled back by an operator"):
+            return Exit.NO
+        if row.state != State.ROLLED_BACK and not zone.ledger.transition_any(
+                args.vacation_id, row.state, State.ROLLED_BACK, "rolled back by an operator"):
             print(f"cre rollback: {args.vacation_id} changed state meanwhile; try again",
                   file=sys.stderr)
-            return 1
+            return Exit.FAILURE
         deleted = zone.purge(args.vacation_id)
         report(args, {"vacation_id": args.vacation_id, "state": State.ROLLED_BACK,
                       "deleted": deleted},
                [f"{args.vacation_id} rolled back: deleted {deleted['cre']} CRE rows, "
                 f"{deleted['gesparam']} GESPARAM rows, {deleted['rejects']} reject members"])
-    return 0
+    return Exit.OK
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:

@@ -6,6 +6,10 @@ Every node listens on the same ports of its own address, keeps its data, log and
 (``<home>/node<N>``, JMX on ``jmx_port + N``), and names node 1 as its seed. The cluster is
 created empty, so the nodes join at once without streaming. Node administration goes through
 Cassandra's own ``nodetool``, from the same jars.
+
+``start`` records the cluster in ``<home>/cluster.json`` (its size, ports, and whether its system
+keyspaces are replicated yet), each node its own in ``<home>/node<N>/server.json``; ``launched``
+finds what was started from them, so ``cre cassandra status|stop|start`` need no flag again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from pathlib import Path
 import tenacity
 from cassandra import Unauthorized
 
-from pipelines.local.cassandra_server import DEFAULT_USER, PROJECT, Server, jvm_options
+from pipelines.local.cassandra_server import DEFAULT_HOME as SERVER_HOME
+from pipelines.local.cassandra_server import (
+    DEFAULT_USER,
+    PROJECT,
+    Server,
+    jvm_options,
+    stop_servers,
+)
 
 DEFAULT_HOME = PROJECT / "var" / "cassandra-cluster"
 DATACENTER = "dc1"
@@ -46,13 +57,34 @@ class Cluster:
                       self.heap, address=f"127.0.0.{number}", seed="127.0.0.1",
                       datacenter=DATACENTER, jmx_port=self.jmx_port + number)
 
+    @property
+    def state_file(self) -> Path:
+        return self.home / "cluster.json"
+
     @classmethod
     def saved(cls, home: Path = DEFAULT_HOME) -> Cluster | None:
         """The cluster ``start`` created in ``home``, with its size and ports."""
         try:
-            return cls(home, **json.loads((home / "cluster.json").read_text()))
+            state = json.loads((home / "cluster.json").read_text())
         except FileNotFoundError:
             return None
+        state.pop("replicated", None)
+        return cls(home, **state)
+
+    def _replicated(self) -> bool:
+        """Whether ``start`` replicated the system keyspaces (a state file older than this flag:
+        it did, at the cluster's creation)."""
+        try:
+            return json.loads(self.state_file.read_text()).get("replicated", True)
+        except FileNotFoundError:
+            return False
+
+    def save(self, replicated: bool) -> None:
+        """Records the cluster in ``state_file`` (``start`` does)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(
+            {**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.name != "home"}, "replicated": replicated}))
 
     @property
     def numbers(self) -> range:
@@ -64,35 +96,51 @@ class Cluster:
         return ",".join(f"127.0.0.{number}:{self.native_port}" for number in self.numbers)
 
     def start(self, number: int | None = None, timeout: float = 300.0) -> None:
-        """Starts every node that does not run (the seed first, then the others together), or
-        only node ``number``; returns once they answer CQL."""
+        """Starts every node that does not run, or only node ``number``; returns once they
+        answer CQL and the default superuser's login.
+
+        The seed first, until it answers CQL: a node's first gossip (its shadow round) asks the
+        seed, and a node no seed answers within the ring delay exits. Then the others together,
+        and only then the logins are waited for: over data, the superuser's login reads
+        ``system_auth`` at QUORUM, two of its three replicas, which the seed alone is not. A new
+        seed waits for its login first (it creates the superuser), as the others join empty.
+        """
         if number is not None:
             self.node(number).start(timeout)
             return
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "cluster.json").write_text(json.dumps(
-            {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-             if field.name != "home"}))
+        replicated = self._replicated()
+        self.save(replicated)
         seed = self.node(1)
-        created = not seed.running()
-        seed.start(timeout)
-        waiting = [(server, server.launch()) for server in map(self.node, self.numbers[1:])
-                   if not server.running()]
-        for server, process in waiting:
+        launched: dict[Server, subprocess.Popen | None] = {}
+        if not seed.running():
+            new = not (seed.home / "data").exists()
+            launched[seed] = None if seed.pid() else seed.launch()
+            seed.wait(launched[seed], timeout, login=new)
+        for server in map(self.node, self.numbers[1:]):
+            if not server.running():
+                launched[server] = None if server.pid() else server.launch()
+        for server, process in launched.items():
             server.wait(process, timeout)
-        if created:
+        if not replicated:
             self._replicate_system_keyspaces()
+            self.save(True)
 
     def stop(self, number: int | None = None) -> None:
-        for server in [self.node(number)] if number else map(self.node, self.numbers):
-            server.stop()
+        """Stops node ``number``, or every node together; returns once their JVMs exited."""
+        stop_servers([self.node(number)] if number else map(self.node, self.numbers))
 
     def kill(self, number: int) -> None:
         """SIGKILL, as a crash or a lost machine would."""
         self.node(number).kill()
 
     def running(self) -> list[int]:
+        """The nodes that answer CQL."""
         return [number for number in self.numbers if self.node(number).running()]
+
+    def pids(self) -> dict[int, int]:
+        """The nodes whose JVM runs, and its pid."""
+        return {number: pid for number in self.numbers
+                if (pid := self.node(number).pid()) is not None}
 
     def nodetool(self, *args: str, node: int | None = None) -> str:
         """Cassandra's nodetool against a running node (the first, unless ``node``)."""
@@ -110,23 +158,36 @@ class Cluster:
         return completed.stdout
 
     def status(self) -> list[dict]:
-        """Each node as ``nodetool status`` sees it: address, up or down, load, ownership."""
-        if not self.running():
-            return [{"node": number, "address": f"127.0.0.{number}", "state": "down",
-                     "load": None, "owns": None} for number in self.numbers]
+        """Each node: address, CQL port, pid, and up or down, load and ownership as ``nodetool
+        status`` sees them (up or down as its CQL port answers, when no node's does)."""
+        try:
+            gossip = self._gossip() if self.running() else {}
+        except RuntimeError:  # nodetool: JMX not up yet
+            gossip = {}
         rows = []
+        for number in self.numbers:
+            server = self.node(number)
+            seen = gossip.get(number) or {
+                "state": "up" if server.running() else "down", "load": None, "owns": None}
+            rows.append({"node": number, "address": server.address, "port": server.native_port,
+                         "pid": server.pid(), **seen})
+        return rows
+
+    def _gossip(self) -> dict[int, dict]:
+        """``nodetool status``: each node's state, load and ownership."""
+        rows = {}
         for line in self.nodetool("status").splitlines():
             match = re.match(r"^([UD])([NLJM])\s+(\S+)\s+(.+?)\s+\d+\s+(\S+%|\?)\s", line)
             if match:
                 address = match.group(3).split(":")[0]
-                rows.append({"node": int(address.rsplit(".", 1)[1]), "address": address,
-                             "state": {"U": "up", "D": "down"}[match.group(1)]
-                             + ("" if match.group(2) == "N" else f" ({match.group(2)})"),
-                             "load": match.group(4), "owns": match.group(5)})
-        return sorted(rows, key=lambda row: row["node"])
+                rows[int(address.rsplit(".", 1)[1])] = {
+                    "state": {"U": "up", "D": "down"}[match.group(1)]
+                    + ("" if match.group(2) == "N" else f" ({match.group(2)})"),
+                    "load": match.group(4), "owns": match.group(5)}
+        return rows
 
     def _replicate_system_keyspaces(self) -> None:
-        from io_connectors.cassandra import CassandraConfig
+        from io_connectors.cassandra_client import CassandraConfig
 
         config = CassandraConfig(tuple(f"127.0.0.{n}" for n in self.numbers), "system",
                                  self.native_port, username=DEFAULT_USER, password=DEFAULT_USER,
@@ -145,3 +206,22 @@ class Cluster:
         finally:
             session.cluster.shutdown()
         self.nodetool("repair", "--full", "system_auth")
+
+
+def launched(home: Path | None = None,
+             homes: tuple[Path, Path] = (SERVER_HOME, DEFAULT_HOME)) -> Server | Cluster:
+    """What ``start`` created in ``home``: its cluster, else its node. Without a home, of the
+    default ``homes`` (the single node's, the cluster's) the one whose JVMs run, else the one
+    started last, else the single node."""
+    if home is not None:
+        return Cluster.saved(home) or Server.saved(home) or Server(home)
+    single, cluster = Server.saved(homes[0]) or Server(homes[0]), Cluster.saved(homes[1])
+
+    def recency(found: Server | Cluster) -> tuple[bool, float]:
+        runs = bool(found.pid() if isinstance(found, Server) else found.pids())
+        try:
+            return runs, found.state_file.stat().st_mtime
+        except FileNotFoundError:
+            return runs, 0.0
+
+    return max((single, cluster) if cluster else (single,), key=recency)

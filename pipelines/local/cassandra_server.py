@@ -9,7 +9,9 @@ of Cassandra's own ``jvm17-server.options`` and the jamm agent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -17,6 +19,7 @@ import ssl
 import string
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +28,7 @@ TEMPLATES = PROJECT / "cassandra"
 DEFAULT_HOME = PROJECT / "var" / "cassandra"
 JARS = PROJECT / "var" / "cassandra-lib"  # shared by every home: fetched once per machine
 DEFAULT_USER = DEFAULT_PASSWORD = "cassandra"  # a local development server's superuser
+PROCFS = Path("/proc/self")
 
 
 def cql_answers(host: str, port: int, timeout: float = 2.0,
@@ -41,6 +45,43 @@ def cql_answers(host: str, port: int, timeout: float = 2.0,
     except OSError:
         return False
     return len(header) == 9 and header[0] == 0x84 and header[4] == 0x06
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (an exited child of ours is reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    if not PROCFS.exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    try:
+        state = Path("/proc", str(pid), "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+def _runs_daemon_of(pid: int, home: Path) -> bool:
+    """Whether process ``pid`` is the Cassandra daemon of ``home`` (its ``cassandra.logdir``): a
+    pid file outlives its process (a crash, a reboot) and its number may since name another."""
+    if not _alive(pid):
+        return False
+    if not PROCFS.exists():  # the number alone
+        return True
+    proc = Path("/proc", str(pid))
+    try:
+        args = (proc / "cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(proc / "cwd"))
+    except OSError:
+        return False
+    prefix = b"-Dcassandra.logdir="
+    return any((cwd / os.fsdecode(arg[len(prefix):])).resolve() == home.resolve()
+               for arg in args if arg.startswith(prefix))
 
 
 def jvm_options() -> list[str]:
@@ -86,6 +127,23 @@ class Server:
     def log_file(self) -> Path:
         return self.home / "server.log"
 
+    @property
+    def state_file(self) -> Path:
+        """What ``launch`` started in the home (address, ports, heap, TLS files), for the
+        commands that find it there; its time is the last start's."""
+        return self.home / "server.json"
+
+    @classmethod
+    def saved(cls, home: Path) -> Optional[Server]:
+        """The node last launched in ``home``, as its state file has it."""
+        try:
+            state = json.loads((home / "server.json").read_text())
+        except FileNotFoundError:
+            return None
+        tls = state.pop("tls", None)
+        return cls(home, **state, tls=tls and TlsFiles(
+            Path(tls["keystore"]), tls["password"], Path(tls["ca_file"])))
+
     def jars(self) -> Path:
         """The server's jars, fetched once with Maven."""
         lib = JARS
@@ -100,25 +158,22 @@ class Server:
         return lib
 
     def pid(self) -> Optional[int]:
+        """The pid of the home's daemon, None when it does not run."""
         try:
             pid = int(self.pid_file.read_text())
-            try:
-                os.waitpid(pid, os.WNOHANG)  # reaps it if it is our own child and has exited
-            except ChildProcessError:
-                pass
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if _runs_daemon_of(pid, self.home) else None
 
     def running(self) -> bool:
         return cql_answers(self.address, self.native_port,
                            tls_ca_file=self.tls.ca_file if self.tls else None)
 
     def start(self, timeout: float = 240.0) -> None:
-        """Starts the server and returns once CQL answers; harmless when it already runs."""
+        """Starts the server and returns once CQL answers; harmless when it already runs (or
+        its JVM is still starting: then it waits for that one)."""
         if not self.running():
-            self.wait(self.launch(), timeout)
+            self.wait(None if self.pid() else self.launch(), timeout)
 
     def launch(self) -> subprocess.Popen:
         """Starts the server's process, without waiting for it (a cluster starts several)."""
@@ -157,16 +212,26 @@ class Server:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(process.pid))
+        self.save()
         return process
 
-    def wait(self, process: subprocess.Popen, timeout: float = 240.0) -> None:
-        """Returns once the launched server answers CQL and logins; stops it if it never does."""
+    def save(self) -> None:
+        """Records the node in its home's ``state_file`` (``launch`` does, at every start)."""
+        self.state_file.write_text(json.dumps(
+            {name: value for name, value in dataclasses.asdict(self).items() if name != "home"},
+            default=str))
+
+    def wait(self, process: Optional[subprocess.Popen] = None, timeout: float = 240.0,
+             login: bool = True) -> None:
+        """Returns once the server answers CQL and, with ``login``, the default superuser's
+        login; stops it if it never does. ``process``: what ``launch`` returned, else the home's
+        daemon."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"Cassandra exited with {process.returncode}; "
-                                   f"see {self.log_file}")
-            if self.running() and self._accepts_login():
+            if process.poll() is not None if process else self.pid() is None:
+                code = f" with {process.returncode}" if process else ""
+                raise RuntimeError(f"Cassandra exited{code}; see {self.log_file}")
+            if self.running() and (not login or self._accepts_login()):
                 return
             time.sleep(1)
         self.stop()
@@ -175,7 +240,7 @@ class Server:
 
     def _accepts_login(self) -> bool:
         """The default superuser exists a moment after CQL first answers."""
-        from io_connectors.cassandra import CassandraConfig, CassandraUnavailable
+        from io_connectors.cassandra_client import CassandraConfig, CassandraUnavailable
 
         config = CassandraConfig((self.address,), "system", self.native_port,
                                  username=DEFAULT_USER, password=DEFAULT_PASSWORD,
@@ -189,21 +254,28 @@ class Server:
 
     def kill(self) -> None:
         """Stops the server abruptly, as a crash would (tests of recovery use it)."""
-        pid = self.pid()
-        if pid is not None:
-            os.killpg(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                time.sleep(0.1)
-            self.pid_file.unlink(missing_ok=True)
+        stop_servers([self], 0, signal.SIGKILL)
 
     def stop(self, timeout: float = 60.0) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.5)
-        if self.pid() is not None:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        stop_servers([self], timeout)
+
+
+def stop_servers(servers: Iterable[Server], timeout: float = 60.0,
+                 first: signal.Signals = signal.SIGTERM) -> None:
+    """Stops the servers' daemons together (SIGTERM: each flushes and leaves gossip), SIGKILL to
+    those still there after ``timeout`` seconds; returns once every one has exited."""
+    running = {server: pid for server in servers if (pid := server.pid()) is not None}
+    for pid in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, first)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(map(_alive, running.values())):
+        time.sleep(0.2)
+    for pid in running.values():
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    while any(map(_alive, running.values())):
+        time.sleep(0.1)
+    for server in running:
+        server.pid_file.unlink(missing_ok=True)

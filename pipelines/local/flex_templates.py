@@ -12,11 +12,12 @@ import json
 from pathlib import Path
 
 from pipelines.options import (
+    DELIVER,
     CassandraOptions,
     IngestOptions,
     MonitoringOptions,
-    add_deliver_arguments,
     flag,
+    flag_parser,
 )
 
 DATAFLOW = Path(__file__).resolve().parents[2] / "dataflow"
@@ -24,19 +25,11 @@ _REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$", flag: "^(true|false)$
 
 
 def _ingest_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    IngestOptions._add_argparse_args(parser)
-    CassandraOptions._add_argparse_args(parser)
-    MonitoringOptions._add_argparse_args(parser)
-    return parser
+    return flag_parser(IngestOptions.FLAGS, CassandraOptions.FLAGS, MonitoringOptions.FLAGS)
 
 
 def _deliver_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    add_deliver_arguments(parser)
-    CassandraOptions._add_argparse_args(parser)
-    MonitoringOptions._add_argparse_args(parser)
-    return parser
+    return flag_parser(DELIVER, CassandraOptions.FLAGS, MonitoringOptions.FLAGS)
 
 
 PIPELINES = {

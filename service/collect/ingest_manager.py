@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from io_connectors.cassandra import CassandraConfig
-from pipelines.ledger import IN_PROGRESS, Ledger, State, this_process
-from pipelines.options import child_log_dir, cre_child, launch_child
+from io_connectors.cassandra_client import CassandraConfig
+from pipelines.child_runs import child_log_dir, cre_child, launch_child
+from pipelines.ledger import IN_PROGRESS, Ledger, State, VacationRecord, this_process
 from service.collect.tenants import TenantStore
 
 if TYPE_CHECKING:
@@ -45,16 +45,16 @@ _PENDING = (State.RECEIVED, State.LANDED, State.VALIDATED, State.LOADED, State.R
 _LONGEST_PAUSE = 900.0  # seconds between two attempts at most, however many failed
 
 
-def waits(row: dict, now: datetime.datetime) -> bool:
+def waits(row: VacationRecord, now: datetime.datetime) -> bool:
     """Whether the vacation of ``row`` still needs a run: received, failed, abandoned by its
     run, or loaded or rejected but not delivered."""
-    if row["landed_path"] is None:
+    if row.landed_path is None:
         return False
-    if row["state"] in IN_PROGRESS:
+    if row.state in IN_PROGRESS:
         return Ledger.abandoned(row, now)
-    if row["state"] in (State.LOADED, State.REJECTED):
-        return row["delivered_at"] is None
-    return row["state"] in (State.RECEIVED, State.FAILED)
+    if row.state in (State.LOADED, State.REJECTED):
+        return row.delivered_at is None
+    return row.state in (State.RECEIVED, State.FAILED)
 
 
 @dataclasses.dataclass
@@ -102,12 +102,12 @@ class IngestManager:
                               "failed --max-failures times: left for cre recover.",
                               registry=registry)
 
-    def waiting(self) -> list[dict]:
+    def waiting(self) -> list[VacationRecord]:
         """The ledger rows of the vacations a run should take, oldest first."""
         now = datetime.datetime.now(datetime.UTC)
         return sorted((row for state in _PENDING for row in self._ledger.in_state(state)
                        if waits(row, now)),
-                      key=lambda row: (row["received_at"], row["vacation_id"]))
+                      key=lambda row: (row.received_at, row.vacation_id))
 
     def running(self) -> int:
         return sum(held.process is not None for held in self._held.values())
@@ -119,9 +119,9 @@ class IngestManager:
             if held.process is not None and held.process.poll() is not None:
                 self._ended(vacation_id, held, now)
         waiting = self.waiting()
-        self.given_up.set(sum((row["manager_failures"] or 0) >= self._max_failures
+        self.given_up.set(sum((row.manager_failures or 0) >= self._max_failures
                               for row in waiting))
-        self._renew({row["vacation_id"] for row in waiting}, now)
+        self._renew({row.vacation_id for row in waiting}, now)
         for row in waiting:
             if self.running() >= self._parallelism:
                 break
@@ -138,15 +138,15 @@ class IngestManager:
                     _LOG.warning("%s: the hold lapsed and another replica took it", vacation_id)
                     del self._held[vacation_id]
 
-    def _consider(self, row: dict, now: float) -> None:
-        vacation_id = row["vacation_id"]
+    def _consider(self, row: VacationRecord, now: float) -> None:
+        vacation_id = row.vacation_id
         held = self._held.get(vacation_id)
         if held is None:
-            failures = row["manager_failures"] or 0
+            failures = row.manager_failures or 0
             if failures >= self._max_failures or not self._ledger.schedule(
                     row, self._replica, self._lease):
                 return  # given up, or another replica's
-            held = self._held[vacation_id] = _Held(row["tenant"] or "", failures,
+            held = self._held[vacation_id] = _Held(row.tenant or "", failures,
                                                    now + self._lease / 3)
         elif held.process is not None or held.retry_at > now:
             return
@@ -163,7 +163,7 @@ class IngestManager:
         code = held.process.returncode
         row = self._ledger.get(vacation_id)
         held.process = None
-        state = row["state"] if row else "gone"
+        state = row.state if row else "gone"
         if code in (0, 3) and not (row and waits(row, datetime.datetime.now(datetime.UTC))):
             _LOG.info("ingest of %s ended: %s (exit code %d)", vacation_id, state, code)
             self._let_go(vacation_id)
@@ -195,15 +195,15 @@ class IngestManager:
         if self._audit is not None:
             self._audit.record(held.tenant, action, vacation_id, outcome, detail)
 
-    def command(self, row: dict) -> tuple[list[str], dict[str, str]]:
+    def command(self, row: VacationRecord) -> tuple[list[str], dict[str, str]]:
         """``cre ingest``'s command line and environment for the vacation of ``row``: the
         tenant's runner profile, then the service's zones and structured zone."""
-        tenant = self._tenants.load().get(row["tenant"])
+        tenant = self._tenants.load().get(row.tenant)
         profile = dict(tenant.profile if tenant else {"runner": "DirectRunner"})
         return cre_child(self._config, self._replication, "ingest",
                          f"--runner={profile.pop('runner', 'DirectRunner')}",
                          *(f"--{key}={value}" for key, value in profile.items()),
-                         "--input", row["landed_path"], "--zones-root", self._zones_root)
+                         "--input", row.landed_path, "--zones-root", self._zones_root)
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         return launch_child(argv, env, log)

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import datetime
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -30,7 +29,7 @@ from pydantic import BaseModel
 
 from io_connectors import zones
 from io_connectors.landing import commit_landed
-from pipelines.ledger import VISIBLE, Ledger, State
+from pipelines.ledger import Ledger, State
 from service.access import Grant, LoginThrottle, Tokens, client_address
 from service.audit import ANONYMOUS, AuditTrail
 from service.collect.meta_probe import MetaProbe
@@ -40,7 +39,7 @@ from service.console import routes as console
 from service.console.actions import ActionRunner
 from service.console.operators import PRINCIPAL, OperatorStore
 from service.console.views import ConsoleViews
-from transforms.contract import VacationError, VacationName
+from transforms.contract import Fatal, Outcome, VacationError, VacationName
 
 _LOG = logging.getLogger(__name__)
 
@@ -236,16 +235,16 @@ def create_app(zones_root: str, tenants_path: str, session, token_seconds: float
         """An upload and what became of it, as the ledger says."""
         vacation = ledger.get(row["vacation_id"])
         status, summary = State.RECEIVED, None
-        if vacation is not None and vacation["sha256"] == row["sha256"]:
-            state = vacation["state"]
-            summary = json.loads(vacation["summary"]) if vacation["summary"] else None
+        if vacation is not None and vacation.sha256 == row["sha256"]:
+            seen = vacation.view("state", "outcome", "summary")
+            state, summary = seen["state"], seen["summary"]
             status = {State.RECEIVED: "QUEUED", State.LANDED: "INGESTING",
                       State.VALIDATED: "INGESTING"}.get(state, state)
-            if state == State.LOADED and vacation["outcome"]:
-                status = vacation["outcome"]
-        elif vacation is not None and vacation["state"] in VISIBLE:
-            status = "REJECTED"
-            summary = {"errors": [{"code": "VACATION_ID_REUSED", "message": (
+            if state == State.LOADED and seen["outcome"]:
+                status = seen["outcome"]
+        elif vacation is not None and vacation.visible:
+            status = Outcome.REJECTED
+            summary = {"errors": [{"code": Fatal.VACATION_ID_REUSED, "message": (
                 f"{row['vacation_id']} was already accepted with another content")}]}
         return {**row, "received_at": row["received_at"].isoformat().replace("+00:00", "Z"),
                 "business_date": row["business_date"].isoformat(),

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from io_connectors.cassandra import CassandraConfig
-from pipelines.options import child_log_dir, cre_child, launch_child
+from io_connectors.cassandra_client import CassandraConfig
+from pipelines.child_runs import child_log_dir, cre_child, launch_child
 from service.audit import AuditTrail
 from service.console.operators import Operator
 

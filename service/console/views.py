@@ -13,7 +13,7 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
-from pipelines.ledger import VISIBLE, Ledger
+from pipelines.ledger import Ledger, MemberCounts, State, VacationRecord
 from pipelines.structured_zone import StructuredZone, slots
 from service import audit
 from service.collect.tenants import TenantStore
@@ -45,7 +45,7 @@ class ConsoleViews:
         found = []
         for slot, vacation_id in enumerate(ids, start=1):
             row = rows.get(vacation_id)
-            found.append({**(_summary_of(row) if row else _MISSING),
+            found.append({**(row.view(*_SLOT) if row else _MISSING),
                           "slot": slot, "vacation_id": vacation_id,
                           "due": schedule.deadline(business_date, slot),
                           "late": schedule.lateness(row, business_date, slot, now)})
@@ -59,25 +59,23 @@ class ConsoleViews:
         row = self._ledger.get(vacation_id)
         if row is None:
             return None
-        summary = json.loads(row["summary"]) if row["summary"] else {}
-        members = summary.get("members", [])
-        delivery = json.loads(row["delivery"]) if row["delivery"] else None
+        members = row.summary.members if row.summary else ()
         record = self._proxy.commit_record(vacation_id)
-        return {**_summary_of(row), "vacation_id": vacation_id, "row": row,
-                "errors": json.loads(row["errors"]) if row["errors"] else [],
-                "members": members, "reject_codes": summary.get("reject_codes", {}),
-                "samples": self._samples(vacation_id, [member["name"] for member in members]),
+        return {**row.view(*_SLOT, "errors", "delivery"), "vacation_id": vacation_id,
+                "row": row, "members": members,
+                "reject_codes": row.summary.reject_codes if row.summary else {},
+                "samples": self._samples(vacation_id, [member.name for member in members]),
                 "reconciliation": self._reconciliation(members, record),
                 "history": self._ledger.history(vacation_id),
-                "delivery": delivery, "manifest": self._manifest(delivery),
+                "manifest": self._manifest(row.delivery),
                 "files": record["files"] if record else []}
 
     def package(self, vacation_id: str) -> Optional[tuple[str, bytes]]:
         """The delivered package's file name and bytes."""
         row = self._ledger.get(vacation_id)
-        delivery = json.loads(row["delivery"]) if row and row["delivery"] else None
-        data = zones.read_bytes(delivery["path"]) if delivery else None
-        return None if data is None else (delivery["path"].rsplit("/", 1)[-1], data)
+        delivery = row.delivery if row else None
+        data = zones.read_bytes(delivery.path) if delivery else None
+        return None if data is None else (delivery.path.rsplit("/", 1)[-1], data)
 
     def trends(self, today: datetime.date) -> dict:
         """Records, reject ratio and ingest duration per slot over the last ``TREND_DAYS``
@@ -95,8 +93,9 @@ class ConsoleViews:
                                  if upload["business_date"] >= days[0])
                    for name in sorted(self._tenants.load())}
         return {"days": days, "charts": [
-            charts.line_chart("Records per vacation", days, series(lambda row: row["records"])),
-            charts.line_chart("Reject ratio", days, series(_reject_ratio), percent=True),
+            charts.line_chart("Records per vacation", days, series(lambda row: row.records)),
+            charts.line_chart("Reject ratio", days, series(lambda row: row.reject_ratio),
+                              percent=True),
             charts.line_chart("Ingest duration", days, series(_duration), unit=" s"),
             charts.line_chart("Uploads per tenant", days, {
                 name: [float(counts.get(day, 0)) for day in days]
@@ -119,19 +118,20 @@ class ConsoleViews:
                 kept.append(reject)
         return samples
 
-    def _reconciliation(self, members: list[dict], record: Optional[dict]) -> list[dict]:
+    def _reconciliation(self, members: tuple[MemberCounts, ...],
+                        record: Optional[dict]) -> list[dict]:
         """Each member's records against the count (and amount) its MONITOR declared."""
         declared = {line["member_name"]: line for line in _monitor_lines(record)}
-        return [{"member": member["name"], "records": member["records"],
-                 "declared": declared.get(member["name"], {}).get("record_count"),
-                 "amount_sum": declared.get(member["name"], {}).get("amount_sum"),
-                 "matches": declared.get(member["name"], {}).get("record_count")
-                 == member["records"]}
-                for member in members if member["type"] in ("CRE", "GESPARAM")]
+        return [{"member": member.name, "records": member.records,
+                 "declared": declared.get(member.name, {}).get("record_count"),
+                 "amount_sum": declared.get(member.name, {}).get("amount_sum"),
+                 "matches": declared.get(member.name, {}).get("record_count")
+                 == member.records}
+                for member in members if member.type in ("CRE", "GESPARAM")]
 
     @staticmethod
-    def _manifest(delivery: Optional[dict]) -> list[dict]:
-        data = zones.read_bytes(delivery["path"]) if delivery else None
+    def _manifest(delivery: Optional[pivot_package.Delivery]) -> list[dict]:
+        data = zones.read_bytes(delivery.path) if delivery else None
         if data is None:
             return []
         return json.loads(pivot_package.read_archive(data)[pivot_package.MANIFEST])
@@ -145,26 +145,15 @@ def _monitor_lines(record: Optional[dict]) -> Iterator[dict]:
                 yield from fastavro.reader(handle)
 
 
-_MISSING = {"state": "MISSING", **dict.fromkeys((
-    "outcome", "records", "loaded", "rejected", "reject_ratio", "received_at", "processed_at",
-    "delivered_at", "tenant"))}
+# what a slot's line (and the top of a vacation's page) shows of a ledger row
+_SLOT = ("state", "outcome", "records", "loaded", "rejected", "reject_ratio", "received_at",
+         "processed_at", "delivered_at", "visible", "tenant")
+_MISSING = {"state": "MISSING", **dict.fromkeys(field for field in _SLOT[1:] if field != "visible")}
 
 
-def _summary_of(row: dict) -> dict:
-    return {"state": row["state"], "outcome": row["outcome"], "records": row["records"],
-            "loaded": row["loaded"], "rejected": row["rejected"],
-            "reject_ratio": _reject_ratio(row), "received_at": row["received_at"],
-            "processed_at": row["processed_at"], "delivered_at": row["delivered_at"],
-            "visible": row["state"] in VISIBLE, "tenant": row["tenant"]}
-
-
-def _reject_ratio(row: dict) -> Optional[float]:
-    return row["rejected"] / row["records"] if row["records"] else None
-
-
-def _duration(row: dict) -> Optional[float]:
+def _duration(row: VacationRecord) -> Optional[float]:
     """Seconds from landing to the outcome."""
-    landed = (row["state_changed_at"] or {}).get("LANDED")
-    if landed is None or row["processed_at"] is None:
+    landed = row.state_changed_at.get(State.LANDED)
+    if landed is None or row.processed_at is None:
         return None
-    return (row["processed_at"] - landed).total_seconds()
+    return (row.processed_at - landed).total_seconds()

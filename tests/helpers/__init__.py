@@ -1,0 +1,23 @@
+"""What the tests (and bench/) share: ``cre`` as a subprocess, a ``cre serve`` of their own, the
+zones behind it. Imported as ``helpers``: tests/ is on sys.path (pytest.ini's ``pythonpath``;
+bench/bench.py puts it there too), as for ``vacations``. Fixtures and hooks stay in conftest."""
+
+from helpers.cre import (
+    CRE,
+    ROOT,
+    TIER,
+    CreRun,
+    cre_environment,
+    free_port,
+    integration_only,
+    listening,
+    run_cre,
+    start_cre,
+    wait_until,
+)
+from helpers.service import PASSWORDS, Service, add_tenant
+from helpers.zones import BUCKET, abandon, config_of
+
+__all__ = ["BUCKET", "CRE", "PASSWORDS", "ROOT", "TIER", "CreRun", "Service", "abandon",
+           "add_tenant", "config_of", "cre_environment", "free_port", "integration_only",
+           "listening", "run_cre", "start_cre", "wait_until"]

@@ -1,0 +1,93 @@
+"""The ``cre`` command of this checkout as a subprocess, and the waits and ports around it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import tenacity
+
+ROOT = Path(__file__).resolve().parents[2]
+CRE = [sys.executable, "-m", "pipelines.commands.cli"]  # the cre command of this checkout
+T = TypeVar("T")
+
+# The unit tier (make check: -m "not integration") reaches no server and runs no cre process.
+# conftest's pytest_runtest_setup sets TIER for each test; it is read through sys.modules, so a
+# second copy of this module (imported as tests.helpers.cre) obeys the one the hook sets.
+TIER = {"unit": False}
+
+
+def integration_only(what: str) -> None:
+    """Fails the running test if it is of the unit tier: ``what`` needs a server or a process."""
+    if getattr(sys.modules.get("helpers.cre"), "TIER", TIER)["unit"]:
+        pytest.fail(f"{what} in a unit test: mark it @pytest.mark.integration", pytrace=False)
+
+
+class CreRun:
+    """A finished ``cre`` process: exit code, the JSON summary (last stdout line) and stderr."""
+
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.code = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        lines = completed.stdout.strip().splitlines()
+        self.summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [error["code"] for error in self.summary["errors"]]
+
+
+def cre_environment(env: dict | None) -> dict:
+    """The test's environment: a structured zone only where the test gives one."""
+    base = {key: value for key, value in os.environ.items()
+            if not key.startswith("CRE_CASSANDRA_")}
+    return {**base, **(env or {})}
+
+
+def run_cre(*args: str, env: dict | None = None, input: str | None = None) -> CreRun:
+    integration_only(f"cre {' '.join(args)}")
+    completed = subprocess.run(
+        [*CRE, *args], cwd=ROOT, capture_output=True, text=True, input=input,
+        env=cre_environment(env), timeout=600,
+    )
+    return CreRun(completed)
+
+
+def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
+    integration_only(f"cre {' '.join(args)}")
+    return subprocess.Popen([*CRE, *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cre_environment(env))
+
+
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool] = bool, *, timeout: float,
+               interval: float) -> T:
+    """Asks ``probe`` every ``interval`` seconds until its answer is ``done``, for at most
+    ``timeout`` seconds; the last answer, so the caller says what a timeout means."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(interval),
+        retry=tenacity.retry_if_not_result(done),
+        retry_error_callback=lambda state: state.outcome.result())(probe)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on the loopback's ``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
