@@ -356,7 +356,7 @@ def _upload(gib: int, tls: bool = False) -> bool:
     import httpx
 
     from pipelines.local.certificates import Authority
-    from service.collect.tenants import TenantStore
+    from service.tenants import TenantStore
 
     env = _cassandra()
     folder = ROOT / "var" / "bench" / "upload"
@@ -529,8 +529,8 @@ def _console(days: int) -> bool:
     ledger; True if every page's slowest is under the bar."""
     import httpx
 
-    from service.collect.tenants import TenantStore
     from service.console.operators import OperatorStore
+    from service.tenants import TenantStore
 
     env = {**_cassandra(), "CRE_CASSANDRA_KEYSPACE": CONSOLE_KEYSPACE}
     folder, password = ROOT / "var" / "bench" / "console", "a long bench password"

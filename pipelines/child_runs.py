@@ -1,5 +1,12 @@
 """The ``cre`` commands a service runs as its children (the ingest manager's ingests, the
-console's actions): their command line, their environment, their logs."""
+console's replays, redeliveries and recoveries): their command line, their environment, their
+logs.
+
+A Beam run (a 20 GiB vacation takes a while) is kept apart from the web server as a child
+process, which calls the same ``pipelines.operations`` function as an operator's command. Their
+argument lists are written here only, one builder each (``ingest_command``...), so that a
+change of a command's flags is a change of this module and of the command.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines.options import CASSANDRA
@@ -41,6 +50,34 @@ def cre_child(config: CassandraConfig, replication: str,
     if config.password is not None:
         env["CRE_CASSANDRA_PASSWORD"] = config.password
     return argv, env
+
+
+def ingest_command(landed_path: str, zones_root: str, profile: Mapping[str, Any]) -> list[str]:
+    """``cre ingest`` of a landed archive into ``zones_root``: the tenant's runner profile
+    first (its ``runner``, by default DirectRunner, then its Beam options), so that the zones
+    and the structured zone given after it win."""
+    options = dict(profile)
+    return ["ingest", f"--runner={options.pop('runner', 'DirectRunner')}",
+            *(f"--{key}={value}" for key, value in options.items()),
+            "--input", landed_path, "--zones-root", zones_root]
+
+
+def replay_command(vacation_id: str, zones_root: str) -> list[str]:
+    """``cre replay``: the vacation ingested again from its landing copy, in ``zones_root``."""
+    return ["replay", vacation_id, "--zones-root", zones_root]
+
+
+def redeliver_command(vacation_id: str, zones_root: str) -> list[str]:
+    """``cre deliver --redeliver``: the vacation's package built and sent again; its JSON
+    result the log's last line."""
+    return ["deliver", "--vacation", vacation_id, "--zones-root", zones_root, "--redeliver",
+            "--json"]
+
+
+def recover_command(zones_root: str) -> list[str]:
+    """``cre recover`` of every vacation crashed runs left; its JSON steps the log's last
+    line."""
+    return ["recover", "--zones-root", zones_root, "--json"]
 
 
 def child_log_dir() -> Path:

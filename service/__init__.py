@@ -2,7 +2,9 @@
 
 One FastAPI application (``app.py``) composed of the routers of two packages that never import
 each other: ``collect/`` (tenants' uploads, tokens, statuses, and the ingest manager that runs
-what lands) and ``console/`` (the operators' pages and actions). What both need sits here,
-below them: ``accounts.py`` (the Argon2 account files), ``access.py`` (tokens and the login
-throttle) and ``audit.py`` (the audit trail).
+what lands) and ``console/`` (the operators' pages and actions), with ``health.py``'s
+``/healthz`` and ``/metrics``. What both need sits here, below them: ``dependencies.py`` (the
+settings and the parts every route may ask for, the current tenant), ``accounts.py`` (the
+Argon2 account files), ``tenants.py``, ``uploads.py`` (owns ``uploads``, ``upload_names``),
+``access.py`` (tokens and the login throttle) and ``audit.py`` (the audit trail).
 """

@@ -26,7 +26,7 @@ from pipelines.local.generator import generate_vacation
 from pipelines.options import CassandraOptions, cassandra_config, flag_parser
 from service.audit import events_since
 from service.collect.ingest_manager import IngestManager
-from service.collect.tenants import TenantStore
+from service.tenants import TenantStore
 
 VACATION = "BAF_20260701_01"
 CONFIG = CassandraConfig(("10.0.0.7", "10.0.0.8"), "cre_prod", port=9142, username="cre_app",

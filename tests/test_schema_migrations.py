@@ -28,6 +28,26 @@ def test_statements_drop_comments_and_split():
                                 "CREATE INDEX i ON a (k) USING 'sai'"]
 
 
+# what keyspaces in service recorded when they applied each migration: an edit, even of a
+# comment, makes cre refuse them (add a new migration instead)
+_RELEASED = {
+    1: "167fd2fc8b430a3a897edc2b9f813afa9dc6f06e55520825a3f38c943a2c3e05",
+    2: "428d3cd186ca1beb98bb70698492fd955ca4f08e703ec2f1c1af2a370743cd03",
+    3: "cace4ee65fd8b21545cd8c721f4037860794651f4756fdb385825c2df2522512",
+    4: "290bf86596fd499018536f88d5ccea1045d88e4e99cb034ebaabd993fbf0fba8",
+    5: "388979ffcb000547c9d0a165ac3d3a1c64c5931f51a218796ea34151ed4dbe8b",
+    6: "0e6833c01c05728df9ed094594eb5333b2190352df9f00ce4d94debee6f2b6ac",
+    7: "f6d2707addc4f721997d4c6e03f270e45967ea2b6812e162254d685b043a1771",
+    8: "e11b4630e90799881fd4a9b7996ec447b56d3f04c710c6f65634ab7baa553e5f",
+}
+
+
+def test_released_migrations_are_never_edited():
+    checksums = {version: hashlib.sha256(text.encode()).hexdigest()
+                 for version, _, text in migrations()}
+    assert {version: checksums[version] for version in _RELEASED} == _RELEASED
+
+
 def test_migrations_are_numbered_in_order():
     versions = [version for version, _, _ in migrations()]
     assert versions == sorted(versions) and versions[0] == 1

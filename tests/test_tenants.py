@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from service.collect.tenants import Tenant, TenantStore
+from service.tenants import Tenant, TenantStore
 
 PASSWORD = "correct horse battery"
 

@@ -6,10 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from pipelines import backup as backups
-from pipelines import landing_retention, progress
+from pipelines import landing_retention, operations, progress
 from pipelines.commands.common import add_connection_arguments, report, zone_session
 from pipelines.ledger import Ledger
 from pipelines.options import AVRO_CODEC, DRY_RUN, FLAG, ZONES_ROOT, cassandra_config
@@ -17,9 +14,9 @@ from transforms.contract import Exit
 
 
 def backup_command(args: argparse.Namespace) -> int:
-    """``cre backup`` takes Beam options, whose values argparse would take for an action
-    (``--runner DirectRunner``): so ``verify`` arrives first among them. A ``BackupError`` is a
-    ``PlatformError``: ``common.dispatch`` says it in one line, exit 1."""
+    """``operations.backup``. ``cre backup`` takes Beam options, whose values argparse would
+    take for an action (``--runner DirectRunner``): so ``verify`` arrives first among them. A
+    ``BackupError`` is a ``PlatformError``: ``common.dispatch`` says it in one line, exit 1."""
     if args.beam_args[:1] == ["verify"]:
         args.command = "backup verify"  # the name dispatch gives its one-line error
         return verify_command(args)
@@ -27,15 +24,16 @@ def backup_command(args: argparse.Namespace) -> int:
         print("cre backup: give --to ROOT, or verify --from BACKUP", file=sys.stderr)
         return Exit.USAGE
     with progress.shown():
-        manifest = backups.backup(cassandra_config(args, required=True), args.to,
-                                  PipelineOptions(args.beam_args), args.force, args.avro_codec)
+        done = operations.backup(cassandra_config(args, required=True), args.to,
+                                 args.beam_args, args.force, args.avro_codec)
+    manifest = done.manifest
     ledger = manifest["ledger"]
     report(args, manifest, [
         *(f"{name:<24} {entry['rows']:>10} rows  {len(entry['files'])} files"
           for name, entry in sorted(manifest["tables"].items())),
-        f"{manifest['path']}: {manifest['rows']} rows of {manifest['keyspace']}, "
+        f"{done.path}: {manifest['rows']} rows of {manifest['keyspace']}, "
         f"{len(ledger['vacations'])} vacations, "
-        + ("consistent" if manifest["consistent"] else
+        + ("consistent" if done.consistent else
            "NOT consistent: being loaded " + ", ".join(ledger["in_progress"] or ["none"])
            + "; changed during the backup "
            + ", ".join(ledger["changed_during_backup"] or ["none"]))])
@@ -43,33 +41,34 @@ def backup_command(args: argparse.Namespace) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
+    """``operations.verify_backup``: each damaged file named on stderr, exit 1 if any."""
     if not args.from_ or args.beam_args[1:]:
         print("cre backup verify: give --from BACKUP and nothing else", file=sys.stderr)
         return Exit.USAGE
     with progress.shown():
-        manifest, damaged = backups.verify(args.from_)
-    files = sum(len(entry["files"]) for entry in manifest["tables"].values())
-    for line in damaged:
+        verified = operations.verify_backup(args.from_)
+    for line in verified.damaged:
         print(f"cre backup verify: damaged: {line}", file=sys.stderr)
-    report(args, {"backup": args.from_, "files": files, "rows": manifest["rows"],
-                  "damaged": damaged},
-           [f"{args.from_}: {len(damaged)} of {files} files damaged" if damaged else
-            f"{args.from_}: {files} files, {manifest['rows']} rows, every sha256 and row "
+    report(args, dataclasses.asdict(verified),
+           [f"{args.from_}: {len(verified.damaged)} of {verified.files} files damaged"
+            if verified.damaged else
+            f"{args.from_}: {verified.files} files, {verified.rows} rows, every sha256 and row "
             "count as in the manifest"])
-    return Exit.FAILURE if damaged else Exit.OK
+    return Exit.FAILURE if verified.damaged else Exit.OK
 
 
 def restore_command(args: argparse.Namespace) -> int:
+    """``operations.restore`` into the keyspace named (never the default one)."""
     if not args.keyspace:
         print("cre restore: give --keyspace (or CRE_CASSANDRA_KEYSPACE): the keyspace to "
               "rebuild", file=sys.stderr)
         return Exit.USAGE
     with progress.shown():
-        written = backups.restore(args.from_, cassandra_config(args, required=True),
-                                  args.replication, PipelineOptions(args.beam_args))
-    report(args, {"keyspace": args.keyspace, "rows": written},
-           [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(written.items())),
-            f"{args.keyspace}: restored {sum(written.values())} rows from {args.from_}"])
+        restored = operations.restore(args.from_, cassandra_config(args, required=True),
+                                      args.replication, args.beam_args)
+    report(args, dataclasses.asdict(restored),
+           [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(restored.rows.items())),
+            f"{args.keyspace}: restored {sum(restored.rows.values())} rows from {args.from_}"])
     return Exit.OK
 
 

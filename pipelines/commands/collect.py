@@ -66,7 +66,7 @@ def _accounts(command: str, store, args: argparse.Namespace,
 
 
 def tenants(args: argparse.Namespace) -> int:
-    from service.collect.tenants import TenantStore
+    from service.tenants import TenantStore
 
     store = TenantStore(Path(args.tenants))
 
@@ -114,9 +114,10 @@ def serve(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from pipelines.ledger import Ledger
+    from service.app import create_app
     from service.collect.ingest_manager import IngestManager
-    from service.collect.service import create_app
     from service.console.actions import ActionRunner
+    from service.dependencies import Settings
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("cre serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -137,8 +138,9 @@ def serve(args: argparse.Namespace) -> int:
                          daemon=True).start()
     actions = None if args.no_manager else ActionRunner(
         _ingest_config(config, args.ingest_username), args.replication, args.zones_root, audit)
-    app = create_app(args.zones_root, args.tenants, session, args.token_seconds, audit=audit,
-                     registry=registry, operators_path=args.operators, actions=actions)
+    settings = Settings(args.zones_root, args.tenants, args.token_seconds,
+                        operators_path=args.operators)
+    app = create_app(settings, session, audit=audit, registry=registry, actions=actions)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info",
                     ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.log_levels import quiet_libraries
+from pipelines.operations import connected
 from pipelines.options import JSON, CassandraOptions, add_flags, cassandra_config
 from pipelines.runners import runner_arguments
-from pipelines.schema_migrations import require_current
 from transforms import contract
 
 
@@ -62,15 +62,9 @@ def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> Non
             print(line)
 
 
-@contextlib.contextmanager
-def zone_session(args: argparse.Namespace) -> Iterator[Any]:
-    config = cassandra_config(args, required=True)
-    session = config.connect(config.keyspace)
-    try:
-        require_current(session)
-        yield session
-    finally:
-        session.cluster.shutdown()
+def zone_session(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The structured zone's session the command's connection arguments describe."""
+    return connected(cassandra_config(args, required=True))
 
 
 def _without_driver_traceback(record: logging.LogRecord) -> bool:

@@ -7,11 +7,12 @@ pipeline option, handed to the runner as given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 
-from pipelines import progress, run_metrics
+from pipelines import operations, progress
 from pipelines.commands.common import (
     add_connection_arguments,
     configure_logging,
@@ -20,7 +21,6 @@ from pipelines.commands.common import (
     report,
     zone_session,
 )
-from pipelines.ledger import Ledger
 from pipelines.options import (
     DELIVER,
     RUNNER,
@@ -32,7 +32,6 @@ from pipelines.options import (
     ingest_options,
     values,
 )
-from pipelines.recovery import replay_values
 from pipelines.runners import runner_arguments
 from transforms import contract
 from transforms.contract import Exit
@@ -67,16 +66,12 @@ def _options(known: argparse.Namespace, beam_args: list[str]) -> IngestOptions:
 def _ingest(usage: argparse.ArgumentParser, known: argparse.Namespace,
             beam_args: list[str]) -> int:
     """Runs the ingest ``known`` describes, parsed by ``usage``; prints its summary."""
-    from pipelines.ingest import run_ingest
-
     missing = [name for name in IngestOptions.REQUIRED if not getattr(known, name)]
     if missing:
         usage.error(f"required: {', '.join('--' + name.replace('_', '-') for name in missing)}")
     try:
-        vacation_id = known.input.rpartition("/")[2].removesuffix(".tar.bz2")
-        with run_metrics.observed(run_metrics.INGEST, vacation_id,
-                                  known.pushgateway) as run, progress.shown():
-            outcome = run.summary = run_ingest(_options(known, beam_args))
+        with progress.shown():
+            ingested = operations.ingest(_options(known, beam_args), known.pushgateway)
     except contract.PlatformError as error:
         _LOG.error("%s", error)
         print(f"cre ingest: error: {error}", file=sys.stderr)
@@ -85,11 +80,12 @@ def _ingest(usage: argparse.ArgumentParser, known: argparse.Namespace,
         _LOG.exception("the platform failed while ingesting")
         print(f"cre ingest: error: {first_line(error)}", file=sys.stderr)
         return Exit.FAILURE
-    print(json.dumps(outcome, ensure_ascii=False), flush=True)
-    return contract.EXIT_CODES[outcome["status"]]
+    print(json.dumps(ingested.summary, ensure_ascii=False), flush=True)
+    return contract.EXIT_CODES[ingested.status]
 
 
 def replay(argv: list[str]) -> int:
+    """``operations.replay_input``, then the ingest of what it gives, as ``cre ingest``."""
     usage = argparse.ArgumentParser(prog="cre replay", description=(
         "Ingests a vacation again from its landing copy (after cre rollback, or after a fix), "
         "as cre ingest --replay; takes cre ingest's options."))
@@ -98,36 +94,26 @@ def replay(argv: list[str]) -> int:
     known, _ = usage.parse_known_args(argv)
     try:
         with zone_session(known) as session:
-            row = Ledger(session).get(known.vacation_id)
-        rest = list(argv)
-        rest.remove(known.vacation_id)
-        ingest_usage = _ingest_parser()
-        given, beam_args = ingest_usage.parse_known_args(rest)
-        vars(given).update(replay_values(row, known.vacation_id, given.zones_root))
-        return _ingest(ingest_usage, given, beam_args)
+            rest = list(argv)
+            rest.remove(known.vacation_id)
+            ingest_usage = _ingest_parser()
+            given, beam_args = ingest_usage.parse_known_args(rest)
+            vars(given).update(operations.replay_input(session, known.vacation_id,
+                                                       given.zones_root))
     except contract.PlatformError as error:
         print(f"cre replay: error: {error}", file=sys.stderr)
         return Exit.FAILURE
+    return _ingest(ingest_usage, given, beam_args)
 
 
 def deliver_command(args: argparse.Namespace) -> int:
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipelines.deliver import deliver
-
-    with run_metrics.observed(run_metrics.DELIVER, args.vacation, args.pushgateway), \
-            zone_session(args) as session, progress.shown():
-        config = cassandra_config(args, required=True)
-        try:
-            result = deliver(session, config, args.vacation,
-                             args.outbound_root or args.zones_root, args.redeliver,
-                             PipelineOptions(args.beam_args))
-        finally:
-            run_metrics.record_ledger(session, args.vacation)
-    report(args, result, [f"{result['vacation_id']}: "
-                          + ("delivered " if result["delivered"] else "already delivered ")
-                          + f"{result['path']} ({result['bytes']} bytes, sha256 "
-                          f"{result['sha256']})"])
+    """``operations.deliver``: the package built and sent, unless it already was."""
+    with progress.shown():
+        done = operations.deliver(cassandra_config(args, required=True), args.vacation,
+                                  args.outbound_root or args.zones_root,
+                                  redeliver=args.redeliver, beam_args=args.beam_args,
+                                  pushgateway=args.pushgateway)
+    report(args, dataclasses.asdict(done), [done.describe()])
     return Exit.OK
 
 

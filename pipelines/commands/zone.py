@@ -14,14 +14,14 @@ import sys
 
 from cassandra import Unauthorized
 
-from pipelines import roles
+from pipelines import operations, roles
 from pipelines.commands.common import (
     add_connection_arguments,
     report,
     text_table,
     zone_session,
 )
-from pipelines.ledger import VISIBLE, Ledger, State
+from pipelines.ledger import Ledger
 from pipelines.options import (
     cassandra_config,
 )
@@ -165,25 +165,17 @@ def rejects(args: argparse.Namespace) -> int:
 
 
 def rollback(args: argparse.Namespace) -> int:
-    """Hides a vacation's rows at once (ledger), then deletes them; earlier versions return."""
+    """``operations.rollback``: the vacation's rows hidden at once, then deleted."""
     with zone_session(args) as session:
-        zone = StructuredZone(session)
-        row = zone.ledger.get(args.vacation_id)
-        if row is None or row.state not in (*VISIBLE, State.ROLLED_BACK):
-            print(f"cre rollback: {args.vacation_id} is "
-                  f"{row.state if row else 'not in the ledger'}; only LOADED or DELIVERED "
-                  "vacations are rolled back", file=sys.stderr)
+        try:
+            done = operations.rollback(session, args.vacation_id)
+        except operations.OperationRefused as refused:
+            print(f"cre rollback: {refused}", file=sys.stderr)
             return Exit.NO
-        if row.state != State.ROLLED_BACK and not zone.ledger.transition_any(
-                args.vacation_id, row.state, State.ROLLED_BACK, "rolled back by an operator"):
-            print(f"cre rollback: {args.vacation_id} changed state meanwhile; try again",
-                  file=sys.stderr)
+        except operations.StateChanged as changed:
+            print(f"cre rollback: {changed}", file=sys.stderr)
             return Exit.FAILURE
-        deleted = zone.purge(args.vacation_id)
-        report(args, {"vacation_id": args.vacation_id, "state": State.ROLLED_BACK,
-                      "deleted": deleted},
-               [f"{args.vacation_id} rolled back: deleted {deleted['cre']} CRE rows, "
-                f"{deleted['gesparam']} GESPARAM rows, {deleted['rejects']} reject members"])
+    report(args, dataclasses.asdict(done), [done.describe()])
     return Exit.OK
 
 

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Optional
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from io_connectors.cassandra_client import CassandraConfig
-from pipelines.child_runs import child_log_dir, cre_child, launch_child
+from pipelines.child_runs import child_log_dir, cre_child, ingest_command, launch_child
 from pipelines.ledger import IN_PROGRESS, Ledger, State, VacationRecord, this_process
-from service.collect.tenants import TenantStore
+from service.tenants import TenantStore
 
 if TYPE_CHECKING:
     from service.audit import AuditTrail
@@ -199,11 +199,8 @@ class IngestManager:
         """``cre ingest``'s command line and environment for the vacation of ``row``: the
         tenant's runner profile, then the service's zones and structured zone."""
         tenant = self._tenants.load().get(row.tenant)
-        profile = dict(tenant.profile if tenant else {"runner": "DirectRunner"})
-        return cre_child(self._config, self._replication, "ingest",
-                         f"--runner={profile.pop('runner', 'DirectRunner')}",
-                         *(f"--{key}={value}" for key, value in profile.items()),
-                         "--input", row.landed_path, "--zones-root", self._zones_root)
+        return cre_child(self._config, self._replication, *ingest_command(
+            row.landed_path, self._zones_root, tenant.profile if tenant else {}))
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         return launch_child(argv, env, log)

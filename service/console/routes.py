@@ -1,34 +1,39 @@
 """The console's routes under ``/console``: login, the pages, the actions.
 
-A session is a cookie holding a token of ``access.Tokens`` (HttpOnly, SameSite=Strict, Secure
-when served over TLS), valid on every replica. Every POST but the login carries the session's
-CSRF token, an HMAC of the session token that only a page of the console can have printed; a
-POST from another origin is refused before anything else. Every login, refusal and action is in
-the audit trail under the operator's principal.
+Who may see a page or post is decided by the dependencies of ``session`` (the session cookie,
+the origin and the CSRF token of a POST). Every login, refusal and action is in the audit trail
+under the operator's principal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
-import hmac
 from pathlib import Path
 from typing import Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from service.access import LoginThrottle, Tokens, client_address
-from service.audit import ANONYMOUS, AuditTrail
-from service.console.actions import ACTIONS, ActionRunner
-from service.console.operators import PRINCIPAL, Operator, OperatorStore
-from service.console.views import ConsoleViews
+from service.access import client_address
+from service.audit import ANONYMOUS
+from service.console.actions import ACTIONS
+from service.console.operators import PRINCIPAL, Operator
+from service.console.session import (
+    COOKIE,
+    ConsoleDep,
+    LoginRequired,
+    OperatorDep,
+    PostingOperatorDep,
+    Refusal,
+    console,
+    csrf_token,
+)
+from service.dependencies import AuditDep, ThrottleDep
 from transforms.contract import VacationName
 
-COOKIE = "cre_console"
 _HERE = Path(__file__).resolve().parent
 _TEMPLATES = Environment(loader=FileSystemLoader(_HERE / "templates"),
                          autoescape=select_autoescape(default=True), trim_blocks=True,
@@ -40,174 +45,127 @@ _HEADERS = {  # nothing but this server's own, no framing, no caching of pages w
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store"}
 
-
-class LoginRequired(Exception):
-    """No valid session: the browser is sent to the login page."""
+router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-class Refusal(Exception):
-    """A request the console refuses: an HTML page with the reason, and this status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def csrf_token(session_token: str) -> str:
-    return hmac.new(session_token.encode(), b"cre console csrf", hashlib.sha256).hexdigest()
+def page(request: Request, template: str, operator: Optional[Operator] = None,
+         status: int = 200, **values) -> HTMLResponse:
+    token = request.cookies.get(COOKIE, "")
+    html = _TEMPLATES.get_template(template).render(
+        operator=operator, csrf=csrf_token(token) if operator else "",
+        may_act=bool(operator and operator.may_act and console(request).actions), **values)
+    return HTMLResponse(html, status, headers=_HEADERS)
 
 
-def install(app: FastAPI, views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
-            throttle: LoginThrottle, actions: Optional[ActionRunner], audit: AuditTrail) -> None:
-    """Adds the console to ``app``; ``actions`` None: a console that only reads (``cre serve
-    --no-manager``)."""
-    app.include_router(_router(views, operators, tokens, throttle, actions, audit))
-    app.add_exception_handler(LoginRequired, _to_login)
-    app.add_exception_handler(Refusal, _refused)
+@router.get("/static/console.css")
+def style() -> Response:
+    return Response(_STYLE, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
 
 
-def _router(views: ConsoleViews, operators: OperatorStore, tokens: Tokens,
-            throttle: LoginThrottle, actions: Optional[ActionRunner],
-            audit: AuditTrail) -> APIRouter:
-    router = APIRouter(prefix="/console", include_in_schema=False)
+@router.get("/login")
+def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
+    return page(request, "login.html", next=_local(next))
 
-    def page(request: Request, template: str, operator: Optional[Operator] = None,
-             status: int = 200, **values) -> HTMLResponse:
-        token = request.cookies.get(COOKIE, "")
-        html = _TEMPLATES.get_template(template).render(
-            operator=operator, csrf=csrf_token(token) if operator else "",
-            may_act=bool(operator and operator.may_act and actions), **values)
-        return HTMLResponse(html, status, headers=_HEADERS)
 
-    def operator_of(request: Request) -> Operator:
-        token = request.cookies.get(COOKIE)
-        grant = tokens.get(token) if token else None
-        operator = operators.load().get(grant.tenant) if grant else None
-        if operator is None or not grant.issued_for(operator):
-            raise LoginRequired()
-        return operator
+@router.post("/login")
+async def login(request: Request, found: ConsoleDep, throttle: ThrottleDep,
+                audit: AuditDep) -> Response:
+    form = await request.form()
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    client = client_address(request)
+    known = PRINCIPAL + name if name in found.operators.load() else ANONYMOUS
+    if throttle.blocked(PRINCIPAL + name, client):
+        audit.record(known, "console login", name, "throttled", "", client)
+        return page(request, "login.html", status=429, next=_local(form.get("next")),
+                    error="Too many failed logins: try again in a few minutes.")
+    operator = await asyncio.to_thread(found.operators.authenticate, name, password)
+    if operator is None:
+        audit.record(known, "console login", name, "refused", "wrong name or password", client)
+        await asyncio.sleep(throttle.failed(PRINCIPAL + name, client))
+        return page(request, "login.html", status=401, next=_local(form.get("next")),
+                    error="Wrong name or password.")
+    audit.record(operator.principal, "console login", name, "ok", operator.role, client)
+    response = RedirectResponse(_local(form.get("next")), 303)
+    response.set_cookie(COOKIE, found.tokens.issue(operator), max_age=found.tokens.seconds,
+                        path="/console", httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
 
-    def checked_post(request: Request, form: dict) -> Operator:
-        """The operator of a POST that came from a console page: same origin, CSRF token."""
-        origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
-            audit.record(ANONYMOUS, "console", request.url.path, "refused",
-                         f"cross-origin POST from {origin}", client_address(request))
-            raise Refusal(403, "cross-origin request refused")
-        operator = operator_of(request)
-        if not hmac.compare_digest(str(form.get("csrf", "")),
-                                   csrf_token(request.cookies.get(COOKIE, ""))):
-            audit.record(operator.principal, "console", request.url.path, "refused",
-                         "missing or wrong CSRF token", client_address(request))
-            raise Refusal(403, "missing or wrong CSRF token: reload the page")
-        return operator
 
-    @router.get("/static/console.css")
-    def style() -> Response:
-        return Response(_STYLE, media_type="text/css",
-                        headers={"Cache-Control": "max-age=3600"})
+@router.post("/logout")
+async def logout(request: Request, operator: PostingOperatorDep, found: ConsoleDep,
+                 audit: AuditDep) -> Response:
+    found.tokens.revoke(request.cookies[COOKIE])
+    audit.record(operator.principal, "console logout", operator.name, "ok", "",
+                 client_address(request))
+    response = RedirectResponse("/console/login", 303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
 
-    @router.get("/login")
-    def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
-        return page(request, "login.html", next=_local(next))
 
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        form = await request.form()
-        name, password = str(form.get("name", "")), str(form.get("password", ""))
-        client = client_address(request)
-        known = PRINCIPAL + name if name in operators.load() else ANONYMOUS
-        if throttle.blocked(PRINCIPAL + name, client):
-            audit.record(known, "console login", name, "throttled", "", client)
-            return page(request, "login.html", status=429, next=_local(form.get("next")),
-                        error="Too many failed logins: try again in a few minutes.")
-        operator = await asyncio.to_thread(operators.authenticate, name, password)
-        if operator is None:
-            audit.record(known, "console login", name, "refused", "wrong name or password",
-                         client)
-            await asyncio.sleep(throttle.failed(PRINCIPAL + name, client))
-            return page(request, "login.html", status=401, next=_local(form.get("next")),
-                        error="Wrong name or password.")
-        audit.record(operator.principal, "console login", name, "ok", operator.role, client)
-        response = RedirectResponse(_local(form.get("next")), 303)
-        response.set_cookie(COOKIE, tokens.issue(operator), max_age=tokens.seconds,
-                            path="/console", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
+@router.get("/")
+def home(_operator: OperatorDep) -> Response:
+    return RedirectResponse(f"/console/days/{_today().isoformat()}", 303)
 
-    @router.post("/logout")
-    async def logout(request: Request) -> Response:
-        operator = checked_post(request, dict(await request.form()))
-        tokens.revoke(request.cookies[COOKIE])
-        audit.record(operator.principal, "console logout", operator.name, "ok", "",
-                     client_address(request))
-        response = RedirectResponse("/console/login", 303)
-        response.delete_cookie(COOKIE, path="/console")
-        return response
 
-    @router.get("/")
-    def home(request: Request) -> Response:
-        operator_of(request)
-        return RedirectResponse(f"/console/days/{_today().isoformat()}", 303)
+@router.get("/days/{day}")
+def day(day: str, request: Request, operator: OperatorDep, found: ConsoleDep) -> HTMLResponse:
+    business_date = _date(day)
+    return page(request, "day.html", operator, now=_now(),
+                **found.views.day(business_date, _now()))
 
-    @router.get("/days/{day}")
-    def day(day: str, request: Request) -> HTMLResponse:
-        operator = operator_of(request)
-        business_date = _date(day)
-        return page(request, "day.html", operator, now=_now(),
-                    **views.day(business_date, _now()))
 
-    @router.get("/vacations/{vacation_id}")
-    def vacation(vacation_id: str, request: Request, started: str = "") -> HTMLResponse:
-        operator = operator_of(request)
-        found = views.vacation(_vacation_id(vacation_id))
-        if found is None:
-            raise Refusal(404, f"{vacation_id} is not in the ledger.")
-        return page(request, "vacation.html", operator, v=found, actions=ACTIONS,
-                    started=ACTIONS.get(started))
+@router.get("/vacations/{vacation_id}")
+def vacation(vacation_id: str, request: Request, operator: OperatorDep, found: ConsoleDep,
+             started: str = "") -> HTMLResponse:
+    seen = found.views.vacation(_vacation_id(vacation_id))
+    if seen is None:
+        raise Refusal(404, f"{vacation_id} is not in the ledger.")
+    return page(request, "vacation.html", operator, v=seen, actions=ACTIONS,
+                started=ACTIONS.get(started))
 
-    @router.get("/vacations/{vacation_id}/package")
-    def package(vacation_id: str, request: Request) -> Response:
-        operator_of(request)
-        found = views.package(_vacation_id(vacation_id))
-        if found is None:
-            raise Refusal(404, f"{vacation_id} has no delivered package")
-        name, data = found
-        return Response(data, media_type="application/x-bzip2", headers={
-            **_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @router.get("/trends")
-    def trends(request: Request) -> HTMLResponse:
-        operator = operator_of(request)
-        return page(request, "trends.html", operator, **views.trends(_today()))
+@router.get("/vacations/{vacation_id}/package")
+def package(vacation_id: str, _operator: OperatorDep, found: ConsoleDep) -> Response:
+    delivered = found.views.package(_vacation_id(vacation_id))
+    if delivered is None:
+        raise Refusal(404, f"{vacation_id} has no delivered package")
+    name, data = delivered
+    return Response(data, media_type="application/x-bzip2", headers={
+        **_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @router.get("/audit")
-    def trail(request: Request) -> HTMLResponse:
-        operator = operator_of(request)
-        return page(request, "audit.html", operator,
-                    events=views.operator_events(_now() - datetime.timedelta(days=7)))
 
-    @router.get("/actions/{action}/{vacation_id}")
-    def confirm(action: str, vacation_id: str, request: Request) -> HTMLResponse:
-        operator = operator_of(request)
-        chosen = _action(action)
-        if not operator.may_act or actions is None:
-            raise Refusal(403, f"Your role ({operator.role}) does not take actions.")
-        return page(request, "confirm.html", operator, action=chosen,
-                    vacation_id=_vacation_id(vacation_id))
+@router.get("/trends")
+def trends(request: Request, operator: OperatorDep, found: ConsoleDep) -> HTMLResponse:
+    return page(request, "trends.html", operator, **found.views.trends(_today()))
 
-    @router.post("/actions/{action}/{vacation_id}")
-    async def act(action: str, vacation_id: str, request: Request) -> Response:
-        operator = checked_post(request, dict(await request.form()))
-        chosen, vacation_id = _action(action), _vacation_id(vacation_id)
-        if not operator.may_act or actions is None:
-            audit.record(operator.principal, action, vacation_id, "refused",
-                         f"the role {operator.role} takes no action", client_address(request))
-            raise Refusal(403, f"the role {operator.role} takes no action")
-        actions.start(operator, chosen, vacation_id, client_address(request))
-        return RedirectResponse(f"/console/vacations/{vacation_id}?started={chosen.name}", 303)
 
-    return router
+@router.get("/audit")
+def trail(request: Request, operator: OperatorDep, found: ConsoleDep) -> HTMLResponse:
+    return page(request, "audit.html", operator,
+                events=found.views.operator_events(_now() - datetime.timedelta(days=7)))
+
+
+@router.get("/actions/{action}/{vacation_id}")
+def confirm(action: str, vacation_id: str, request: Request, operator: OperatorDep,
+            found: ConsoleDep) -> HTMLResponse:
+    chosen = _action(action)
+    if not operator.may_act or found.actions is None:
+        raise Refusal(403, f"Your role ({operator.role}) does not take actions.")
+    return page(request, "confirm.html", operator, action=chosen,
+                vacation_id=_vacation_id(vacation_id))
+
+
+@router.post("/actions/{action}/{vacation_id}")
+async def act(action: str, vacation_id: str, request: Request, operator: PostingOperatorDep,
+              found: ConsoleDep, audit: AuditDep) -> Response:
+    chosen, vacation_id = _action(action), _vacation_id(vacation_id)
+    if not operator.may_act or found.actions is None:
+        audit.record(operator.principal, action, vacation_id, "refused",
+                     f"the role {operator.role} takes no action", client_address(request))
+        raise Refusal(403, f"the role {operator.role} takes no action")
+    found.actions.start(operator, chosen, vacation_id, client_address(request))
+    return RedirectResponse(f"/console/vacations/{vacation_id}?started={chosen.name}", 303)
 
 
 def _to_login(request: Request, _error: LoginRequired) -> Response:
@@ -218,6 +176,10 @@ def _to_login(request: Request, _error: LoginRequired) -> Response:
 def _refused(_request: Request, error: Refusal) -> HTMLResponse:
     html = _TEMPLATES.get_template("message.html").render(operator=None, message=str(error))
     return HTMLResponse(html, error.status, headers=_HEADERS)
+
+
+# what the application answers when a dependency or a route raises one of the console's own
+HANDLERS = {LoginRequired: _to_login, Refusal: _refused}
 
 
 def _action(name: str):

@@ -16,10 +16,10 @@ from io_connectors import zones
 from pipelines.ledger import Ledger, MemberCounts, State, VacationRecord
 from pipelines.structured_zone import StructuredZone, slots
 from service import audit
-from service.collect.tenants import TenantStore
-from service.collect.uploads import Uploads
 from service.console import charts, schedule
 from service.console.operators import PRINCIPAL
+from service.tenants import TenantStore
+from service.uploads import Uploads
 from transforms import contract, pivot_package
 
 TREND_DAYS = 30
