@@ -6,13 +6,17 @@ A backup is a folder ``<root>/<backup id>/`` (local or ``gs://``)::
     manifest.json               written last: a backup without it is incomplete
 
 The manifest holds each table's CREATE statement, columns and key, its files with their row
-counts and sha256, the migrations the keyspace had, and the ledger at backup time: the backup is
-consistent only if no vacation was being loaded (LANDED, VALIDATED) and none changed state while
-the tables were read. Files are hashed and counted as they are written, never read back.
+counts and sha256, the migrations the keyspace had, its replication (the spec ``cre db migrate``
+takes; absent from backups made before it was recorded, null when no spec says it), and the
+ledger at backup time: the backup is consistent only if no vacation was being loaded (LANDED,
+VALIDATED) and none changed state while the tables were read. Files are hashed and counted as
+they are written, never read back.
 
-A restore migrates the target keyspace with this version's migrations, checks every file, loads
-the data tables, and the ledger (``vacations``) last, in a second pipeline: a row is served only
-once its vacation's ledger row is back, so no vacation is ever seen half restored.
+A restore creates the target keyspace with the replication asked for, else the backup's, else
+``DEFAULT_REPLICATION`` (refused when the cluster has too few nodes for it), migrates it with
+this version's migrations, checks every file, loads the data tables, and the ledger
+(``vacations``) last, in a second pipeline: a row is served only once its vacation's ledger row
+is back, so no vacation is ever seen half restored.
 """
 
 from __future__ import annotations
@@ -45,8 +49,20 @@ from io_connectors import cql_values, zones
 from io_connectors.cassandra import ReadFromCassandra, WriteToCassandra
 from io_connectors.cassandra_client import SESSIONS, CassandraConfig
 from pipelines.ledger import IN_PROGRESS, Ledger
+from pipelines.options import CassandraOptions
 from pipelines.progress import Bar
-from pipelines.schema_migrations import migrate, migrations
+from pipelines.schema_migrations import (
+    DEFAULT_REPLICATION,
+    REPLICATION_FROM,
+    chosen_replication,
+    keyspace_replication,
+    migrate,
+    migrations,
+    nodes_per_datacenter,
+    replication_problem,
+    replication_spec,
+    same_replication,
+)
 from transforms.contract import PlatformError
 
 _LOG = logging.getLogger(__name__)
@@ -394,6 +410,16 @@ def _cre_version() -> str:
     return importlib.metadata.version("cre-integration")
 
 
+def _recorded_replication(session, keyspace: str) -> Optional[str]:
+    """The keyspace's replication as a spec, or None (logged) when no spec says it."""
+    try:
+        return replication_spec(keyspace_replication(session, keyspace) or {})
+    except ValueError as error:
+        _LOG.warning("%s: the backup records no replication; a restore takes --replication or "
+                     "%s", error, DEFAULT_REPLICATION)
+        return None
+
+
 def backup(config: CassandraConfig, root: str, options: PipelineOptions, force: bool = False,
            codec: str = "deflate") -> dict:
     """Backs the keyspace up under ``root``; returns the manifest.
@@ -408,6 +434,7 @@ def backup(config: CassandraConfig, root: str, options: PipelineOptions, force: 
         applied = [{"version": version, "name": name, "checksum": checksum} for
                    version, name, checksum in session.execute(
                        "SELECT version, name, checksum FROM schema_migrations")]
+        replication = _recorded_replication(session, config.keyspace)
     finally:
         session.cluster.shutdown()
     in_progress = sorted(vacation_id for vacation_id, row in vacations.items()
@@ -425,6 +452,7 @@ def backup(config: CassandraConfig, root: str, options: PipelineOptions, force: 
     header = {"format": FORMAT, "backup_id": backup_id, "keyspace": config.keyspace,
               "created_at": created.isoformat(timespec="seconds"), "cre_version": _cre_version(),
               "codec": codec, "migrations": sorted(applied, key=lambda m: m["version"]),
+              "replication": replication,
               "ledger": {"vacations": vacations, "in_progress": in_progress},
               "tables": {table.name: {**table.manifest_entry(), "rows": 0, "files": []}
                          for table in tables}}
@@ -496,11 +524,14 @@ def _to_restore(records: Sequence[dict], schema: TableSchema) -> pa.Table:
 class RestoreTable(beam.PTransform):
     """A table's Avro files into a table of the same columns, in batches of ``BATCH_ROWS``."""
 
-    def __init__(self, config: CassandraConfig, schema: TableSchema, paths: Sequence[str]):
+    def __init__(self, config: CassandraConfig, schema: TableSchema, paths: Sequence[str],
+                 **writer: int):
+        """``writer``: ``WriteToCassandra``'s ``max_in_flight`` and ``batch_rows``."""
         super().__init__()
         self._config = config
         self._schema = schema
         self._paths = tuple(paths)
+        self._writer = writer
 
     def expand(self, pbegin):
         return (pbegin
@@ -510,7 +541,7 @@ class RestoreTable(beam.PTransform):
                                                 max_batch_size=BATCH_ROWS)
                 | "ToArrow" >> beam.Map(_to_restore, self._schema)
                 | "Write" >> WriteToCassandra(self._config, self._schema.name,
-                                              self._schema.column_names))
+                                              self._schema.column_names, **self._writer))
 
 
 def _check_target(session, config: CassandraConfig, tables: Iterable[TableSchema]) -> None:
@@ -545,9 +576,11 @@ def _load(config: CassandraConfig, folder: str, tables: Sequence[TableSchema],
           files: dict[str, list[str]], options: PipelineOptions) -> dict[str, int]:
     """One pipeline writing ``tables``; the rows each one got (the writer's metric)."""
     pipeline = beam.Pipeline(options=options)
+    sink = options.view_as(CassandraOptions)  # cre restore's --cassandra-max-in-flight...
     for table in tables:
         _ = pipeline | f"Restore[{table.name}]" >> RestoreTable(
-            config, table, [zones.join(folder, path) for path in files[table.name]])
+            config, table, [zones.join(folder, path) for path in files[table.name]],
+            max_in_flight=sink.cassandra_max_in_flight, batch_rows=sink.cassandra_batch_rows)
     result = pipeline.run()
     result.wait_until_finish()
     written = {table.name: 0 for table in tables}
@@ -558,19 +591,59 @@ def _load(config: CassandraConfig, folder: str, tables: Sequence[TableSchema],
     return written
 
 
-def restore(folder: str, config: CassandraConfig, replication: str,
-            options: PipelineOptions) -> dict[str, int]:
-    """Rebuilds ``config.keyspace`` from the backup in ``folder``; rows restored per table.
+class Restoration(NamedTuple):
+    """A restore done: the rows per table, the replication its keyspace was created with and
+    where that came from (``REPLICATION_FROM``: given, backup, default)."""
 
-    Refused (``BackupError``) when a file is damaged, when the backup needs migrations this
-    version lacks, or when the target already holds rows.
+    rows: dict[str, int]
+    replication: str
+    replication_from: str
+
+
+def _check_replication(config: CassandraConfig, spec: str, source: str) -> None:
+    """Refuses a replication the target cluster cannot hold (a data centre it lacks, more
+    replicas than nodes), or a target keyspace that exists with another one."""
+    session = config.connect()
+    try:
+        existing = keyspace_replication(session, config.keyspace)
+        nodes = nodes_per_datacenter(session.cluster)
+    finally:
+        session.cluster.shutdown()
+    said = f"{spec} ({REPLICATION_FROM[source]})"
+    if existing is not None and not same_replication(spec, existing):
+        try:
+            has = replication_spec(existing)
+        except ValueError:
+            has = str(existing)
+        raise BackupError(f"{config.keyspace} exists with replication {has}, not {said}: drop "
+                          f"it, or restore with --replication {has}")
+    problem = None if existing is not None else replication_problem(spec, nodes)
+    if problem:
+        raise BackupError(f"replication {said} does not fit the cluster: {problem}; nothing "
+                          "restored: give a --replication it holds")
+
+
+def restore(folder: str, config: CassandraConfig, replication: Optional[str],
+            options: PipelineOptions) -> Restoration:
+    """Rebuilds ``config.keyspace`` from the backup in ``folder``, created with ``replication``
+    (None: the backup's, else ``DEFAULT_REPLICATION``).
+
+    Refused (``BackupError``) before anything is created when the cluster cannot hold that
+    replication, when a file is damaged or the backup needs migrations this version lacks;
+    and when the target already holds rows.
     """
-    manifest, damaged = verify(folder)
+    manifest = read_manifest(folder)
+    _check_migrations(manifest)
+    try:
+        spec, source = chosen_replication(replication, manifest.get("replication"))
+    except ValueError as error:
+        raise BackupError(str(error)) from None
+    _check_replication(config, spec, source)
+    _, damaged = verify(folder)
     if damaged:
         raise BackupError(f"{folder} is damaged, nothing restored: {damaged[0]}"
                           + (f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""))
-    _check_migrations(manifest)
-    migrate(config, replication)
+    migrate(config, spec)
     tables = [TableSchema.from_manifest(name, entry)
               for name, entry in sorted(manifest["tables"].items())]
     session = config.connect(config.keyspace)
@@ -578,6 +651,13 @@ def restore(folder: str, config: CassandraConfig, replication: str,
         _check_target(session, config, tables)
     finally:
         session.cluster.shutdown()
+    return Restoration(_load_all(config, folder, manifest, tables, options), spec, source)
+
+
+def _load_all(config: CassandraConfig, folder: str, manifest: dict,
+              tables: Sequence[TableSchema], options: PipelineOptions) -> dict[str, int]:
+    """The data tables, then the ledger; refused when a table got fewer rows than the
+    manifest lists."""
     files = {name: [file["path"] for file in entry["files"]]
              for name, entry in manifest["tables"].items()}
     with_rows = [table for table in tables if files[table.name]]

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from io_connectors.cassandra_client import CassandraConfig
-from pipelines.options import CASSANDRA
+from pipelines.options import CONNECTION
 
 _PROJECT = Path(__file__).resolve().parents[1]  # where a child's relative paths start
-_SPELT = {flag.dest: flag.spellings[-1] for flag in CASSANDRA}  # as Beam and templates spell it
+_SPELT = {flag.dest: flag.spellings[-1] for flag in CONNECTION}  # as Beam and templates spell it
 
 
-def cassandra_arguments(config: CassandraConfig, replication: str) -> list[str]:
+def cassandra_arguments(config: CassandraConfig) -> list[str]:
     """The ``CassandraOptions`` flags that make a child process connect as ``config`` does,
     every one explicit so that nothing comes from the child's environment; never the password,
     which a command line shows to anyone on the machine (pass ``CRE_CASSANDRA_PASSWORD``)."""
@@ -33,18 +33,17 @@ def cassandra_arguments(config: CassandraConfig, replication: str) -> list[str]:
               "keyspace": config.keyspace, "cassandra_username": config.username,
               "cassandra_consistency": config.consistency,
               "cassandra_local_dc": config.local_dc,
-              "cassandra_tls_ca_file": config.tls_ca_file, "replication": replication}
+              "cassandra_tls_ca_file": config.tls_ca_file}
     return [f"{_SPELT[name]}={value}" for name, value in values.items() if value is not None]
 
 
-def cre_child(config: CassandraConfig, replication: str,
-              *args: str) -> tuple[list[str], dict[str, str]]:
+def cre_child(config: CassandraConfig, *args: str) -> tuple[list[str], dict[str, str]]:
     """A ``cre`` command run by a service (the ingest manager, the console): its command line,
     with the structured zone's flags last so that nothing before them points it elsewhere, and
     its environment, with the password, where ``ps`` does not show it, and no other inherited
     ``CRE_CASSANDRA_*`` variable."""
     argv = [sys.executable, "-m", "pipelines.commands.cli", *args,
-            *cassandra_arguments(config, replication)]
+            *cassandra_arguments(config)]
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("CRE_CASSANDRA_")}
     if config.password is not None:

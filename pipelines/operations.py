@@ -30,7 +30,7 @@ from pipelines import run_metrics
 from pipelines.ledger import VISIBLE, Ledger, LedgerConflict, State
 from pipelines.options import IngestOptions, ingest_options
 from pipelines.recovery import RecoveryError, Step, landed_copy, plan, replay_values, zones_root_of
-from pipelines.schema_migrations import require_current
+from pipelines.schema_migrations import REPLICATION_FROM, require_current
 from pipelines.structured_zone import StructuredZone
 from transforms.contract import Outcome
 
@@ -291,18 +291,29 @@ def verify_backup(folder: str) -> Verified:
 
 @dataclasses.dataclass(frozen=True)
 class Restored:
-    """A keyspace rebuilt from a backup: the rows restored, table by table."""
+    """A keyspace rebuilt from the backup in ``backup``: the rows restored, table by table, the
+    replication it was created with, and where that came from (``given``, ``backup``, or
+    ``default``: the backup records none)."""
 
     keyspace: str
+    backup: str
     rows: dict[str, int]
+    replication: str
+    replication_from: str
+
+    def describe(self) -> str:
+        return (f"{self.keyspace}: restored {sum(self.rows.values())} rows from {self.backup}, "
+                f"replication {self.replication} ({REPLICATION_FROM[self.replication_from]})")
 
 
-def restore(folder: str, config: CassandraConfig, replication: str,
+def restore(folder: str, config: CassandraConfig, replication: Optional[str] = None,
             beam_args: Sequence[str] = ()) -> Restored:
-    """Rebuilds ``config.keyspace`` from the backup in ``folder``: checks it, migrates, loads;
-    refused (``BackupError``) when a file is damaged, a migration unknown or the target holds
-    rows."""
+    """Rebuilds ``config.keyspace`` from the backup in ``folder``: checks it, creates the
+    keyspace with ``replication`` (None: the backup's source keyspace's, else
+    ``SimpleStrategy:1`` for a backup that records none), migrates, loads; refused
+    (``BackupError``) before anything is created when the cluster cannot hold that replication,
+    a file is damaged or a migration unknown, and when the target holds rows."""
     from pipelines import backup as backups
 
-    return Restored(config.keyspace, backups.restore(folder, config, replication,
-                                                     PipelineOptions(list(beam_args))))
+    done = backups.restore(folder, config, replication, PipelineOptions(list(beam_args)))
+    return Restored(config.keyspace, folder, done.rows, done.replication, done.replication_from)

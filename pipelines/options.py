@@ -85,8 +85,10 @@ PASSWORD_STDIN = Flag.of("password_stdin", underscored=False, action="store_true
 
 # not required=True: Beam parses every options class for every pipeline in the process
 INGEST = (
-    Flag.of("input", help="The vacation archive BAF_<YYYYMMDD>_<NN>.tar.bz2, local or gs://."),
-    ZONES_ROOT.but(help="Root of the zones (landing/, proxy_producer/), local or gs://."),
+    Flag.of("input", help="The vacation archive BAF_<YYYYMMDD>_<NN>.tar.bz2, local or gs:// "
+            "(required)."),
+    ZONES_ROOT.but(help="Root of the zones (landing/, proxy_producer/), local or gs:// "
+                   "(required)."),
     Flag.of("max_reject_ratio", type=float, default=contract.DEFAULT_MAX_REJECT_RATIO,
             help="Rejected/records above which the vacation is REJECTED."),
     Flag.of("max_members", type=int, default=_LIMITS.max_members,
@@ -107,30 +109,65 @@ INGEST = (
             "deliver does it later). Without a structured zone nothing is delivered."),
 )
 
-# every CRE_CASSANDRA_* variable is a default
-CASSANDRA = (
+# the structured zone's connection: every CRE_CASSANDRA_* variable is a default, and a command
+# that needs a structured zone (``cassandra_config(required=True)``) falls back to these
+DEFAULT_HOSTS, DEFAULT_KEYSPACE = "127.0.0.1", "cre"
+CONNECTION = (
     Flag.of("cassandra_hosts", env="CRE_CASSANDRA_HOSTS",
-            help="host[:port],... of the structured zone's Cassandra; without it (and without "
-            "--keyspace) no structured zone is written."),
+            help="host[:port],... of the structured zone's Cassandra (default: "
+            f"$CRE_CASSANDRA_HOSTS, else {DEFAULT_HOSTS}, port 9042)."),
     Flag.of("keyspace", env="CRE_CASSANDRA_KEYSPACE",
-            help="Keyspace of the structured zone (default cre)."),
-    Flag.of("cassandra_username", env="CRE_CASSANDRA_USERNAME"),
+            help="Keyspace of the structured zone (default: $CRE_CASSANDRA_KEYSPACE, else "
+            f"{DEFAULT_KEYSPACE})."),
+    Flag.of("cassandra_username", env="CRE_CASSANDRA_USERNAME",
+            help="The Cassandra role to log in as (default: $CRE_CASSANDRA_USERNAME; none: no "
+            "authentication)."),
     Flag.of("cassandra_password", env="CRE_CASSANDRA_PASSWORD",
-            help="Prefer the CRE_CASSANDRA_PASSWORD variable to this option."),
+            help="Its password. Prefer the variable $CRE_CASSANDRA_PASSWORD, the default: a "
+            "command line shows in the process list."),
     Flag.of("cassandra_consistency", env="CRE_CASSANDRA_CONSISTENCY", default="LOCAL_QUORUM",
-            help="Consistency level of reads and writes."),
+            help="Consistency level of reads and writes (default: $CRE_CASSANDRA_CONSISTENCY, "
+            "else LOCAL_QUORUM)."),
     Flag.of("cassandra_local_dc", env="CRE_CASSANDRA_LOCAL_DC",
-            help="The data centre to prefer (default: the contact point's)."),
+            help="The data centre to prefer (default: $CRE_CASSANDRA_LOCAL_DC, else the contact "
+            "point's)."),
     Flag.of("cassandra_tls_ca_file", env="CRE_CASSANDRA_TLS_CA_FILE",
-            help="CA certificate file: connect with TLS, verifying the server."),
+            help="CA certificate file: connect with TLS, verifying the server (default: "
+            "$CRE_CASSANDRA_TLS_CA_FILE; none: plain CQL)."),
+)
+
+# the writer's settings: only the commands whose pipeline writes through WriteToCassandra
+SINK = (
     Flag.of("cassandra_max_in_flight", type=int, default=128,
             help="Most asynchronous writes in flight per writer."),
     Flag.of("cassandra_batch_rows", type=int, default=64,
             help="Most rows per unlogged batch (one replica's rows)."),
-    Flag.of("replication", env="CRE_CASSANDRA_REPLICATION", default="SimpleStrategy:1",
-            help="Keyspace replication for `cre db migrate`: SimpleStrategy:<rf> or "
-            "NetworkTopologyStrategy:<dc>=<rf>,..."),
 )
+
+CASSANDRA = CONNECTION + SINK
+
+# a keyspace's replication, for the commands that create one (db migrate, restore)
+REPLICATION = Flag.of(
+    "replication", env="CRE_CASSANDRA_REPLICATION", default="SimpleStrategy:1",
+    help="Replication of the keyspace when it is created: SimpleStrategy:<rf> or "
+    "NetworkTopologyStrategy:<dc>=<rf>,... (default: $CRE_CASSANDRA_REPLICATION, else "
+    "SimpleStrategy:1).")
+
+
+def connection(hosts: Optional[str] = None, keyspace: Optional[str] = None) -> tuple[Flag, ...]:
+    """``CONNECTION`` with a command's own help of ``--cassandra-hosts`` and ``--keyspace``."""
+    helps = {"cassandra_hosts": hosts, "keyspace": keyspace}
+    return tuple(one.but(help=helps[one.dest]) if helps.get(one.dest) else one
+                 for one in CONNECTION)
+
+
+# an ingest writes a structured zone only when one is configured
+INGEST_CONNECTION = connection(
+    hosts="host[:port],... of the structured zone's Cassandra (default: $CRE_CASSANDRA_HOSTS). "
+    "With neither it nor --keyspace (nor their variables) no structured zone is written: no "
+    f"ledger, no delivery; with --keyspace alone, {DEFAULT_HOSTS}, port 9042.",
+    keyspace="Keyspace of the structured zone (default: $CRE_CASSANDRA_KEYSPACE; with "
+    f"--cassandra-hosts alone, {DEFAULT_KEYSPACE}).")
 
 MONITORING = (
     Flag.of("pushgateway", env="CRE_PUSHGATEWAY",
@@ -207,7 +244,7 @@ def cassandra_config(options: Any, required: bool = False) -> Optional[Cassandra
     if not options.cassandra_hosts and not options.keyspace and not required:
         return None
     return CassandraConfig.from_hosts(
-        options.cassandra_hosts or "127.0.0.1", options.keyspace or "cre",
+        options.cassandra_hosts or DEFAULT_HOSTS, options.keyspace or DEFAULT_KEYSPACE,
         username=options.cassandra_username, password=options.cassandra_password,
         consistency=options.cassandra_consistency, local_dc=options.cassandra_local_dc,
         tls_ca_file=options.cassandra_tls_ca_file)

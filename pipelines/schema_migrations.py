@@ -10,7 +10,10 @@ import datetime
 import hashlib
 import logging
 import re
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Optional
 
 from io_connectors.cassandra_client import (
     TRANSIENT,
@@ -24,6 +27,9 @@ _LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parents[1] / "schemas" / "cql"
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.cql$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+# a keyspace's replication when nothing says otherwise (`cre db migrate`, a restore of a backup
+# that records none)
+DEFAULT_REPLICATION = "SimpleStrategy:1"
 
 
 def replication(spec: str) -> dict[str, str | int]:
@@ -37,6 +43,77 @@ def replication(spec: str) -> dict[str, str | int]:
             return {"class": strategy, **{dc: int(factor) for dc, _, factor in pairs}}
     raise ValueError(f"replication {spec!r} is neither SimpleStrategy:<rf> nor "
                      "NetworkTopologyStrategy:<dc>=<rf>[,<dc>=<rf>...]")
+
+
+# where a restore's replication came from: what its report says
+REPLICATION_FROM = {"given": "given", "backup": "the backup's",
+                    "default": "the default: the backup records none"}
+
+
+def chosen_replication(asked: Optional[str], recorded: Optional[str]) -> tuple[str, str]:
+    """The replication a restore creates its keyspace with, and where it comes from
+    (``REPLICATION_FROM``): the one ``asked`` for, else the one the backup ``recorded``, else
+    ``DEFAULT_REPLICATION`` (a backup made before it was recorded); ``ValueError`` when not a
+    spec."""
+    spec, source = ((asked, "given") if asked else (recorded, "backup") if recorded
+                    else (DEFAULT_REPLICATION, "default"))
+    replication(spec)
+    return spec, source
+
+
+def replication_spec(options: Mapping[str, Any]) -> str:
+    """A keyspace's replication map (``system_schema.keyspaces``: the class in full, the
+    factors as text) as the spec ``replication`` reads; ``ValueError`` when no spec says it
+    (another strategy, a transient factor ``3/1``)."""
+    strategy = str(options.get("class", "")).rpartition(".")[2]
+    factors = {key: str(value) for key, value in options.items() if key != "class"}
+    if strategy == "SimpleStrategy" and set(factors) == {"replication_factor"}:
+        spec = f"{strategy}:{factors['replication_factor']}"
+    else:
+        spec = f"{strategy}:" + ",".join(f"{dc}={factor}" for dc, factor in sorted(factors.items()))
+    try:
+        replication(spec)
+    except ValueError:
+        raise ValueError(f"replication {dict(options)} has no spec") from None
+    return spec
+
+
+def same_replication(spec: str, options: Mapping[str, Any]) -> bool:
+    """Whether a keyspace's replication map is the one ``spec`` asks for."""
+    try:
+        return replication(replication_spec(options)) == replication(spec)
+    except ValueError:
+        return False
+
+
+def replication_problem(spec: str, nodes: Mapping[Optional[str], int]) -> Optional[str]:
+    """Why a cluster of ``nodes`` (per data centre) cannot hold ``spec``'s replicas, or None: a
+    data centre it names that the cluster lacks, more replicas than nodes."""
+    options = replication(spec)
+    if options["class"] == "SimpleStrategy":
+        wanted = {"the cluster": (options["replication_factor"], sum(nodes.values()))}
+    else:
+        unknown = sorted(set(options) - {"class"} - set(nodes))
+        if unknown:
+            return (f"the cluster has no data centre {', '.join(unknown)} (it has "
+                    f"{', '.join(sorted(str(dc) for dc in nodes)) or 'no node'})")
+        wanted = {f"data centre {dc}": (factor, nodes[dc])
+                  for dc, factor in options.items() if dc != "class"}
+    short = [f"{factor} replicas in {where}, which has {count} node{'s' * (count != 1)}"
+             for where, (factor, count) in wanted.items() if factor > count]
+    return "; ".join(short) or None
+
+
+def keyspace_replication(session, keyspace: str) -> Optional[dict[str, str]]:
+    """The keyspace's replication map, None when there is no such keyspace."""
+    row = session.execute("SELECT replication FROM system_schema.keyspaces "
+                          "WHERE keyspace_name = %s", (keyspace,)).one()
+    return dict(row[0]) if row else None
+
+
+def nodes_per_datacenter(cluster) -> Counter:
+    """The driver's count of the cluster's nodes (up or down), per data centre."""
+    return Counter(host.datacenter for host in cluster.metadata.all_hosts())
 
 
 def migrations() -> list[tuple[int, str, str]]:

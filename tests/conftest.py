@@ -92,7 +92,8 @@ def gcs(tmp_path):
          "--default-bucket", BUCKET],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     host = f"http://127.0.0.1:{port}"
-    wait_until(lambda: listening(port), timeout=30, interval=0.1)
+    wait_until(lambda: listening(port), timeout=30, interval=0.1,
+               what=f"gcp-storage-emulator on port {port}")
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = host
     from google.auth.credentials import AnonymousCredentials

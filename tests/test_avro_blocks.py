@@ -20,7 +20,7 @@ def test_cre_records_read_back_exactly(codec):
         "record_number": pa.array([1, 2, 300], pa.int64()),
         "line_number": pa.array([2, 3, 2**40], pa.int64()),
         "cre_id": ["a", "b-2", "c" * 36],
-        "account_id": ["ACC00000001"] * 3,
+        "account_id": ["ACC00000001", "ACC00000002", "ZZ999999999"],
         "event_type": ["DEBIT", "REVERSAL", "FEE"],
         "event_ts": pa.array([0, -1, 1_795_335_300_000_000], pa.timestamp("us", tz="UTC")),
         "value_date": pa.array([0, -365, 20_000], pa.date32()),
@@ -32,18 +32,28 @@ def test_cre_records_read_back_exactly(codec):
     })
     buffer = io.BytesIO()
     writer = AvroContainerWriter(buffer, schemas.definition("CRE"), codec)
-    encoder = AvroBlockEncoder(schemas.definition("CRE"),
-                               {"vacation_id": "BAF_20261122_03", "member_name": "CRE_0001.csv"})
+    constants = {"vacation_id": "BAF_20261122_03", "member_name": "CRE_0001.csv"}
+    encoder = AvroBlockEncoder(schemas.definition("CRE"), constants)
     writer.write_block(table.num_rows, encoder.encode(table))
     writer.write_block(1, encoder.encode(table.slice(2)))
     buffer.seek(0)
-    records = list(fastavro.reader(buffer))
-    assert len(records) == 4
-    assert records[1]["amount"] == Decimal("-12.50")
-    assert records[2]["amount"] == Decimal("9999999999999999.99")
-    assert records[1]["value_date"] == datetime.date(1969, 1, 1)
-    assert records[1]["event_ts"] == datetime.datetime(1969, 12, 31, 23, 59, 59, 999999,
-                                                       tzinfo=datetime.UTC)
-    assert [r["label"] for r in records] == ["café €", None, 'x;"y"\nz', 'x;"y"\nz']
-    assert [r["counterparty_iban"] for r in records[:2]] == [None, "FR7630006000011234567890189"]
-    assert records[2]["line_number"] == 2**40 and records[0]["member_name"] == "CRE_0001.csv"
+    utc = datetime.UTC
+    rows = [
+        {"record_number": 1, "line_number": 2, "cre_id": "a", "account_id": "ACC00000001",
+         "event_type": "DEBIT",
+         "event_ts": datetime.datetime(1970, 1, 1, tzinfo=utc),
+         "value_date": datetime.date(1970, 1, 1), "amount": Decimal("0.01"), "currency": "EUR",
+         "counterparty_iban": None, "label": "café €"},
+        {"record_number": 2, "line_number": 3, "cre_id": "b-2", "account_id": "ACC00000002",
+         "event_type": "REVERSAL",
+         "event_ts": datetime.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=utc),
+         "value_date": datetime.date(1969, 1, 1), "amount": Decimal("-12.50"),
+         "currency": "USD", "counterparty_iban": "FR7630006000011234567890189", "label": None},
+        {"record_number": 300, "line_number": 2**40, "cre_id": "c" * 36,
+         "account_id": "ZZ999999999", "event_type": "FEE",
+         "event_ts": datetime.datetime(2026, 11, 22, 8, 15, tzinfo=utc),
+         "value_date": datetime.date(2024, 10, 4), "amount": Decimal("9999999999999999.99"),
+         "currency": "JPY", "counterparty_iban": None, "label": 'x;"y"\nz'},
+    ]
+    expected = [{**constants, **row} for row in [*rows, rows[2]]]
+    assert list(fastavro.reader(buffer)) == expected  # every field of every record

@@ -14,60 +14,69 @@ import os
 import shutil
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
+import apache_beam as beam
 import fastavro
+import pyarrow as pa
 import pytest
-from cassandra.util import Date
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 from helpers import BUCKET, config_of, run_cre
+from helpers.cql_types import COLUMNS, ROWS, create_table, expected, insert, read_back
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
-from io_connectors import cql_values
-from io_connectors.cassandra import _arrow
+from io_connectors.cassandra import ReadFromCassandra, WriteToCassandra
 from pipelines import backup
 from pipelines.ledger import Ledger
 from pipelines.local.generator import generate_vacation, read_members
-from pipelines.schema_migrations import migrations
+from pipelines.schema_migrations import (
+    keyspace_replication,
+    migrations,
+    nodes_per_datacenter,
+    replication_spec,
+)
 from pipelines.structured_zone import StructuredZone
 
 DELIVERED, LOADED = "BAF_20261201_01", "BAF_20261201_02"
 
-# a value of every CQL type the backup maps, as the driver returns it
-SAMPLES = {
-    "text": "é;\"x\"", "varchar": "v", "ascii": "a", "int": -7, "smallint": 300, "tinyint": -3,
-    "bigint": 1 << 40, "boolean": True, "float": 1.5, "double": -2.25,
-    "date": Date(datetime.date(2026, 11, 22)),
-    "timestamp": datetime.datetime(2026, 11, 22, 23, 59, 58, 123000),
-    "uuid": uuid.uuid4(), "timeuuid": uuid.uuid1(), "decimal": Decimal("-1234.56"),
-    "map<text, timestamp>": {"LANDED": datetime.datetime(2026, 1, 2, 3, 4, 5, 6000),
-                             "LOADED": datetime.datetime(1969, 12, 31, 23, 0)},
-    "map<text, bigint>": {"a": 1},
-}
 
-
-def test_every_cql_type_round_trips_through_avro():
-    """Driver values -> Arrow (as ReadFromCassandra gives them) -> Avro file -> Arrow: the
-    wire values WriteToCassandra sends are those of the original, nulls included."""
-    columns = tuple(backup.Column(f"c{index}", cql_type, "regular")
-                    for index, cql_type in enumerate(SAMPLES))
-    schema = backup.TableSchema("every_type", (backup.Column("id", "int", "partition_key"),
-                                               *columns), "")
-    types = {column.name: column.cql_type for column in schema.columns}
-    rows = [(1, *SAMPLES.values()), (2, *[None] * len(SAMPLES))]
-    original = _arrow(schema.column_names, types, rows)
-
+def _through_avro(table: pa.Table, schema: backup.TableSchema) -> pa.Table:
+    """A batch of rows as the backup stores it (an Avro file) and the restore loads it back."""
     buffer = io.BytesIO()
     fastavro.writer(buffer, fastavro.parse_schema(schema.avro_schema()),
-                    backup.avro_records(original, schema), codec="deflate")
+                    backup.avro_records(table, schema), codec="deflate")
     buffer.seek(0)
-    restored = backup.arrow_table(list(fastavro.reader(buffer)), schema)
+    return backup.arrow_table(list(fastavro.reader(buffer)), schema)
 
-    for name, cql_type in types.items():
-        serialize = cql_values.serializer(cql_type)
-        assert serialize is not None, cql_type
-        assert serialize(restored[name]) == serialize(original[name]), cql_type
-    assert restored["c0"].to_pylist() == [SAMPLES["text"], None]
+
+@pytest.mark.integration
+def test_every_cql_type_round_trips_through_avro(structured, zone_session):
+    """Rows of every CQL type, nulls included, inserted by the driver, read by
+    ReadFromCassandra, stored in Avro and loaded back as the backup and the restore do, written
+    by WriteToCassandra: the driver's own SELECT reads back what it inserted."""
+    schema = backup.TableSchema("every_type", (
+        backup.Column("id", "int", "partition_key"),
+        *(backup.Column(name, cql_type, "regular") for name, cql_type in COLUMNS.items())), "")
+    tables = ("every_type", "every_type_restored")
+    for table in tables:
+        create_table(zone_session, table)
+    try:
+        insert(zone_session, "every_type")
+        assert read_back(zone_session, "every_type") == expected()
+        config = config_of(structured)
+        with TestPipeline() as pipeline:
+            result = (pipeline
+                      | ReadFromCassandra(config, "every_type", schema.column_names)
+                      | beam.Map(_through_avro, schema)
+                      | WriteToCassandra(config, "every_type_restored", schema.column_names))
+            assert_that(result.written | beam.CombineGlobally(sum), equal_to([len(ROWS)]),
+                        label="Written")
+            assert_that(result.failed, equal_to([]), label="NoneFailed")
+        assert read_back(zone_session, "every_type_restored") == expected()
+    finally:  # the module's backup holds the migrated tables only
+        for table in tables:
+            zone_session.execute(f"DROP TABLE IF EXISTS {table}", timeout=120)
 
 
 def test_unmapped_type_is_refused():
@@ -149,6 +158,8 @@ def test_backup_holds_every_table(structured, zone_session, backed_up):
         DELIVERED: "DELIVERED", LOADED: "LOADED"}
     assert [m["version"] for m in backed_up["migrations"]] == [
         version for version, _, _ in migrations()]
+    assert backed_up["replication"] == replication_spec(
+        keyspace_replication(zone_session, structured["CRE_CASSANDRA_KEYSPACE"]))
     print(f"\nbackup: {backed_up['rows']} rows in {backed_up['seconds']:.1f} s")
 
 
@@ -157,6 +168,9 @@ def test_restored_keyspace_answers_as_the_original(structured, loaded, backed_up
     env, result = restored
     assert result["rows"] == {name: entry["rows"]
                               for name, entry in backed_up["tables"].items()}
+    # no --replication: the source keyspace's, as the manifest recorded it
+    assert (result["replication"], result["replication_from"]) == (
+        backed_up["replication"], "backup")
     print(f"\nrestore: {sum(result['rows'].values())} rows in {result['seconds']:.1f} s")
 
     accounts = sorted({row[1] for row in loaded["cre"]})[:5]
@@ -183,6 +197,8 @@ def test_restored_keyspace_answers_as_the_original(structured, loaded, backed_up
                 StructuredZone(source).written(vacation)
         assert StructuredZone(target).written(LOADED)["rejects_by_vacation"] == 1
         assert Ledger(target).history(DELIVERED) == Ledger(source).history(DELIVERED)
+        assert keyspace_replication(target, env["CRE_CASSANDRA_KEYSPACE"]) == \
+            keyspace_replication(source, structured["CRE_CASSANDRA_KEYSPACE"])
     finally:
         source.cluster.shutdown()
         target.cluster.shutdown()
@@ -216,6 +232,58 @@ def test_damaged_backup_is_named_and_refused(cassandra_env, backed_up, tmp_path)
     try:
         assert keyspace not in session.cluster.metadata.keyspaces  # refused before migrating
     finally:
+        session.cluster.shutdown()
+
+
+def _recording(backed_up: dict, copy: Path, replication: str | None) -> Path:
+    """A copy of the backup whose manifest records ``replication`` (None: none, as a backup
+    made before it was recorded)."""
+    shutil.copytree(backed_up["path"], copy)
+    manifest = json.loads((copy / backup.MANIFEST).read_text())
+    manifest.pop("replication")
+    if replication:
+        manifest["replication"] = replication
+    (copy / backup.MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.integration
+def test_restore_takes_the_backups_replication_if_the_cluster_holds_it(cassandra_env, backed_up,
+                                                                       tmp_path):
+    keyspace = f"replicated_{uuid.uuid4().hex[:8]}"
+    env = {**cassandra_env, "CRE_CASSANDRA_KEYSPACE": keyspace,
+           "CRE_CASSANDRA_CONSISTENCY": "ONE"}
+    session = config_of(env).connect()
+    (dc,) = nodes_per_datacenter(session.cluster)  # one node
+    for given, refused in (
+            ((), f"replication NetworkTopologyStrategy:{dc}=2 (the backup's) does not fit the "
+                 f"cluster: 2 replicas in data centre {dc}, which has 1 node"),
+            (("--replication", "NetworkTopologyStrategy:nowhere=1"),
+             "replication NetworkTopologyStrategy:nowhere=1 (given) does not fit the cluster: "
+             f"the cluster has no data centre nowhere (it has {dc})")):
+        folder = _recording(backed_up, tmp_path / f"two{len(given)}",
+                            f"NetworkTopologyStrategy:{dc}=2")
+        run = run_cre("restore", "--from", str(folder), *given, env=env)
+        assert run.code == 1 and "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith(f"cre restore: error: {refused}")
+        assert keyspace_replication(session, keyspace) is None  # refused before creating it
+    try:
+        done = _json(env, "restore", "--from", str(_recording(
+            backed_up, tmp_path / "topology", f"NetworkTopologyStrategy:{dc}=1")))
+        assert (done["replication"], done["replication_from"]) == (
+            f"NetworkTopologyStrategy:{dc}=1", "backup")
+        assert replication_spec(keyspace_replication(session, keyspace)) == \
+            f"NetworkTopologyStrategy:{dc}=1"
+        # a backup that records none takes the default, which the keyspace now there has not
+        older = run_cre("restore", "--from", str(_recording(backed_up, tmp_path / "older", None)),
+                        env=env)
+        assert older.code == 1
+        assert older.stderr.strip().splitlines()[-1] == (
+            f"cre restore: error: {keyspace} exists with replication NetworkTopologyStrategy:"
+            f"{dc}=1, not SimpleStrategy:1 (the default: the backup records none): "
+            f"drop it, or restore with --replication NetworkTopologyStrategy:{dc}=1")
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         session.cluster.shutdown()
 
 

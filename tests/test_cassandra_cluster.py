@@ -13,7 +13,9 @@ cluster with ``cre cassandra stop`` and starts it again over its data.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from helpers import free_port, run_cre, start_cre, wait_until
 from vacations import data_records
 
 from io_connectors.cassandra_client import CassandraConfig, retry_transient
-from pipelines.ledger import Ledger, State
+from pipelines.ledger import IN_PROGRESS, Ledger, State
 from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
 from pipelines.local.generator import generate_vacation, read_members
+from pipelines.schema_migrations import keyspace_replication
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -108,9 +111,39 @@ def _loading(env: dict, vacation_id: str) -> None:
             return False
 
     try:
-        wait_until(started, timeout=180, interval=0.2)
+        wait_until(started, timeout=180, interval=0.2, what=f"the first rows of {vacation_id}")
     finally:
         session.cluster.shutdown()
+
+
+def _still_loading(env: dict, load: subprocess.Popen, vacation_id: str) -> float:
+    """Just after a fault: fails unless the load is still on (its process running, its
+    vacation LANDED or VALIDATED); the moment, for ``_written_after``."""
+    moment = time.time()
+    session = _session(env)
+    try:
+        state = Ledger(session).get(vacation_id).state
+    finally:
+        session.cluster.shutdown()
+    assert load.poll() is None and state in IN_PROGRESS, \
+        f"the load ended before the fault: exit {load.poll()}, {state}"
+    return moment
+
+
+def _written_after(session, vacation_id: str, moment: float) -> bool:
+    """Whether a row of the vacation was written after ``moment`` (its write time: the
+    driver's clock, this machine's)."""
+    statement = SimpleStatement("SELECT WRITETIME(account_id) FROM cre_event_versions "
+                                "WHERE vacation_id = %s", fetch_size=5000)
+    read_page = retry_transient()(session.execute)
+    paging_state = None
+    while True:
+        page = read_page(statement, (vacation_id,), paging_state=paging_state, timeout=120)
+        if any(at / 1e6 > moment for (at,) in page.current_rows):
+            return True
+        paging_state = page.paging_state
+        if paging_state is None:
+            return False
 
 
 def test_one_node_killed_mid_load(cluster, env, tmp_path):
@@ -119,6 +152,7 @@ def test_one_node_killed_mid_load(cluster, env, tmp_path):
                      "--no-deliver", env=env)
     _loading(env, "BAF_20261020_01")
     cluster.kill(3)
+    killed_at = _still_loading(env, load, "BAF_20261020_01")
     stdout, stderr = load.communicate(timeout=600)
     assert load.returncode == 0, stderr[-3000:]
     assert json.loads(stdout.strip().splitlines()[-1])["status"] == "ACCEPTED"
@@ -126,6 +160,7 @@ def test_one_node_killed_mid_load(cluster, env, tmp_path):
     session = _session(env)  # node 3 still down: a quorum of two answers
     assert _count(session, "cre_event_versions", "BAF_20261020_01") == (80_000, 80_000)
     assert _count(session, "cre_events_by_account", "BAF_20261020_01") == (80_000, 80_000)
+    assert _written_after(session, "BAF_20261020_01", killed_at)  # the kill hit the load
     session.cluster.shutdown()
 
     cluster.start(3)
@@ -195,8 +230,9 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     account = next(row[1] for member, raw in read_members(first).items()
                    if member.startswith("CRE_") for row in data_records(raw))
     load = start_cre("ingest", "--input", str(generate_vacation(
-        tmp_path / "b", "2026-10-23", 2, 100_000, 10, seed=85)), "--zones-root",
+        tmp_path / "b", "2026-10-23", 2, 200_000, 10, seed=85)), "--zones-root",
         str(tmp_path / "z"), "--no-deliver", env=env)
+    _loading(env, "BAF_20261023_02")
     failures, answered, done = [], [], threading.Event()
 
     def query() -> None:
@@ -215,8 +251,10 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
             cluster.nodetool("drain", node=number)
             cluster.stop(number)
             cluster.start(number)
-            wait_until(lambda number=number: all(
-                row["state"] == "up" for row in cluster.status()), timeout=120, interval=2)
+            wait_until(lambda: all(row["state"] == "up" for row in cluster.status()),
+                       timeout=120, interval=2, what=f"every node up after node {number}")
+            if number == cluster.numbers[0]:  # a whole restart under the load, and after it
+                back_at = _still_loading(env, load, "BAF_20261023_02")
     finally:
         stdout, stderr = load.communicate(timeout=900)
         done.set()
@@ -227,7 +265,8 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     assert len(answered) >= 3
     session = _session(env)
     assert _count(session, "cre_event_versions", "BAF_20261023_01") == (2000, 2000)
-    assert _count(session, "cre_event_versions", "BAF_20261023_02") == (100_000, 100_000)
+    assert _count(session, "cre_event_versions", "BAF_20261023_02") == (200_000, 200_000)
+    assert _written_after(session, "BAF_20261023_02", back_at)
     session.cluster.shutdown()
 
 
@@ -239,11 +278,22 @@ def test_backup_and_restore_on_the_cluster(cluster, tmp_path):
     backup = run_cre("backup", "--to", str(tmp_path / "backups"), "--json", env=env)
     assert backup.code == 0, backup.stderr[-3000:]
     manifest = json.loads(backup.stdout.splitlines()[-1])
+    assert manifest["replication"] == REPLICATION
     restored = {**env, "CRE_CASSANDRA_KEYSPACE": f"restored_{uuid.uuid4().hex[:8]}"}
-    restore = run_cre("restore", "--from", manifest["path"], "--replication", REPLICATION,
-                      "--json", env=restored)
+    too_many = run_cre("restore", "--from", manifest["path"], "--replication",
+                       f"NetworkTopologyStrategy:{DATACENTER}=4", env=restored)
+    assert too_many.code == 1 and "Traceback" not in too_many.stderr
+    assert too_many.stderr.strip().splitlines()[-1].startswith(
+        f"cre restore: error: replication NetworkTopologyStrategy:{DATACENTER}=4 (given) does "
+        f"not fit the cluster: 4 replicas in data centre {DATACENTER}, which has 3 nodes")
+    # the runbook's command line: the backup's replication, 3 on dc1
+    restore = run_cre("restore", "--from", manifest["path"], "--json", env=restored)
     assert restore.code == 0, restore.stderr[-3000:]
+    result = json.loads(restore.stdout.splitlines()[-1])
+    assert (result["replication"], result["replication_from"]) == (REPLICATION, "backup")
     session = _session(env)
+    assert keyspace_replication(session, restored["CRE_CASSANDRA_KEYSPACE"]) == {
+        "class": "org.apache.cassandra.locator.NetworkTopologyStrategy", DATACENTER: "3"}
     account = session.execute("SELECT account_id FROM cre_events_by_account LIMIT 1").one()[0]
     session.cluster.shutdown()
     for query in (("status", "BAF_20261024_01"), ("status", "--date", "2026-10-24"),

@@ -13,7 +13,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout, WriteType, cqltypes
 from cassandra.cluster import NoHostAvailable
+from cassandra.util import Date
 from helpers import config_of
+from helpers.cql_types import COLUMNS, ROWS, create_table, expected, read_back
 
 from io_connectors import cql_values
 from io_connectors.cassandra import (
@@ -124,6 +126,33 @@ def test_write_then_read_round_trip(probe, zone_session):
         assert_that(read, equal_to([
             (k, c, d, t.replace(tzinfo=None), amount, flag, note)
             for k, c, d, t, amount, flag, note in expected]))
+
+
+# the Arrow type the writer gets for each CQL type (those the ingest's and the restore's tables
+# hold): a value of every type written by WriteToCassandra and read back by the driver itself
+_ARROW = {"text": pa.string(), "varchar": pa.string(), "ascii": pa.string(),
+          "int": pa.int32(), "smallint": pa.int16(), "tinyint": pa.int8(), "bigint": pa.int64(),
+          "boolean": pa.bool_(), "float": pa.float32(), "double": pa.float64(),
+          "date": pa.date32(), "timestamp": pa.timestamp("us", "UTC"), "uuid": pa.uuid(),
+          "timeuuid": pa.uuid(), "decimal": pa.decimal128(18, 2),
+          "map<text, timestamp>": pa.map_(pa.string(), pa.timestamp("ms", "UTC")),
+          "map<text, bigint>": pa.map_(pa.string(), pa.int64())}
+
+
+@pytest.mark.integration
+def test_every_cql_type_is_read_back_by_the_driver_as_written(probe, zone_session):
+    create_table(zone_session, "every_type")
+    table = pa.table({"id": pa.array([row[0] for row in ROWS], pa.int32()), **{
+        name: pa.array([value.date() if isinstance(value, Date) else value
+                        for value in (row[index] for row in ROWS)], _ARROW[cql_type])
+        for index, (name, cql_type) in enumerate(COLUMNS.items(), 1)}})
+    with TestPipeline() as pipeline:
+        result = (pipeline | beam.Create([table])
+                  | WriteToCassandra(probe, "every_type", batch_rows=1))
+        assert_that(result.failed, equal_to([]))
+    # every type a serializer writes has its samples
+    assert set(_ARROW) == set(COLUMNS.values()) >= set(cql_values.SERIALIZERS)
+    assert read_back(zone_session, "every_type") == expected()
 
 
 @pytest.mark.integration

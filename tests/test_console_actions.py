@@ -30,8 +30,8 @@ class _Audit:
 def _runner(tmp_path, monkeypatch) -> tuple[ActionRunner, _Audit]:
     monkeypatch.setenv("CRE_MANAGER_LOG_DIR", str(tmp_path))
     audit = _Audit()
-    return ActionRunner(CassandraConfig.from_hosts("127.0.0.1", "cre"), "SimpleStrategy:1",
-                        str(tmp_path / "zones"), audit), audit
+    return ActionRunner(CassandraConfig.from_hosts("127.0.0.1", "cre"), str(tmp_path / "zones"),
+                        audit), audit
 
 
 @pytest.fixture

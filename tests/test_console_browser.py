@@ -180,9 +180,10 @@ def _act(browser: webdriver.Chrome, action: str, shot: str = "") -> None:
 def _audited(browser: webdriver.Chrome, console: dict, action: str) -> None:
     """Until the audit trail page shows the action ended well."""
     browser.get(console["url"] + "/console/audit")
-    assert wait_until(lambda: browser.refresh() or browser.find_elements(
+    wait_until(lambda: browser.refresh() or browser.find_elements(
         By.CSS_SELECTOR, f'tr.event[data-action="{action}"][data-outcome="ok"]'),
-        timeout=120, interval=1), browser.find_element(By.ID, "audit").text
+        timeout=120, interval=1, what=f"the audit trail's {action} ok",
+        detail=lambda: browser.find_element(By.ID, "audit").text)
 
 
 def _served(console: dict) -> set[str]:
@@ -195,7 +196,8 @@ def test_a_rollback_then_a_replay_from_the_console(browser, console):
     assert CORRECTION in _served(console)
     _log_in(browser, console, "olivia", f"/console/vacations/{CORRECTION}")
     _act(browser, "rollback", shot="confirm")
-    assert wait_until(lambda: CORRECTION not in _served(console), timeout=120, interval=1)
+    wait_until(lambda: CORRECTION not in _served(console), timeout=120, interval=1,
+               what=f"{CORRECTION} no longer served")
     assert Decimal(console["first_amount"]) in {Decimal(str(event["amount"]))
                                                 for event in _events(console)}
     _audited(browser, console, "rollback")
@@ -205,7 +207,8 @@ def test_a_rollback_then_a_replay_from_the_console(browser, console):
     browser.get(f"{console['url']}/console/vacations/{CORRECTION}")
     assert browser.find_element(By.ID, "state").text == "ROLLED_BACK"
     _act(browser, "replay")
-    assert wait_until(lambda: CORRECTION in _served(console), timeout=180, interval=1)
+    wait_until(lambda: CORRECTION in _served(console), timeout=180, interval=1,
+               what=f"{CORRECTION} served again")
     _audited(browser, console, "replay")
 
 

@@ -94,7 +94,15 @@ def test_ingest_delivers_positions_over_the_latest_versions(structured, zone_ses
     assert path.read_bytes() == delivered
 
 
-def test_deliver_once_unless_redelivered(structured, tmp_path):
+def _ledger_delivery(session, vacation_id: str) -> tuple:
+    """The ledger's word on a delivery: when, and what (path, sha256, bytes)."""
+    delivered_at, delivery = session.execute(
+        "SELECT delivered_at, delivery FROM vacations WHERE vacation_id = %s",
+        (vacation_id,)).one()
+    return delivered_at, json.loads(delivery)
+
+
+def test_deliver_once_unless_redelivered(structured, zone_session, tmp_path):
     zones = tmp_path / "zones"
     members = valid_members(tmp_path, business_date="2026-09-02", slot=1)
     name = next(n for n in members if n.startswith("CRE_"))
@@ -115,13 +123,23 @@ def test_deliver_once_unless_redelivered(structured, tmp_path):
     first = json.loads(run_cre(*args, env=structured).stdout.strip().splitlines()[-1])
     package_file = Path(first["path"])
     assert first["path"] == package_path and not Path(partial).exists()
-    before = package_file.read_bytes()
+    before, written = package_file.read_bytes(), package_file.stat()
+    delivered_at, delivery = _ledger_delivery(zone_session, "BAF_20260902_01")
+    assert delivery == {key: first[key] for key in ("vacation_id", "path", "sha256", "bytes")}
     again = json.loads(run_cre(*args, env=structured).stdout.strip().splitlines()[-1])
     assert (first["delivered"], again["delivered"]) == (True, False)
     assert again["sha256"] == first["sha256"]
     assert [p.name for p in package_file.parent.iterdir()] == [package_file.name]
+    assert package_file.stat().st_ino == written.st_ino  # not written again
+    assert _ledger_delivery(zone_session, "BAF_20260902_01") == (delivered_at, delivery)
     forced = json.loads(run_cre(*args, "--redeliver", env=structured).stdout.splitlines()[-1])
-    assert forced["delivered"] and package_file.read_bytes() == before
+    # written again (staged under another name, renamed over the old file: another inode), the
+    # same bytes (spec 4), and the ledger's delivery moved
+    assert forced["delivered"] and package_file.stat().st_ino != written.st_ino
+    assert package_file.read_bytes() == before
+    assert [p.name for p in package_file.parent.iterdir()] == [package_file.name]
+    redelivered_at, redelivery = _ledger_delivery(zone_session, "BAF_20260902_01")
+    assert redelivered_at > delivered_at and redelivery == delivery
     package = pivot_package.read_archive(before)
     assert package["REJECTS.csv"].decode().splitlines()[1].startswith(f"{name};2;3;BAD_DATE;")
 

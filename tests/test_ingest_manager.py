@@ -52,7 +52,7 @@ class _Manager(IngestManager):
 
     def __init__(self, ledger, tmp_path: Path, **options):
         super().__init__(ledger, CONFIG, str(tmp_path / "zones"), str(tmp_path / "tenants.json"),
-                         replication="SimpleStrategy:1", **options)
+                         **options)
         self.launched: list[_Child] = []
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> _Child:
@@ -113,8 +113,8 @@ def test_a_run_gets_the_service_zone_on_its_command_line_and_the_password_in_its
         "--zones-root", str(tmp_path / "zones"),
         "--cassandra_hosts=10.0.0.7:9142,10.0.0.8:9142", "--keyspace=cre_prod",
         "--cassandra_username=cre_app", "--cassandra_consistency=LOCAL_QUORUM",
-        "--cassandra_local_dc=dc1", "--cassandra_tls_ca_file=/etc/cre/ca.pem",
-        "--replication=SimpleStrategy:1"]  # the service's keyspace last: it wins
+        "--cassandra_local_dc=dc1",
+        "--cassandra_tls_ca_file=/etc/cre/ca.pem"]  # the service's keyspace last: it wins
     assert not any("s3cret-pw" in arg for arg in argv)
     assert {key: value for key, value in env.items() if key.startswith("CRE_CASSANDRA_")} == {
         "CRE_CASSANDRA_PASSWORD": "s3cret-pw"}
@@ -125,9 +125,8 @@ def test_the_arguments_connect_a_child_as_the_service_connects(monkeypatch):
         monkeypatch.delenv(f"CRE_CASSANDRA_{name}", raising=False)
     monkeypatch.setenv("CRE_CASSANDRA_PASSWORD", CONFIG.password)
     parser = flag_parser(CassandraOptions.FLAGS)
-    child = parser.parse_args(cassandra_arguments(CONFIG, "NetworkTopologyStrategy:dc1=3"))
+    child = parser.parse_args(cassandra_arguments(CONFIG))
     assert cassandra_config(child) == CONFIG
-    assert child.replication == "NetworkTopologyStrategy:dc1=3"
 
 
 def test_a_run_that_leaves_its_vacation_waiting_is_retried_with_backoff_then_given_up(
@@ -260,11 +259,13 @@ def test_two_replicas_configured_by_flags_alone_ingest_each_upload_once(
             with replicas[1].client("arkea") as client:
                 return {u["vacation_id"]: u["status"] for u in client.get("/v1/uploads").json()}
 
+        def logs() -> list[str]:
+            return [replica.log.read_text()[-3000:] for replica in replicas]
+
         final = wait_until(statuses, lambda found: set(found.values()) == {
-            "DELIVERED", "REJECTED"} and len(found) == 3, timeout=120, interval=1)
+            "DELIVERED", "REJECTED"} and len(found) == 3, timeout=120, interval=1, detail=logs)
         assert final == {"BAF_20260705_01": "DELIVERED", "BAF_20260705_02": "DELIVERED",
-                         "BAF_20261122_03": "REJECTED"}, [r.log.read_text()[-3000:]
-                                                          for r in replicas]
+                         "BAF_20261122_03": "REJECTED"}, logs()
         time.sleep(5)  # a few more ticks of both managers: nothing is started again
         assert sum(_manager_metric(r, "cre_ingest_manager_starts_total")
                    for r in replicas) == 3

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cassandra.query import ValueSequence
 from helpers import abandon, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
@@ -21,6 +22,7 @@ from pipelines.ledger import Ledger, State, VacationRecord
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
 from transforms import pivot_package
+from transforms.structured_rows import DAY_BUCKETS
 
 TABLES = ("cre_event_versions", "cre_events_by_account", "gesparam_versions",
           "rejects_by_vacation")
@@ -176,13 +178,27 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
 @pytest.mark.integration
 def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, zone_session,
                                                                    tmp_path):
+    """What the load wrote (49 events, 10 parameters) is deleted, its rejects stay listed."""
     members = valid_members(tmp_path, business_date="2026-08-03", slot=1)
-    with_bad_currency(members)
+    bad = with_bad_currency(members)
     archive = write_archive(tmp_path, refresh(members), "BAF_20260803_01")
     run = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),
                   "--max-reject-ratio", "0", "--no-deliver", env=structured)
     assert run.code == 3 and run.summary["status"] == "REJECTED", run.stderr[-3000:]
-    history = Ledger(zone_session).history("BAF_20260803_01")
-    assert any(item.message.startswith("rolled back automatically") for item in history)
-    assert StructuredZone(zone_session).written("BAF_20260803_01")["cre_event_versions"] == 0
-    assert run_cre("rejects", "BAF_20260803_01", env=structured).code == 0
+    ledger = Ledger(zone_session)
+    assert ledger.get("BAF_20260803_01").state == State.REJECTED
+    assert "BAF_20260803_01" not in ledger.visible()
+    assert [item.message for item in ledger.history("BAF_20260803_01")
+            if item.message.startswith("rolled back")] == [
+        "rolled back automatically: deleted {'cre': 49, 'gesparam': 10, 'rejects': 0}"]
+    assert {table: len(rows) for table, rows in _rows(
+        zone_session, {"BAF_20260803_01"}).items()} == {
+        "cre_event_versions": 0, "cre_events_by_account": 0, "gesparam_versions": 0,
+        "rejects_by_vacation": 1}
+    assert not zone_session.execute(
+        "SELECT account_id FROM cre_days_by_vacation WHERE vacation_id = %s AND bucket IN %s",
+        ("BAF_20260803_01", ValueSequence(range(DAY_BUCKETS)))).all()
+    rejects = run_cre("rejects", "BAF_20260803_01", "--json", env=structured)
+    assert rejects.code == 0, rejects.stderr
+    assert [(r["member_name"], r["record_number"], r["error_code"])
+            for r in json.loads(rejects.stdout)] == [(bad, 3, "BAD_CURRENCY")]

@@ -6,20 +6,24 @@ The same three vacations (one with rejects, a correction of it, one REJECTED for
 ratio) are ingested into a structured zone of each mode's own, then delivered again, backed up
 and restored, each step on the mode's runner; what each mode leaves must be identical: the
 summaries, the Proxy Producer zone's records, every Cassandra row, the outbound packages byte
-for byte, and the restored keyspace.
+for byte, and the restored keyspace. And each mode's runs started the processes of its runner
+(Prism and its cre-workers, DirectRunner's SDK workers), so that what is compared did run there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import fastavro
 import pytest
-from helpers import config_of, run_cre
+from helpers import config_of, start_cre
 from vacations import break_currencies, data_records, write_archive
 
 from pipelines import backup
@@ -143,10 +147,73 @@ def _drop(env: dict) -> None:
     session.cluster.shutdown()
 
 
-def _run(env: dict, *args: str, codes: tuple[int, ...] = (0,)) -> str:
-    run = run_cre(*args, env=env)
-    assert run.code in codes, f"cre {' '.join(args)}: {run.stderr[-3000:]}"
-    return run.stdout
+def _parents() -> dict[int, int]:
+    """Every process of the machine and its parent's pid (/proc)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def _worker_kind(argv: list[str]) -> Optional[str]:
+    """What Beam process ``argv`` is, if it is one: Prism (the Go job server), a cre-worker (the
+    SDK worker Prism starts) or an SDK worker of DirectRunner's multi_processing mode."""
+    if argv and "prism" in Path(argv[0]).name and "--job_port" in argv:
+        return "prism"
+    if any(Path(arg).name == "cre-worker" for arg in argv[:2]):
+        return "cre-worker"
+    if "-m" in argv and "apache_beam.runners.worker.sdk_worker_main" in argv:
+        return "sdk worker"
+    return None
+
+
+def _beam_processes(root: int) -> dict[int, str]:
+    """The Beam processes below ``root`` now, by pid."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in _parents().items():
+        children.setdefault(parent, []).append(pid)
+    found, pending = {}, [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if kind := _worker_kind(argv.split("\0")[:-1]):
+                found[child] = kind
+            pending.append(child)
+    return found
+
+
+def _run(env: dict, *args: str, codes: tuple[int, ...] = (0,),
+         seen: Optional[list] = None) -> str:
+    """``cre args``; with ``seen``, the Beam processes the run started (looked for every 0.2 s
+    while it runs: they live as long as a pipeline) are appended to it: the command, its
+    processes by pid, and the most SDK workers seen alive at once."""
+    process = start_cre(*args, env=env)
+    processes: dict[int, str] = {}
+    at_once = 0
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            stdout, stderr = process.communicate(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            now = _beam_processes(process.pid)
+            processes.update(now)
+            at_once = max(at_once, sum(kind != "prism" for kind in now.values()))
+    assert process.returncode in codes, f"cre {' '.join(args)}: {stderr[-3000:]}"
+    if seen is not None:
+        seen.append((args[0], processes, at_once))
+    return stdout
 
 
 @pytest.fixture(scope="module")
@@ -158,13 +225,14 @@ def outcomes(cassandra_env, archives, tmp_path_factory) -> dict[str, dict]:
     tmp = tmp_path_factory.mktemp("modes")
     zones = tmp / "zones"
     keyspaces = {mode: _keyspace(cassandra_env, "equality") for mode in MODES}
-    found: dict[str, dict] = {mode: {} for mode in MODES}
+    found: dict[str, dict] = {mode: {"processes": []} for mode in MODES}
     try:
         for mode, runner in MODES.items():
             env = keyspaces[mode]
             _run(env, "db", "migrate")
             summaries = [json.loads(_run(env, "ingest", "--input", str(archive), "--zones-root",
-                                         str(zones), *runner, codes=(0, 3)).splitlines()[-1])
+                                         str(zones), *runner, codes=(0, 3),
+                                         seen=found[mode]["processes"]).splitlines()[-1])
                          for archive in archives["paths"]]
             found[mode].update(summaries=[_without_times(summary) for summary in summaries],
                                zone=_zone_records(zones), rows=_cassandra_rows(env),
@@ -175,8 +243,10 @@ def outcomes(cassandra_env, archives, tmp_path_factory) -> dict[str, dict]:
             restored = _keyspace(cassandra_env, "restored")
             try:
                 manifest = json.loads(_run(source, "backup", "--to",
-                                           str(tmp / "backups" / mode), "--json", *runner))
-                _run(restored, "restore", "--from", manifest["path"], "--json", *runner)
+                                           str(tmp / "backups" / mode), "--json", *runner,
+                                           seen=found[mode]["processes"]))
+                _run(restored, "restore", "--from", manifest["path"], "--json", *runner,
+                     seen=found[mode]["processes"])
                 found[mode].update(backup={name: entry["rows"]
                                            for name, entry in manifest["tables"].items()},
                                    restored=_cassandra_rows(restored))
@@ -185,7 +255,8 @@ def outcomes(cassandra_env, archives, tmp_path_factory) -> dict[str, dict]:
         for mode, runner in MODES.items():
             outbound = tmp / "redelivered" / mode
             _run(source, "deliver", "--vacation", CORRECTION, "--zones-root", str(zones),
-                 "--outbound-root", str(outbound), "--redeliver", *runner)
+                 "--outbound-root", str(outbound), "--redeliver", *runner,
+                 seen=found[mode]["processes"])
             found[mode]["redelivered"] = _packages(outbound)
     finally:
         for env in keyspaces.values():
@@ -208,6 +279,25 @@ def test_the_vacations_end_as_they_should(outcomes, archives):
     assert set(outcomes["in process"]["packages"]) == {  # REJECTED too: its ACK says so
         f"outbound/arkea_abs/{DATE}/MMG_ABS_20261125_0{slot}.tar.bz2" for slot in (1, 2, 3)}
     assert outcomes["in process"]["restored"] == rows
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_run_ran_on_its_modes_runner(outcomes, mode):
+    """The comparisons are of runners: every run of a mode (3 ingests, a backup, a restore, a
+    delivery) started the Beam processes of its runner, and only those: none in process; two
+    SDK workers of DirectRunner at once; Prism and its cre-workers."""
+    runs = outcomes[mode]["processes"]
+    assert [command for command, _, _ in runs] == [
+        "ingest", "ingest", "ingest", "backup", "restore", "deliver"]
+    for command, processes, at_once in runs:
+        kinds = sorted(processes.values())
+        if mode == "in process":
+            assert kinds == [], command
+        elif mode == "two processes":
+            assert set(kinds) == {"sdk worker"} and at_once >= 2, (command, kinds, at_once)
+        else:
+            assert kinds.count("prism") == 1 and set(kinds) == {"prism", "cre-worker"}, (
+                command, kinds)
 
 
 @pytest.mark.parametrize("mode", [mode for mode in MODES if mode != "in process"])

@@ -7,7 +7,17 @@ import hashlib
 import pytest
 from helpers import config_of, run_cre
 
-from pipelines.schema_migrations import migrate, migrations, replication, statements
+from pipelines.schema_migrations import (
+    DEFAULT_REPLICATION,
+    chosen_replication,
+    migrate,
+    migrations,
+    replication,
+    replication_problem,
+    replication_spec,
+    same_replication,
+    statements,
+)
 
 
 def test_replication_specs():
@@ -19,6 +29,64 @@ def test_replication_specs():
                 "LocalStrategy:1"):
         with pytest.raises(ValueError, match="replication"):
             replication(bad)
+
+
+def test_a_keyspace_replication_map_as_a_spec():
+    """system_schema.keyspaces' map (the class in full, factors as text) -> the spec, and back."""
+    simple = {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "3"}
+    assert replication_spec(simple) == "SimpleStrategy:3"
+    topology = {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy",
+                "dc2": "2", "dc1": "3"}
+    assert replication_spec(topology) == "NetworkTopologyStrategy:dc1=3,dc2=2"
+    assert replication_spec({"class": "NetworkTopologyStrategy", "dc1": 3}) == \
+        "NetworkTopologyStrategy:dc1=3"  # the driver's short names and ints too
+    for spec in ("SimpleStrategy:1", "NetworkTopologyStrategy:dc1=3,dc2=2"):
+        rendered = {key: str(value) for key, value in replication(spec).items()}
+        assert replication_spec(rendered) == spec
+        assert same_replication(spec, rendered)
+    assert same_replication("NetworkTopologyStrategy:dc2=2,dc1=3", topology)
+    assert not same_replication("NetworkTopologyStrategy:dc1=3", topology)
+    assert not same_replication("SimpleStrategy:3", topology)
+    for unsaid in ({"class": "org.apache.cassandra.locator.LocalStrategy"},
+                   {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy",
+                    "dc1": "3/1"},  # transient replication
+                   {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy"}, {}):
+        with pytest.raises(ValueError, match="no spec"):
+            replication_spec(unsaid)
+        assert not same_replication("SimpleStrategy:1", unsaid)
+
+
+def test_a_restore_takes_the_replication_given_else_the_backups_else_the_default():
+    assert chosen_replication("SimpleStrategy:2", "NetworkTopologyStrategy:dc1=3") == (
+        "SimpleStrategy:2", "given")
+    assert chosen_replication(None, "NetworkTopologyStrategy:dc1=3") == (
+        "NetworkTopologyStrategy:dc1=3", "backup")
+    assert chosen_replication(None, None) == (DEFAULT_REPLICATION, "default")  # an older backup
+    assert chosen_replication("", None) == (DEFAULT_REPLICATION, "default")
+    for asked, recorded in (("SimpleStrategy", None), (None, "dc1=3")):
+        with pytest.raises(ValueError, match="replication"):
+            chosen_replication(asked, recorded)
+
+
+def test_a_replication_the_cluster_cannot_hold():
+    three = {"dc1": 3}
+    assert replication_problem("NetworkTopologyStrategy:dc1=3", three) is None
+    assert replication_problem("NetworkTopologyStrategy:dc1=1", three) is None
+    assert replication_problem("NetworkTopologyStrategy:dc1=4", three) == \
+        "4 replicas in data centre dc1, which has 3 nodes"
+    assert replication_problem("NetworkTopologyStrategy:dc1=3,dc2=3", three) == \
+        "the cluster has no data centre dc2 (it has dc1)"
+    assert replication_problem("SimpleStrategy:3", three) is None
+    assert replication_problem("SimpleStrategy:4", three) == \
+        "4 replicas in the cluster, which has 3 nodes"
+    two = {"dc1": 2, "dc2": 1}
+    assert replication_problem("SimpleStrategy:3", two) is None  # SimpleStrategy ignores DCs
+    assert replication_problem("NetworkTopologyStrategy:dc1=2,dc2=2", two) == \
+        "2 replicas in data centre dc2, which has 1 node"
+    assert replication_problem("NetworkTopologyStrategy:dc1=3,dc2=2", two) == \
+        "3 replicas in data centre dc1, which has 2 nodes; 2 replicas in data centre dc2, " \
+        "which has 1 node"
+    assert replication_problem("SimpleStrategy:1", {"datacenter1": 1}) is None
 
 
 def test_statements_drop_comments_and_split():

@@ -98,9 +98,8 @@ def _status(service: Service, upload_id: str, states: set[str]) -> dict:
         with service.client("arkea") as client:
             return client.get(f"/v1/uploads/{upload_id}").json()
 
-    found = wait_until(probe, lambda row: row["status"] in states, timeout=300, interval=1)
-    assert found["status"] in states, found
-    return found
+    return wait_until(probe, lambda row: row["status"] in states, timeout=300, interval=1,
+                      what=f"upload {upload_id} {sorted(states)}")
 
 
 @pytest.mark.integration

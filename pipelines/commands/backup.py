@@ -8,21 +8,28 @@ import sys
 
 from pipelines import landing_retention, operations, progress
 from pipelines.commands.common import add_connection_arguments, report, zone_session
+from pipelines.commands.parsing import exit_codes, group, subcommand
 from pipelines.ledger import Ledger
-from pipelines.options import AVRO_CODEC, DRY_RUN, FLAG, ZONES_ROOT, cassandra_config
+from pipelines.options import (
+    AVRO_CODEC,
+    DRY_RUN,
+    FLAG,
+    JSON,
+    REPLICATION,
+    SINK,
+    ZONES_ROOT,
+    add_flags,
+    cassandra_config,
+    connection,
+)
 from transforms.contract import Exit
 
 
 def backup_command(args: argparse.Namespace) -> int:
-    """``operations.backup``. ``cre backup`` takes Beam options, whose values argparse would
-    take for an action (``--runner DirectRunner``): so ``verify`` arrives first among them. A
-    ``BackupError`` is a ``PlatformError``: ``common.dispatch`` says it in one line, exit 1."""
-    if args.beam_args[:1] == ["verify"]:
-        args.command = "backup verify"  # the name dispatch gives its one-line error
-        return verify_command(args)
+    """``operations.backup``. A ``BackupError`` is a ``PlatformError``: ``common.dispatch``
+    says it in one line, exit 1."""
     if not args.to:
-        print("cre backup: give --to ROOT, or verify --from BACKUP", file=sys.stderr)
-        return Exit.USAGE
+        args.command_parser.error("give --to ROOT (or: cre backup verify --from BACKUP)")
     with progress.shown():
         done = operations.backup(cassandra_config(args, required=True), args.to,
                                  args.beam_args, args.force, args.avro_codec)
@@ -42,9 +49,7 @@ def backup_command(args: argparse.Namespace) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     """``operations.verify_backup``: each damaged file named on stderr, exit 1 if any."""
-    if not args.from_ or args.beam_args[1:]:
-        print("cre backup verify: give --from BACKUP and nothing else", file=sys.stderr)
-        return Exit.USAGE
+    args.command = "backup verify"  # the name dispatch gives its one-line error
     with progress.shown():
         verified = operations.verify_backup(args.from_)
     for line in verified.damaged:
@@ -65,11 +70,16 @@ def restore_command(args: argparse.Namespace) -> int:
         return Exit.USAGE
     with progress.shown():
         restored = operations.restore(args.from_, cassandra_config(args, required=True),
-                                      args.replication, args.beam_args)
+                                      args.replication, [*args.beam_args, *_sink(args)])
     report(args, dataclasses.asdict(restored),
            [*(f"{name:<24} {rows:>10} rows" for name, rows in sorted(restored.rows.items())),
-            f"{args.keyspace}: restored {sum(restored.rows.values())} rows from {args.from_}"])
+            restored.describe()])
     return Exit.OK
+
+
+def _sink(args: argparse.Namespace) -> list[str]:
+    """The writer's settings (``SINK``) as the restore pipeline's options."""
+    return [f"{one.spellings[-1]}={getattr(args, one.dest)}" for one in SINK]
 
 
 def prune_command(args: argparse.Namespace) -> int:
@@ -87,34 +97,65 @@ def prune_command(args: argparse.Namespace) -> int:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """Registers backup, restore and landing on ``cre``'s parser."""
-    backup = commands.add_parser(
-        "backup", help="A logical backup of the structured zone (Avro files and a manifest).",
-        usage="cre backup --to ROOT [--force] [--avro-codec C] [options] [Beam options]\n"
-              "       cre backup verify --from ROOT/BACKUP_ID",
-        description="Any other option is a Beam pipeline option (--runner, ...).")
-    backup.add_argument("--to", help="Root of the backups, local or gs://; the backup is the "
-                        "folder <keyspace>-<UTC time> under it.")
-    backup.add_argument("--from", dest="from_", help="verify: the backup folder.")
-    backup.add_argument("--force", **FLAG, help="Back up even while a vacation is being "
-                        "loaded (the manifest says the backup is not consistent).")
-    AVRO_CODEC.but(underscored=False, default="deflate", help=None).add_to(backup)
-    add_connection_arguments(backup)
-    backup.set_defaults(handler=backup_command, beam_args=[])
+    """Registers backup (and backup verify), restore and landing on ``cre``'s parser."""
+    _add_backup_parsers(commands)
+    restore = subcommand(
+        commands, "restore", "Rebuild a keyspace from a backup: check, migrate, load.",
+        beam=True, description="Rebuilds a new or empty keyspace from a backup: checks every "
+        "file, creates the keyspace and migrates it, loads the tables (the ledger last).",
+        epilog=exit_codes(
+            "restored: the rows per table", failure="refused before anything is created (a "
+            "damaged backup, an unknown migration, a replication the cluster cannot hold), the "
+            "target holds rows, fewer rows restored than backed up, or the platform failed"))
+    restore.add_argument("--from", dest="from_", required=True, metavar="BACKUP",
+                         help="The backup folder, ROOT/<backup id>, local or gs://.")
+    add_connection_arguments(restore, connection(
+        keyspace="The keyspace to rebuild, new or empty: required, here or in "
+        "$CRE_CASSANDRA_KEYSPACE (no default: never the structured zone's own)."))
+    add_flags(restore, SINK, (REPLICATION.but(default=None, help=(
+        "Replication of the restored keyspace: SimpleStrategy:<rf> or "
+        "NetworkTopologyStrategy:<dc>=<rf>,... (default: $CRE_CASSANDRA_REPLICATION, else the "
+        "backup's source keyspace's replication)")),))
+    restore.set_defaults(handler=restore_command)
 
-    restore = commands.add_parser(
-        "restore", help="Rebuild a keyspace from a backup: migrate, check, load.",
-        description="Any other option is a Beam pipeline option (--runner, ...).")
-    restore.add_argument("--from", dest="from_", required=True, help="The backup folder.")
-    add_connection_arguments(restore)
-    restore.set_defaults(handler=restore_command, beam_args=[])
-
-    landing = commands.add_parser("landing", help="The landing zone's retention.")
-    actions = landing.add_subparsers(dest="action", required=True)
-    prune = actions.add_parser("prune", help="Remove landed archives of DELIVERED or REJECTED "
-                               "vacations older than --older-than days.")
-    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    actions = group(commands, "landing", "The landing zone's retention.")
+    prune = subcommand(actions, "prune", "Remove landed archives of DELIVERED or REJECTED "
+                       "vacations older than --older-than days.", epilog=exit_codes(
+                           "done: each file removed (or kept, and why) on stdout"))
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="Keep what landed fewer days ago than this.")
     ZONES_ROOT.but(underscored=False, required=True).add_to(prune)
     DRY_RUN.but(help="Say what would go; remove nothing.").add_to(prune)
     add_connection_arguments(prune)
     prune.set_defaults(handler=prune_command)
+
+
+def _add_backup_parsers(commands: argparse._SubParsersAction) -> None:
+    backup = subcommand(
+        commands, "backup", "A logical backup of the structured zone (Avro files and a "
+        "manifest); backup verify checks one.", beam=True,
+        description="Backs the keyspace up to ROOT/<keyspace>-<UTC time>: every table as Avro "
+        "files, then manifest.json. Refused while a vacation is being loaded, unless --force. "
+        "cre backup verify --from BACKUP checks a backup.", epilog=exit_codes(
+            "backed up: the rows per table, and whether the backup is consistent",
+            failure="refused (a vacation is being loaded: --force), or the platform failed"))
+    backup.add_argument("--to", metavar="ROOT", help="Root of the backups, local or gs://; the "
+                        "backup is the folder <keyspace>-<UTC time> under it (required without "
+                        "verify).")
+    backup.add_argument("--force", **FLAG, help="Back up even while a vacation is being "
+                        "loaded (the manifest says the backup is not consistent).")
+    AVRO_CODEC.but(underscored=False, default="deflate",
+                   help="Codec of the backup's Avro files.").add_to(backup)
+    add_connection_arguments(backup, connection(
+        keyspace="The keyspace to back up (default: $CRE_CASSANDRA_KEYSPACE, else cre)."))
+    backup.set_defaults(handler=backup_command)
+    actions = backup.add_subparsers(dest="action", metavar="verify")
+    verify = subcommand(
+        actions, "verify", "Check a backup: every file's sha256, size and rows against its "
+        "manifest.", epilog=exit_codes(
+            "every file as the manifest says", failure="a file is damaged or missing (each "
+            "named on stderr), or the backup cannot be read"))
+    verify.add_argument("--from", dest="from_", required=True, metavar="BACKUP",
+                        help="The backup folder, ROOT/<backup id>, local or gs://.")
+    JSON.add_to(verify)
+    verify.set_defaults(handler=verify_command)

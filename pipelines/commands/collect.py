@@ -17,7 +17,9 @@ from typing import Any, Optional
 
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines import progress, roles
+from pipelines.child_runs import ingest_command
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
+from pipelines.commands.parsing import exit_codes, subcommand
 from pipelines.options import (
     OPERATORS,
     PASSWORD_STDIN,
@@ -73,6 +75,7 @@ def tenants(args: argparse.Namespace) -> int:
     def add() -> None:
         profile = {"runner": args.runner,
                    **dict(option.split("=", 1) for option in args.pipeline_option)}
+        _check_profile(args.command_parser, profile)
         store.add(args.name, _password(args), args.formats, args.max_files, args.max_bytes,
                   profile)
 
@@ -85,14 +88,26 @@ def tenants(args: argparse.Namespace) -> int:
     return _accounts("tenants", store, args, {"add": add}, describe)
 
 
+def _check_profile(parser: argparse.ArgumentParser, profile: dict[str, str]) -> None:
+    """Refuses (exit 2) a tenant's runner profile its ingests' command line would refuse."""
+    from pipelines.commands import cli  # cli assembles this module's commands
+
+    ingest, refused = cli.parser().parse_known_args(
+        ingest_command("BAF.tar.bz2", "zones", profile))
+    if refused:
+        parser.error(f"its ingests would be refused: {ingest.command_parser.unrecognized(refused)}")
+
+
 def operators(args: argparse.Namespace) -> int:
-    """The console's people: ``add NAME --role``, ``role NAME --role``, ``passwd``,
+    """The console's people: ``add NAME [--role]``, ``role NAME --role``, ``passwd``,
     ``remove``, ``list``."""
     from service.console.operators import OperatorStore
 
+    if args.action == "role" and args.role is None:
+        args.command_parser.error("role NAME needs --role viewer|operator")
     store = OperatorStore(Path(args.operators))
     return _accounts("operators", store, args, {
-        "add": lambda: store.add(args.name, _password(args), args.role),
+        "add": lambda: store.add(args.name, _password(args), args.role or "viewer"),
         "role": lambda: store.set_role(args.name, args.role)},
         lambda operator: f"{operator.name}  {operator.role}")
 
@@ -130,14 +145,13 @@ def serve(args: argparse.Namespace) -> int:
     if not args.no_manager:
         manager = IngestManager(
             Ledger(session), _ingest_config(config, args.ingest_username), args.zones_root,
-            args.tenants,
-            replication=args.replication, parallelism=args.parallelism,
+            args.tenants, parallelism=args.parallelism,
             max_failures=args.max_failures, retry_seconds=args.retry_seconds,
             registry=registry, audit=audit)
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
                          daemon=True).start()
     actions = None if args.no_manager else ActionRunner(
-        _ingest_config(config, args.ingest_username), args.replication, args.zones_root, audit)
+        _ingest_config(config, args.ingest_username), args.zones_root, audit)
     settings = Settings(args.zones_root, args.tenants, args.token_seconds,
                         operators_path=args.operators)
     app = create_app(settings, session, audit=audit, registry=registry, actions=actions)
@@ -217,43 +231,66 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     _add_audit_and_fetchdata_parsers(commands)
 
 
+_ACCOUNT_EXITS = exit_codes(
+    "done", failure="the file cannot be read or written", usage="the change is refused (the "
+    "reason on stderr: no such name, already there...), or the command line is: nothing done")
+
+
 def _add_account_parsers(commands: argparse._SubParsersAction) -> None:
-    tenant_parser = commands.add_parser("tenants", help="The senders allowed to upload.")
-    tenant_parser.add_argument("action", choices=("add", "list", "passwd", "remove"))
-    tenant_parser.add_argument("name", nargs="?")
+    tenant_parser = subcommand(
+        commands, "tenants", "The senders allowed to upload.", epilog=_ACCOUNT_EXITS,
+        description="The senders allowed to upload, in the tenants file: add one (its password "
+        "read from a prompt or --password-stdin), list them, change a password, remove one.")
+    tenant_parser.add_argument("action", choices=("add", "list", "passwd", "remove"),
+                               help="What to do.")
+    tenant_parser.add_argument("name", nargs="?", help="The tenant (all but list).")
     add_flags(tenant_parser, (TENANTS, PASSWORD_STDIN))
-    tenant_parser.add_argument("--formats", nargs="+", help="Allowed file name endings.")
+    tenant_parser.add_argument("--formats", nargs="+", help="add: the file name endings it may "
+                               "send (default: .tar.bz2).")
     tenant_parser.add_argument("--max-files", type=int, default=10,
-                               help="Most files per upload session.")
+                               help="add: most files per upload session.")
     tenant_parser.add_argument("--max-bytes", type=int, default=20 << 30,
-                               help="Most bytes per file.")
-    RUNNER.but(help="The Beam runner of this tenant's ingests.").add_to(tenant_parser)
+                               help="add: most bytes per file.")
+    RUNNER.but(help="add: the Beam runner of this tenant's ingests.").add_to(tenant_parser)
     tenant_parser.add_argument("--pipeline-option", action="append", default=[],
-                               metavar="KEY=VALUE", help="A Beam option of its ingests "
-                               "(repeatable), e.g. flink_master=host:8081.")
+                               metavar="KEY=VALUE", help="add: a Beam option of its ingests "
+                               "(repeatable), e.g. flink_master=host:8081; one cre ingest "
+                               "would refuse is refused here.")
     tenant_parser.set_defaults(handler=tenants)
 
-    operator_parser = commands.add_parser("operators", help="The people of the operations "
-                                          "console (cre serve's /console).")
-    operator_parser.add_argument("action", choices=("add", "list", "passwd", "remove", "role"))
-    operator_parser.add_argument("name", nargs="?")
+    operator_parser = subcommand(
+        commands, "operators", "The people of the operations console (cre serve's /console).",
+        epilog=_ACCOUNT_EXITS, description="The people of the operations console, in the "
+        "operators file: add one (--role, default viewer), change a role (role NAME --role), "
+        "list them, change a password, remove one.")
+    operator_parser.add_argument("action", choices=("add", "list", "passwd", "remove", "role"),
+                                 help="What to do.")
+    operator_parser.add_argument("name", nargs="?", help="The operator (all but list).")
     OPERATORS.add_to(operator_parser)
     # operators.ROLES, spelt out: importing it (argon2) would slow every cre command's start
-    operator_parser.add_argument("--role", choices=("viewer", "operator"), default="viewer",
+    operator_parser.add_argument("--role", choices=("viewer", "operator"),
                                  help="viewer reads every page; operator also replays, rolls "
-                                 "back, redelivers and recovers.")
+                                 "back, redelivers and recovers (add: default viewer; role: "
+                                 "required).")
     PASSWORD_STDIN.add_to(operator_parser)
     operator_parser.set_defaults(handler=operators)
 
 
 def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
-    serve_parser = commands.add_parser("serve", help="The collection service and its ingest "
-                                       "manager.")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser = subcommand(
+        commands, "serve", "The collection service and its ingest manager.",
+        description="Serves the collection API (/v1), the operations console (/console), "
+        "/healthz and /metrics, and, unless --no-manager, runs the ingest manager, which "
+        "ingests what lands (as cre ingest children).", epilog=exit_codes(
+            "stopped (Ctrl-C, SIGTERM)", failure="could not start (Cassandra, the port, "
+            "--ingest-username without its password) or the platform failed"))
+    serve_parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+    serve_parser.add_argument("--port", type=int, default=8080, help="Port to listen on.")
     add_flags(serve_parser, (
-        ZONES_ROOT.but(underscored=False, required=True, help=None), TENANTS.but(help=None),
-        OPERATORS.but(help="The console's operators file (cre operators add).")))
+        ZONES_ROOT.but(underscored=False, required=True,
+                       help="Root of the zones the uploads land in, local or gs://."),
+        TENANTS, OPERATORS.but(help="The console's operators file (cre operators add; "
+                               "default var/operators.json).")))
     serve_parser.add_argument("--token-seconds", type=float, default=900.0,
                               help="Lifetime of a bearer token.")
     serve_parser.add_argument("--parallelism", type=int, default=2,
@@ -277,13 +314,14 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
         f"{roles.INGEST.name}; its password in ${roles.INGEST.password_variable}); default: the "
         "service's own.")
     serve_parser.add_argument("--audit-ttl-days", type=_ttl_days, default=400,
-                              help="How long the audit trail keeps an event (default 400).")
-    add_connection_arguments(serve_parser)
+                              help="How long the audit trail keeps an event, in days.")
+    add_connection_arguments(serve_parser, json=False)
     serve_parser.set_defaults(handler=serve)
 
 
 def _add_audit_and_fetchdata_parsers(commands: argparse._SubParsersAction) -> None:
-    audit_parser = commands.add_parser("audit", help="The audit trail, newest first.")
+    audit_parser = subcommand(commands, "audit", "The audit trail, newest first.",
+                              epilog=exit_codes("the events on stdout"))
     audit_parser.add_argument("--tenant", help=f"Only this tenant's ({ANONYMOUS}: callers who "
                               "proved none); default: every tenant's.")
     audit_parser.add_argument("--since", type=_since, help="ISO date or date and time, UTC "
@@ -291,13 +329,20 @@ def _add_audit_and_fetchdata_parsers(commands: argparse._SubParsersAction) -> No
     add_connection_arguments(audit_parser)
     audit_parser.set_defaults(handler=audit)
 
-    fetch = commands.add_parser("fetchdata", help="Send a folder of files to the collection "
-                                "service.")
-    fetch.add_argument("-u", "--user", required=True)
+    fetch = subcommand(
+        commands, "fetchdata", "Send a folder of files to the collection service.",
+        description="Sends every file of a folder to the collection service (cre serve), "
+        "skipping what it already has, and prints a line per file.", epilog=exit_codes(
+            "every file sent, or skipped as already there", failure="a file was not sent (its "
+            "line says why), or the service could not be reached or refused the login",
+            usage="plain http:// to another machine without --insecure, or the command line "
+            "is refused: nothing sent"))
+    fetch.add_argument("-u", "--user", required=True, help="The tenant to log in as.")
     fetch.add_argument("-p", "--password", help="Prefer the CRE_PASSWORD variable or the "
                        "prompt: a command line shows in the process list.")
-    fetch.add_argument("-d", "--dir", default="client-input-dir")
-    fetch.add_argument("--server", default="http://127.0.0.1:8080")
+    fetch.add_argument("-d", "--dir", default="client-input-dir", help="The folder to send.")
+    fetch.add_argument("--server", default="http://127.0.0.1:8080",
+                       help="The collection service's URL.")
     fetch.add_argument("--ca-file", type=Path, metavar="FILE", help="Verify the server's "
                        "certificate against these PEM authorities (default: the system's).")
     fetch.add_argument("--insecure", action="store_true", help="Allow plain http:// to "

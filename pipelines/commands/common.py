@@ -19,7 +19,7 @@ from rich.table import Table
 
 from pipelines.log_levels import quiet_libraries
 from pipelines.operations import connected
-from pipelines.options import JSON, CassandraOptions, add_flags, cassandra_config
+from pipelines.options import CONNECTION, JSON, Flag, add_flags, cassandra_config
 from pipelines.runners import runner_arguments
 from transforms import contract
 
@@ -49,8 +49,11 @@ def text_table(rows: Sequence[dict], columns: Sequence[str],
     return (line.rstrip() for line in lines.getvalue().splitlines())
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flags(parser, CassandraOptions.FLAGS, (JSON,))
+def add_connection_arguments(parser: argparse.ArgumentParser,
+                             connection: Sequence[Flag] = CONNECTION, *, json: bool = True) -> None:
+    """The structured zone's connection (``connection``: ``CONNECTION`` or a command's own
+    help of it) and, where the command reports with ``report``, ``--json``."""
+    add_flags(parser, connection, (JSON,) if json else ())
 
 
 def report(args: argparse.Namespace, document: Any, lines: Iterable[str]) -> None:
@@ -94,15 +97,17 @@ def configure_logging(argv: list[str]) -> None:
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    """Runs the subcommand ``argv`` names; the commands that parse their own arguments (the
-    Beam runs) get them whole, the others what ``parser`` left over as Beam options."""
-    args, beam_args = parser.parse_known_args(argv)
-    if "own_parser" in vars(args):
-        return args.own_parser(argv[1:])
-    if beam_args and "beam_args" not in vars(args):  # the pipelines' parsers default it
-        parser.parse_args(argv)  # exits 2, naming the unknown arguments
+    """Runs the command ``argv`` names once its parser (``parsing.CommandParser``) has read
+    all of it: anything neither the command nor, for a Beam run, Beam knows is refused, exit 2,
+    before anything is done. Beam's options reach the handler as ``beam_args``."""
+    args, rest = parser.parse_known_args(argv)
+    command = args.command_parser
+    unknown = [*rest, *(() if command.beam else getattr(args, "beam_args", ()))]
+    if unknown:
+        command.refuse(unknown)
     try:
-        args.beam_args = runner_arguments(beam_args)
+        if command.beam:
+            args.beam_args = runner_arguments(args.beam_args)
         return args.handler(args)
     except contract.PlatformError as error:  # not the input's fault: one line, no traceback
         print(f"cre {args.command}: error: {error}", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pipelines.commands.common import text_table
+from pipelines.commands.parsing import exit_codes, subcommand
 from pipelines.local.cassandra_cluster import DATACENTER
 from pipelines.local.cassandra_cluster import DEFAULT_HOME as CLUSTER_HOME
 from pipelines.local.cassandra_server import DEFAULT_HOME as CASSANDRA_HOME
@@ -139,26 +140,53 @@ def template(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+_SERVER_EXITS = exit_codes("started, stopped, or (status) it answers CQL",
+                          failure="it could not be started or stopped (the reason on stderr)",
+                          no="status: it does not answer (a cluster: a node asked about)")
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers generate, cassandra, flink and template."""
-    generate_parser = commands.add_parser("generate", help="Write a synthetic vacation archive.")
+    _add_generate_parser(commands)
+    _add_cassandra_parser(commands)
+    _add_flink_parser(commands)
+    _add_template_parser(commands)
+
+
+def _add_generate_parser(commands: argparse._SubParsersAction) -> None:
+    generate_parser = subcommand(
+        commands, "generate", "Write a synthetic vacation archive.",
+        description="Writes a synthetic vacation archive BAF_<YYYYMMDD>_<NN>.tar.bz2 (what the "
+        "sender would send), valid by the contract, and prints its path.",
+        epilog=exit_codes("written: its path on stdout"))
     generate_parser.add_argument("--out", required=True, help="Folder for the archive.")
-    generate_parser.add_argument("--business-date", required=True, help="YYYY-MM-DD")
-    generate_parser.add_argument("--slot", type=int, default=1, choices=range(1, 7))
-    generate_parser.add_argument("--cre-rows", type=int, default=1000)
-    generate_parser.add_argument("--gesparam-rows", type=int, default=100)
-    generate_parser.add_argument("--seed", type=int, default=1)
+    generate_parser.add_argument("--business-date", required=True,
+                                 help="Its business date, YYYY-MM-DD.")
+    generate_parser.add_argument("--slot", type=int, default=1, choices=range(1, 7),
+                                 metavar="1-6", help="Its slot of the day.")
+    generate_parser.add_argument("--cre-rows", type=int, default=1000,
+                                 help="Rows of its CRE file.")
+    generate_parser.add_argument("--gesparam-rows", type=int, default=100,
+                                 help="Rows of its GESPARAM file.")
+    generate_parser.add_argument("--seed", type=int, default=1,
+                                 help="Seed of the random rows: the same seed, the same archive.")
     generate_parser.add_argument("--encoding", default=contract.DEFAULT_ENCODING,
-                          choices=sorted(contract.ENCODINGS))
+                                 choices=sorted(contract.ENCODINGS),
+                                 help="Encoding of its CSV files.")
     generate_parser.set_defaults(handler=generate)
-    cassandra_parser = commands.add_parser(
-        "cassandra", help="A local Cassandra server or cluster: start, stop, status.",
+
+
+def _add_cassandra_parser(commands: argparse._SubParsersAction) -> None:
+    cassandra_parser = subcommand(
+        commands, "cassandra", "A local Cassandra server or cluster: start, stop, status.",
+        epilog=_SERVER_EXITS,
         description="One node on 127.0.0.1, or with --nodes N a cluster of N nodes on "
         "127.0.0.1 to 127.0.0.N (one data centre, dc1); --node K starts, stops or shows one "
         "node of that cluster. start records what it created in its home: without --nodes, "
         "status, stop and start act on that again (of the two default homes, on what runs, "
         "else on what started last), with its ports.")
-    cassandra_parser.add_argument("action", choices=("start", "stop", "status"))
+    cassandra_parser.add_argument("action", choices=("start", "stop", "status"),
+                                  help="What to do.")
     cassandra_parser.add_argument("--home", help=f"Data and logs folder (default "
                                   f"{CASSANDRA_HOME}, a cluster's {CLUSTER_HOME}).")
     cassandra_parser.add_argument("--nodes", type=int,
@@ -173,25 +201,45 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                   help="A cluster's node K: JMX (nodetool) on this + K "
                                   "(default: the recorded one, else 7199).")
     cassandra_parser.set_defaults(handler=cassandra)
-    flink_parser = commands.add_parser("flink", help="A local Flink cluster (2 slots) and its Beam "
-                                "worker pool: start, stop, status.")
-    flink_parser.add_argument("action", choices=("start", "stop", "status"))
+
+
+def _add_flink_parser(commands: argparse._SubParsersAction) -> None:
+    flink_parser = subcommand(commands, "flink", "A local Flink cluster (2 slots) and its Beam "
+                              "worker pool: start, stop, status.", epilog=exit_codes(
+                                  "started, stopped, or (status) it runs", failure="it could "
+                                  "not be started or stopped (the reason on stderr)",
+                                  no="status: its Beam worker pool is down"))
+    flink_parser.add_argument("action", choices=("start", "stop", "status"), help="What to do.")
     flink_parser.add_argument("--home", default=str(FLINK_HOME), help="Distribution, logs, pids.")
     flink_parser.add_argument("--rest-port", type=int, default=8081,
-                       help="The JobManager's REST port: --flink-master 127.0.0.1:PORT.")
-    flink_parser.add_argument("--rpc-port", type=int, default=6123)
+                              help="The JobManager's REST port: --flink-master 127.0.0.1:PORT.")
+    flink_parser.add_argument("--rpc-port", type=int, default=6123,
+                              help="The JobManager's RPC port.")
     flink_parser.add_argument("--worker-pool-port", type=int, default=50000,
-                       help=f"Beam worker pool (pipelines read {WORKER_POOL_ENV}).")
+                              help=f"Beam worker pool (pipelines read {WORKER_POOL_ENV}).")
     flink_parser.set_defaults(handler=flink)
-    template_parser = commands.add_parser("template", help="Dataflow Flex Templates: write the "
-                                   "metadata and print the gcloud commands.")
-    template_parser.add_argument("action", choices=("build", "run"))
+
+
+def _add_template_parser(commands: argparse._SubParsersAction) -> None:
+    template_parser = subcommand(
+        commands, "template", "Dataflow Flex Templates: write the metadata and print the gcloud "
+        "commands.", description="build: writes dataflow/<pipeline>.metadata.json from the "
+        "pipelines' options and prints the commands that build and push the image and the "
+        "template; run: prints the command that runs a template.", epilog=exit_codes(
+            "written and printed (build --check: the files are up to date)",
+            failure="build --check: a metadata file differs from the options"))
+    template_parser.add_argument("action", choices=("build", "run"), help="What to do.")
     template_parser.add_argument("pipeline", nargs="?", default="ingest",
-                                 choices=("ingest", "deliver"))
+                                 choices=("ingest", "deliver"),
+                                 help="run: the template to run.")
     template_parser.add_argument("--check", action="store_true",
-                          help="build: only check the metadata files are up to date.")
-    template_parser.add_argument("--bucket", default="BUCKET")
-    template_parser.add_argument("--image", default="REGION-docker.pkg.dev/PROJECT/REPO/cre:latest")
-    template_parser.add_argument("--region", default="europe-west1")
-    template_parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+                                 help="build: only check the metadata files are up to date.")
+    template_parser.add_argument("--bucket", default="BUCKET",
+                                 help="The bucket of the templates (gs://BUCKET/templates/).")
+    template_parser.add_argument("--image", default="REGION-docker.pkg.dev/PROJECT/REPO/"
+                                 "cre:latest", help="build: the launcher image.")
+    template_parser.add_argument("--region", default="europe-west1",
+                                 help="run: the Dataflow region.")
+    template_parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                                 help="run: a template parameter (repeatable).")
     template_parser.set_defaults(handler=template)

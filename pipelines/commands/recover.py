@@ -8,9 +8,11 @@ import datetime
 
 from pipelines import operations
 from pipelines.commands.common import add_connection_arguments, report, text_table
+from pipelines.commands.parsing import exit_codes, subcommand
 from pipelines.options import (
     DRY_RUN,
     OUTBOUND_ROOT,
+    SINK,
     ZONES_ROOT,
     CassandraOptions,
     MonitoringOptions,
@@ -37,13 +39,21 @@ def recover(args: argparse.Namespace) -> int:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """Registers ``cre recover`` (``cre replay`` takes ingest options: see ``cli``)."""
-    parser = commands.add_parser(
-        "recover", help="Finish what crashed runs left: ingest again from landing, deliver, or "
-        "clean. Any other option is a Beam pipeline option.")
+    """Registers ``cre recover``."""
+    parser = subcommand(
+        commands, "recover", "Finish what crashed runs left: ingest again from landing, "
+        "deliver, or clean.", beam=True,
+        description="Finds the vacations crashed runs left (received but never ingested, "
+        "held by a run that is gone, loaded or rejected but not delivered) and finishes each: "
+        "ingests it again from its landing copy, delivers it, or, when there is nothing to run "
+        "again, marks it FAILED and deletes its rows.",
+        epilog=exit_codes("every vacation found was finished (or, --dry-run, only listed)",
+                          failure="a vacation's step failed (its result says why; the others "
+                          "were done), or the platform failed"))
     add_connection_arguments(parser)
-    add_flags(parser, (ZONES_ROOT.but(help="Root of the zones (default: where each vacation "
-                                      "landed)."), OUTBOUND_ROOT), MonitoringOptions.FLAGS)
+    add_flags(parser, SINK, (ZONES_ROOT.but(help="Root of the zones (default: where each "
+                                            "vacation landed)."), OUTBOUND_ROOT),
+              MonitoringOptions.FLAGS)
     parser.add_argument("--grace-minutes", type=float, default=10.0,
                         help="A vacation RECEIVED more recently is left to the ingest manager.")
     DRY_RUN.add_to(parser)

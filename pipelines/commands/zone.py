@@ -21,10 +21,9 @@ from pipelines.commands.common import (
     text_table,
     zone_session,
 )
+from pipelines.commands.parsing import exit_codes, group, subcommand
 from pipelines.ledger import Ledger
-from pipelines.options import (
-    cassandra_config,
-)
+from pipelines.options import REPLICATION, cassandra_config
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
 from transforms.contract import Exit
@@ -179,47 +178,75 @@ def rollback(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+_ZONE_EXITS = exit_codes("done: its result on stdout (--json: one JSON document)")
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
-    db = commands.add_parser("db", help="The structured zone's schema and roles.")
-    actions = db.add_subparsers(dest="action", required=True)
-    for name, handler, text in (
-            ("migrate", db_migrate, "Create the keyspace, apply the pending migrations."),
-            ("roles", db_roles, "Create or update the roles cre_ingest, cre_service and "
-             "cre_reader and their grants (passwords: CRE_INGEST_PASSWORD, "
-             "CRE_SERVICE_PASSWORD, CRE_READER_PASSWORD, else one line each on stdin).")):
-        action = actions.add_parser(name, help=text)
-        add_connection_arguments(action)
-        action.set_defaults(handler=handler)
-
-    query_parser = commands.add_parser("query", help="Query the structured zone.")
-    kinds = query_parser.add_subparsers(dest="what", required=True)
-    events = kinds.add_parser("events", help="An account's events, newest first.")
-    events.add_argument("--account", required=True)
-    events.add_argument("--from", dest="from_", type=_day, help="First value date "
-                        "(default: a year before --to).")
-    events.add_argument("--to", type=_day, help="Last value date (default: today).")
-    position = kinds.add_parser("position", help="An account's position on a value date.")
-    position.add_argument("--account", required=True)
-    position.add_argument("--date", required=True, type=_day)
-    param = kinds.add_parser("param", help="A parameter's value in force on a date.")
-    param.add_argument("--table", required=True)
-    param.add_argument("--key", required=True)
-    param.add_argument("--on", required=True, type=_day)
-    for kind in (events, position, param):
-        add_connection_arguments(kind)
-        kind.set_defaults(handler=query)
-
-    status_parser = commands.add_parser("status", help="A vacation's state, or a date's slots.")
-    status_parser.add_argument("vacation_id", nargs="?")
-    status_parser.add_argument("--date", type=_day)
+    _add_db_parsers(commands)
+    _add_query_parsers(commands)
+    status_parser = subcommand(
+        commands, "status", "A vacation's state, or a date's slots.", epilog=exit_codes(
+            "the vacation's state and history, or the date's six slots (MISSING where none "
+            "came)", usage="neither or both of VACATION_ID and --date, or the command line "
+            "is refused: nothing done", no="the vacation is not in the ledger"),
+        description="A vacation's state, counts and history in the ledger; with --date, the "
+        "six slots of a business date. Give a VACATION_ID or --date.")
+    status_parser.add_argument("vacation_id", nargs="?",
+                               help="The vacation: BAF_<YYYYMMDD>_<NN>.")
+    status_parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
     add_connection_arguments(status_parser)
     status_parser.set_defaults(handler=status)
 
-    for name, handler, text in (("rejects", rejects, "A vacation's rejected records."),
-                                ("rollback", rollback, "Remove a loaded vacation's rows from "
-                                 "the structured zone; earlier versions are served again.")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("vacation_id")
+    for name, handler, text, epilog in (
+            ("rejects", rejects, "A vacation's rejected records.", _ZONE_EXITS),
+            ("rollback", rollback, "Remove a loaded vacation's rows from the structured zone; "
+             "earlier versions are served again.", exit_codes(
+                 "rolled back: the rows hidden at once, then deleted", failure="the vacation's "
+                 "state changed meanwhile, or the platform failed", no="refused: the vacation "
+                 "is in no state to roll back (the reason on stderr)"))):
+        sub = subcommand(commands, name, text, epilog=epilog)
+        sub.add_argument("vacation_id", help="The vacation: BAF_<YYYYMMDD>_<NN>.")
         add_connection_arguments(sub)
         sub.set_defaults(handler=handler)
+
+
+def _add_db_parsers(commands: argparse._SubParsersAction) -> None:
+    actions = group(commands, "db", "The structured zone's schema and roles.")
+    migrate_parser = subcommand(
+        actions, "migrate", "Create the keyspace, apply the pending migrations.",
+        epilog=exit_codes("the schema is up to date (the migrations applied, if any, listed)"))
+    REPLICATION.add_to(migrate_parser)
+    roles_parser = subcommand(
+        actions, "roles", "Create or update the roles cre_ingest, cre_service and cre_reader "
+        "and their grants (passwords: CRE_INGEST_PASSWORD, CRE_SERVICE_PASSWORD, "
+        "CRE_READER_PASSWORD, else one line each on stdin).", epilog=exit_codes(
+            "the roles and grants are as they should be", failure="refused (a password "
+            "missing, no right to manage roles), or the platform failed"))
+    for action, handler in ((migrate_parser, db_migrate), (roles_parser, db_roles)):
+        add_connection_arguments(action)
+        action.set_defaults(handler=handler)
+
+
+def _add_query_parsers(commands: argparse._SubParsersAction) -> None:
+    kinds = group(commands, "query", "Query the structured zone.", dest="what")
+    events = subcommand(kinds, "events", "An account's events, newest first.",
+                        epilog=_ZONE_EXITS)
+    events.add_argument("--account", required=True, help="The account.")
+    events.add_argument("--from", dest="from_", type=_day, metavar="DATE", help="First value date "
+                        "(default: a year before --to).")
+    events.add_argument("--to", type=_day, metavar="DATE", help="Last value date (default: today).")
+    position = subcommand(kinds, "position", "An account's position on a value date.",
+                          epilog=_ZONE_EXITS)
+    position.add_argument("--account", required=True, help="The account.")
+    position.add_argument("--date", required=True, type=_day, help="The value date, "
+                          "YYYY-MM-DD.")
+    param = subcommand(kinds, "param", "A parameter's value in force on a date.",
+                       epilog=exit_codes("the value in force", no="no value is in force on "
+                                         "that date"))
+    param.add_argument("--table", required=True, help="The GESPARAM table.")
+    param.add_argument("--key", required=True, help="The parameter's key in that table.")
+    param.add_argument("--on", required=True, type=_day, help="The date, YYYY-MM-DD.")
+    for kind in (events, position, param):
+        add_connection_arguments(kind)
+        kind.set_defaults(handler=query)

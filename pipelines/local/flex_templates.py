@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 
 from pipelines.options import (
+    CONNECTION,
     DELIVER,
-    CassandraOptions,
+    INGEST_CONNECTION,
+    SINK,
     IngestOptions,
     MonitoringOptions,
     flag,
@@ -25,11 +27,11 @@ _REGEX = {int: r"^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$", flag: "^(true|false)$
 
 
 def _ingest_parser() -> argparse.ArgumentParser:
-    return flag_parser(IngestOptions.FLAGS, CassandraOptions.FLAGS, MonitoringOptions.FLAGS)
+    return flag_parser(IngestOptions.FLAGS, INGEST_CONNECTION, SINK, MonitoringOptions.FLAGS)
 
 
 def _deliver_parser() -> argparse.ArgumentParser:
-    return flag_parser(DELIVER, CassandraOptions.FLAGS, MonitoringOptions.FLAGS)
+    return flag_parser(DELIVER, CONNECTION, MonitoringOptions.FLAGS)
 
 
 PIPELINES = {

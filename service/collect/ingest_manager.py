@@ -73,7 +73,7 @@ class IngestManager:
     """Runs ``cre ingest`` for what waits in the ledger; a thread of ``cre serve``."""
 
     def __init__(self, ledger: Ledger, config: CassandraConfig, zones_root: str,
-                 tenants_path: str, *, replication: str, parallelism: int = 2,
+                 tenants_path: str, *, parallelism: int = 2,
                  poll_seconds: float = 2.0, max_failures: int = 3, retry_seconds: float = 30.0,
                  lease_seconds: float = 60.0, replica: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = None,
@@ -83,7 +83,6 @@ class IngestManager:
         self._config = config
         self._zones_root = zones_root
         self._tenants = TenantStore(Path(tenants_path))
-        self._replication = replication
         self._parallelism = parallelism
         self._poll = poll_seconds
         self._max_failures = max_failures
@@ -199,7 +198,7 @@ class IngestManager:
         """``cre ingest``'s command line and environment for the vacation of ``row``: the
         tenant's runner profile, then the service's zones and structured zone."""
         tenant = self._tenants.load().get(row.tenant)
-        return cre_child(self._config, self._replication, *ingest_command(
+        return cre_child(self._config, *ingest_command(
             row.landed_path, self._zones_root, tenant.profile if tenant else {}))
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -62,10 +62,8 @@ class ActionRunner:
     """Carries out actions in the background, child processes of ``cre serve`` or threads of
     it, and audits their outcome; ``config`` is the connection of both (the ingests')."""
 
-    def __init__(self, config: CassandraConfig, replication: str, zones_root: str,
-                 audit: AuditTrail):
+    def __init__(self, config: CassandraConfig, zones_root: str, audit: AuditTrail):
         self._config = config
-        self._replication = replication
         self._zones_root = zones_root
         self._audit = audit
         self._log_dir = child_runs.child_log_dir()
@@ -89,7 +87,7 @@ class ActionRunner:
 
     def _launch(self, operator: Operator, action: Action, vacation_id: str,
                 client: str) -> tuple[subprocess.Popen, Path]:
-        argv, env = child_runs.cre_child(self._config, self._replication,
+        argv, env = child_runs.cre_child(self._config,
                                          *action.child(vacation_id, self._zones_root))
         log = self._log_dir / f"console-{action.name}-{vacation_id}.log"
         process = child_runs.launch_child(argv, env, log)

@@ -40,6 +40,10 @@ class CreRun:
         lines = completed.stdout.strip().splitlines()
         self.summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
 
+    def __repr__(self) -> str:  # what a wait_until that timed out shows of the last run
+        return f"CreRun(code={self.code}, stdout={self.stdout[-1000:]!r}, " \
+               f"stderr={self.stderr[-1000:]!r})"
+
     @property
     def error_codes(self) -> list[str]:
         return [error["code"] for error in self.summary["errors"]]
@@ -69,13 +73,21 @@ def start_cre(*args: str, env: dict | None = None) -> subprocess.Popen:
 
 
 def wait_until(probe: Callable[[], T], done: Callable[[T], bool] = bool, *, timeout: float,
-               interval: float) -> T:
-    """Asks ``probe`` every ``interval`` seconds until its answer is ``done``, for at most
-    ``timeout`` seconds; the last answer, so the caller says what a timeout means."""
+               interval: float, what: str = "", detail: Callable[[], object] | None = None) -> T:
+    """Asks ``probe`` every ``interval`` seconds until its answer is ``done``, and returns that
+    answer; after ``timeout`` seconds, an AssertionError naming ``what`` was awaited (else the
+    probe), the timeout, the last answer and, if given, ``detail()`` (a log, a page)."""
+    def timed_out(state: tenacity.RetryCallState) -> T:
+        awaited = what or " until ".join(getattr(f, "__qualname__", repr(f)) for f in (
+            probe, *((done,) if done is not bool else ())))
+        last = repr(state.outcome.result())
+        message = (f"waited {timeout:g} s for {awaited}: the last answer was "
+                   f"{last if len(last) <= 3000 else last[:3000] + '...'}")
+        raise AssertionError(message if detail is None else f"{message}\n{detail()}")
+
     return tenacity.Retrying(
         stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(interval),
-        retry=tenacity.retry_if_not_result(done),
-        retry_error_callback=lambda state: state.outcome.result())(probe)
+        retry=tenacity.retry_if_not_result(done), retry_error_callback=timed_out)(probe)
 
 
 def free_port() -> int:

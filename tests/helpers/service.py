@@ -47,8 +47,8 @@ class Service:
              str(self.folder / "operators.json"), *self.options], cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
             env=cre_environment({**self.env, "CRE_MANAGER_LOG_DIR": str(self.folder)}))
-        if not wait_until(self._healthy, timeout=60, interval=0.3):
-            raise AssertionError(self.log.read_text()[-3000:])
+        wait_until(self._healthy, timeout=60, interval=0.3, what=f"cre serve on {self.url}",
+                   detail=lambda: self.log.read_text()[-3000:])
 
     def _healthy(self) -> bool:
         try:  # up, whatever its certificate: trusting it is for the tests to check
