@@ -153,14 +153,15 @@ class Delivered:
 
 def deliver(config: CassandraConfig, vacation_id: str, outbound_root: str, *,
             redeliver: bool = False, beam_args: Sequence[str] = (),
-            pushgateway: Optional[str] = None) -> Delivered:
+            pushgateway: Optional[str] = None, session: Any = None) -> Delivered:
     """Builds and delivers the package of a LOADED or REJECTED vacation unless it already was
     (``redeliver``: again), and records it in the ledger; the run's metrics, a failed
-    connection included, go to ``pushgateway``."""
+    connection included, go to ``pushgateway``. ``session``: a caller's open session (a
+    recovery delivers several vacations over one), else one of its own."""
     from pipelines.deliver import deliver as deliver_package  # Beam's pipeline modules
 
     with run_metrics.observed(run_metrics.DELIVER, vacation_id, pushgateway), \
-            connected(config) as session:
+            (contextlib.nullcontext(session) if session else connected(config)) as session:
         try:
             result = deliver_package(session, config, vacation_id, outbound_root, redeliver,
                                      PipelineOptions(list(beam_args)))
@@ -226,7 +227,7 @@ def _carry_out(step: Step, session: Any, config: CassandraConfig, runs: Runs) ->
         root = runs.zones_root or zones_root_of(landed_copy(row, step.vacation_id))
         return "delivered " + deliver(config, step.vacation_id, runs.outbound_root or root,
                                       beam_args=runs.beam_args,
-                                      pushgateway=runs.pushgateway).path
+                                      pushgateway=runs.pushgateway, session=session).path
     try:
         landed_copy(row, step.vacation_id)
     except RecoveryError as error:  # nothing to run again: leave no half-written rows
