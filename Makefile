@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR := var/run
 ZONES := var/zones
+SSTABLE_WRITER := var/sstable-writer/cre-sstable-writer.jar
 
 SHELL := /bin/bash
 .PHONY: setup monitoring-tools browser-tools run check test test-cluster lint bench profile clean
@@ -17,7 +18,12 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed $(BIN)/prism monitoring-tools browser-tools
+setup: $(VENV)/.installed $(BIN)/prism $(SSTABLE_WRITER) monitoring-tools browser-tools
+
+# the bulk writer's JVM half (cassandra/sstable-writer: Cassandra's own SSTable writer and
+# loader, Arrow), built by Maven into var/sstable-writer with its dependencies
+$(SSTABLE_WRITER): cassandra/sstable-writer/pom.xml $(shell find cassandra/sstable-writer/src -type f)
+	mvn -q -f cassandra/sstable-writer/pom.xml package
 
 # Beam's portable runner Prism, the Go binary of the Beam version in requirements.txt, built once
 # from the Go module proxy into the virtualenv (the jobs look for it there: pipelines/runners.py)

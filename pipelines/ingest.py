@@ -9,9 +9,12 @@ import uuid
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
-from io_connectors import zones
+from io_connectors import sstable_writer, zones
 from io_connectors.cassandra import WriteToCassandra
+from io_connectors.cassandra_bulk import WriteToCassandraBulk, new_write_timestamp
 from io_connectors.landing import land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
 from pipelines import progress, run_metrics, runners
@@ -21,10 +24,12 @@ from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
 from transforms import contract, structured_rows
-from transforms.contract import Fatal, Outcome, VacationName
+from transforms.archive import iter_members
+from transforms.contract import Fatal, Outcome, VacationError, VacationName
 from transforms.facts import FatalError, StructuredWrite
 from transforms.outcome import DecideVacation, RunContext, now, summary
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
+from transforms.vacation_reader import read_meta_json
 
 _LOG = logging.getLogger(__name__)
 
@@ -34,14 +39,17 @@ class IngestVacation(beam.PTransform):
 
     With ``spread``, the batches are redistributed after the reader, the one sequential pass
     (duplicate keys, digests, limits), so that validation, Avro staging and the Cassandra
-    writes of one vacation run on every worker instead of the reader's alone.
+    writes of one vacation run on every worker instead of the reader's alone. With ``bulk``,
+    the structured zone's rows go as SSTables (``WriteToCassandraBulk``), all with the write
+    time of this run, chosen here.
     """
 
     def __init__(self, archive_path: str, name: VacationName, context: RunContext,
                  options: IngestOptions, cassandra: Optional[CassandraOptions] = None,
-                 spread: bool = True):
+                 spread: bool = True, bulk: bool = False):
         super().__init__()
         self._spread = spread
+        self._write_timestamp = new_write_timestamp() if bulk else None
         self._archive_path = archive_path
         self._name = name
         self._context = context
@@ -83,15 +91,19 @@ class IngestVacation(beam.PTransform):
         """The structured zone's rows of one type, written; their write results as facts."""
         results = []
         for step, table, rows in structured_rows.TABLES[kind]:
-            written = (validated
-                       | f"{step}Rows" >> rows(self._name.vacation_id)
-                       | f"Write{step}" >> WriteToCassandra(self._cassandra, table,
-                                                            **self._write_settings))
-            results.append(written.written | f"{step}Written" >> beam.Map(
+            table_rows = validated | f"{step}Rows" >> rows(self._name.vacation_id)
+            if self._write_timestamp is not None:
+                written = table_rows | f"Bulk{step}" >> WriteToCassandraBulk(
+                    self._cassandra, table, self._write_timestamp)
+            else:
+                write = table_rows | f"Write{step}" >> WriteToCassandra(
+                    self._cassandra, table, **self._write_settings)
+                written = write.written
+                results.append(write.failed | f"{step}DeadLetters" >> beam.Map(
+                    lambda failure: StructuredWrite(failure.table, 0, failure.rows.num_rows,
+                                                    failure.error)))
+            results.append(written | f"{step}Written" >> beam.Map(
                 lambda count, table=table: StructuredWrite(table, count)))
-            results.append(written.failed | f"{step}DeadLetters" >> beam.Map(
-                lambda failure: StructuredWrite(failure.table, 0, failure.rows.num_rows,
-                                                failure.error)))
         return results
 
 
@@ -130,13 +142,51 @@ def _run_pipeline(options: IngestOptions, archive_path: str, name: VacationName,
     with beam.Pipeline(options=options) as pipeline:
         spread = options.spread == "on" or (options.spread == "auto"
                                             and not runners.one_worker(options))
+        bulk = (cassandra.cassandra_config() is not None
+                and load_mode(options, archive_path, name) == "bulk")
         _ = pipeline | "Ingest" >> IngestVacation(archive_path, name, context, options, cassandra,
-                                                  spread)
+                                                  spread, bulk)
     run_metrics.record_pipeline(pipeline.result)
     record = zones.ProxyZone(options.zones_root).commit_record(name.vacation_id)
     if record is None or record["sha256"] != context.sha256:
         raise RuntimeError(f"{name.vacation_id}: the pipeline ended without publishing")
     return record["summary"]
+
+
+def load_mode(options: IngestOptions, archive_path: str, name: VacationName) -> str:
+    """cql or bulk: ``--load-mode``, or for auto the records META.json declares (when it is the
+    first member) against ``--bulk-min-rows``, and whether the bulk writer can run here."""
+    if options.load_mode != "auto":
+        _LOG.info("%s: structured zone in %s mode (--load-mode)", name.vacation_id,
+                  options.load_mode)
+        return options.load_mode
+    declared = declared_records(archive_path, name, options.limits())
+    unavailable = sstable_writer.unavailable_reason()
+    mode = ("bulk" if declared is not None and declared >= options.bulk_min_rows
+            and unavailable is None else "cql")
+    _LOG.info("%s: structured zone in %s mode (auto: %s records declared, bulk from %d%s)",
+              name.vacation_id, mode, "no" if declared is None else f"{declared:,}",
+              options.bulk_min_rows, f"; bulk unavailable: {unavailable}" if unavailable else "")
+    return mode
+
+
+def declared_records(archive_path: str, name: VacationName,
+                     limits: contract.Limits) -> Optional[int]:
+    """The data records META.json declares, when it is the archive's first member (as the
+    contract's one-pass reading wants it); None otherwise, or when it cannot be read (the
+    ingest itself then says why)."""
+    try:
+        with FileSystems.open(archive_path,
+                              compression_type=CompressionTypes.UNCOMPRESSED) as source:
+            for member in iter_members(source, name.vacation_id, limits):
+                if member.name != "META.json":
+                    return None
+                meta = read_meta_json(member)
+                return sum(int(entry["records"]) for entry in meta["members"]
+                           if entry.get("type") in contract.DATA_TYPES)
+    except (VacationError, KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 def _reused(context: RunContext, prior_sha256: str) -> dict:

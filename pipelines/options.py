@@ -83,6 +83,11 @@ OPERATORS = Flag.of("operators", default="var/operators.json",
 PASSWORD_STDIN = Flag.of("password_stdin", underscored=False, action="store_true",
                          help="Read the password from standard input.")
 
+LOAD_MODES = ("auto", "cql", "bulk")
+# below this, the bulk writer's fixed cost (its JVM, a stream per table) outweighs its speed:
+# docs/performance.md, "The structured load: CQL and bulk"
+BULK_MIN_ROWS = 100_000
+
 # not required=True: Beam parses every options class for every pipeline in the process
 INGEST = (
     Flag.of("input", help="The vacation archive BAF_<YYYYMMDD>_<NN>.tar.bz2, local or gs:// "
@@ -102,6 +107,15 @@ INGEST = (
             help="Redistribute the batches after the archive's one reader so every worker "
             "validates, stages and loads (auto: unless the runner has one worker, the "
             "in-process DirectRunner, where it would only hold the whole vacation in memory)."),
+    Flag.of("load_mode", choices=LOAD_MODES, default="auto", env="CRE_LOAD_MODE",
+            help="How the structured zone is written (default: $CRE_LOAD_MODE, else auto): "
+            "cql (INSERTs through the servers' write path), bulk (SSTables written by the "
+            "workers and streamed to the replicas; needs Java and the writer make setup builds) "
+            "or auto (bulk when META.json, the first member, declares at least --bulk-min-rows "
+            "records and the writer is available here; else cql). docs/operations.md, "
+            "\"Loading the structured zone\"."),
+    Flag.of("bulk_min_rows", type=int, default=BULK_MIN_ROWS,
+            help="The records from which --load-mode auto loads in bulk."),
     OUTBOUND_ROOT,
     Flag.of("replay", **FLAG, help="Ingest again an archive already ingested (after a rollback "
             "or a fix); cre replay sets it. Never over a LOADED vacation."),

@@ -1,0 +1,174 @@
+"""Writing a table in bulk: SSTables built by the workers and streamed to the replicas, past the
+servers' write path (commit log, memtables, flushes).
+
+What belongs here: ``WriteToCassandraBulk`` and its DoFn. The JVM it drives is
+``io_connectors.sstable_writer``; the CQL sink, which it matches row for row, is
+``io_connectors.cassandra.WriteToCassandra``.
+
+The cells are those an INSERT would write, with one write timestamp chosen by the caller for
+the whole write: a bundle written again (a retry) brings in the same cells, and a later DELETE
+(a rollback, a replay's purge) still removes them. A row is not readable until its SSTable has
+streamed; what makes a vacation's rows visible together is the ledger, as in CQL mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from typing import Optional
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from io_connectors.cassandra import _check_config, _check_table, _column_names, _connection_data
+from io_connectors.cassandra_client import SESSIONS, CassandraConfig
+from io_connectors.sstable_writer import PROCESSES, TableSpec, Target
+
+__all__ = ["WriteToCassandraBulk"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def replica_groups(token_map, keyspace: str) -> tuple[list[int], list[int]]:
+    """The ring's tokens, ascending, and for each the group of the replica set that owns the
+    range ending at it: the SSTables of one group stream to those replicas only."""
+    groups: dict[frozenset, int] = {}
+    ring, owners = [], []
+    for token in token_map.ring:
+        replicas = frozenset(str(host.endpoint) for host in token_map.get_replicas(keyspace, token))
+        ring.append(token.value)
+        owners.append(groups.setdefault(replicas, len(groups)))
+    return ring, owners
+
+
+class _WriteSSTablesFn(beam.DoFn):
+    """Describes the table and the ring in ``setup()``; opens a channel of the worker's JVM per
+    bundle, sends each batch down it, and in ``finish_bundle()`` has the bundle's SSTables
+    closed and streamed, then emits its row count."""
+
+    def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]],
+                 write_timestamp: int, buffer_mib: int, heap: str, directory: Optional[str]):
+        self._config = config
+        self._table = table
+        self._columns = columns
+        self._timestamp = write_timestamp
+        self._buffer_mib = buffer_mib
+        self._heap = heap
+        self._directory = directory
+        namespace = f"cassandra.{table}"
+        self._rows_written = beam.metrics.Metrics.counter(namespace, "rows_written")
+        self._bytes_streamed = beam.metrics.Metrics.counter(namespace, "bulk_bytes_streamed")
+
+    def setup(self) -> None:
+        session = SESSIONS.acquire(self._config)
+        try:
+            self._spec = self._describe(session)
+        finally:
+            SESSIONS.release(self._config)
+        self._jvm = PROCESSES.get(self._heap)
+
+    def _describe(self, session) -> dict:
+        keyspace = self._config.keyspace
+        metadata = session.cluster.metadata
+        table = metadata.keyspaces[keyspace].tables[self._table]
+        names = list(self._columns or table.columns)
+        unknown = sorted(set(names) - set(table.columns))
+        if unknown:
+            raise ValueError(f"{self._table} has no column {unknown}")
+        ring, owners = replica_groups(metadata.token_map, keyspace)
+        (storage_port,) = session.execute("SELECT listen_port FROM system.local").one()
+        return {
+            "keyspace": keyspace, "table": self._table, "schema": table.as_cql_query(),
+            "insert": (f"INSERT INTO {keyspace}.{self._table} ({', '.join(names)}) "
+                       f"VALUES ({', '.join('?' * len(names))})"),
+            "write_timestamp": self._timestamp,
+            "columns": names, "partition_key": [column.name for column in table.partition_key],
+            "ring": ring, "owners": owners, "buffer_mib": self._buffer_mib,
+            "target": Target(list(self._config.hosts), self._config.port, storage_port or 7000,
+                             self._config.username, self._config.password)}
+
+    def start_bundle(self) -> None:
+        directory = tempfile.mkdtemp(prefix=f"sstables-{self._table}-", dir=self._directory)
+        self._channel = self._jvm.open(TableSpec(**self._spec, directory=directory))
+        self._rows = 0
+
+    def process(self, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self._jvm.write(self._channel, rows.select(self._spec["columns"]))
+            self._rows += rows.num_rows
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        loaded = self._jvm.close(self._channel, self._table)
+        if loaded["rows"] != self._rows:
+            raise RuntimeError(f"{self._table}: sent {self._rows} rows, "
+                               f"the SSTables hold {loaded['rows']}")
+        _LOG.info("%s: %d rows in %d SSTables (%.1f MiB), the last written %.1f s after the "
+                  "rows, all streamed %.1f s later (the writer's JVM: %.1f s of CPU so far)",
+                  self._table, self._rows,
+                  loaded["sstables"], loaded["bytes"] / 2**20, loaded["close_seconds"],
+                  loaded["load_seconds"], loaded["jvm_cpu_seconds"])
+        self._rows_written.inc(self._rows)
+        self._bytes_streamed.inc(loaded["bytes"])
+        window = GlobalWindow()
+        yield WindowedValue(self._rows, window.max_timestamp(), [window])
+
+
+@beam.typehints.with_input_types(pa.Table)
+@beam.typehints.with_output_types(int)
+class WriteToCassandraBulk(beam.PTransform):
+    """Writes batches of records (``pyarrow.Table``, columns named as the table's) to a table as
+    SSTables streamed to its replicas; returns the rows written per bundle, emitted once they
+    have streamed. A bundle whose SSTables cannot be written or streamed fails
+    (``BulkLoadFailed``).
+
+    Args:
+      config: the cluster, keyspace and credentials (the stream reaches every replica of each
+        range, whatever the consistency).
+      table: the table, in ``config.keyspace``.
+      write_timestamp: the cells' write time, in microseconds since the epoch: one for the
+        whole write, so that a retry writes the same cells and a later DELETE removes them.
+      columns: the columns written, which must include the primary key; by default all of the
+        table's.
+      buffer_mib: the rows a worker's writer of this table holds before it flushes an SSTable.
+      heap: the JVM's heap (one JVM per worker, shared by its bulk writes).
+      directory: where the SSTables wait for their stream; by default the temporary directory.
+    """
+
+    def __init__(self, config: CassandraConfig, table: str, write_timestamp: int,
+                 columns: Optional[Sequence[str]] = None, *, buffer_mib: int = 64,
+                 heap: str = "1g", directory: Optional[str] = None):
+        super().__init__()
+        _check_config(config)
+        _check_table(table)
+        if config.tls_ca_file:
+            raise ValueError("the bulk writer does not speak TLS to the cluster: use CQL mode")
+        if not isinstance(write_timestamp, int) or write_timestamp <= 0:
+            raise ValueError(f"write_timestamp must be microseconds > 0, not {write_timestamp!r}")
+        if not isinstance(buffer_mib, int) or buffer_mib < 1:
+            raise ValueError(f"buffer_mib must be an int >= 1, not {buffer_mib!r}")
+        self._config = config
+        self._table = table
+        self._columns = _column_names(columns)
+        self._timestamp = write_timestamp
+        self._buffer_mib = buffer_mib
+        self._heap = heap
+        self._directory = directory
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | "WriteSSTables" >> beam.ParDo(_WriteSSTablesFn(
+            self._config, self._table, self._columns, self._timestamp, self._buffer_mib,
+            self._heap, self._directory))
+
+    def display_data(self) -> dict:
+        return {**_connection_data(self._config, self._table, self._columns),
+                "write_timestamp": self._timestamp, "buffer_mib": self._buffer_mib,
+                "heap": self._heap}
+
+
+def new_write_timestamp() -> int:
+    """Microseconds now: the write time of one run's bulk writes."""
+    return time.time_ns() // 1000
