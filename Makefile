@@ -8,7 +8,8 @@ ZONES := var/zones
 SSTABLE_WRITER := var/sstable-writer/cre-sstable-writer.jar
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools browser-tools run check test test-cluster lint bench profile clean
+.PHONY: setup monitoring-tools browser-tools run check test test-bulk test-cluster lint bench profile \
+	clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -101,6 +102,14 @@ test: check
 		-m "integration and not cluster" -n 2 --dist loadfile tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
 	@$(MAKE) --no-print-directory test-cluster
+
+# the structured zone's, the delivery's and the recovery's tests again with every ingest in bulk
+# mode (--load-mode bulk through $CRE_LOAD_MODE): the same answers whichever way the rows came
+test-bulk: setup
+	@$(WITH_CASSANDRA) && CRE_LOAD_MODE=bulk $(BIN)/python -m pytest -q --durations=10 \
+		-m "integration and not cluster" -n 2 --dist loadfile tests/test_structured_zone.py \
+		tests/test_deliver.py tests/test_positions.py tests/test_recovery.py; rc=$$?; \
+	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
 
 # the structured zone on a three-node cluster (tests/test_cassandra_cluster.py, which starts
 # its own on free ports): nodes killed mid-load, a rolling restart, a restore; one test at a

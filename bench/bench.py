@@ -7,25 +7,34 @@
 2. By runner mode: the 1M-row vacation by ``cre ingest`` in process (DirectRunner, one worker),
    on two processes (DirectRunner, ``multi_processing``) and on Prism (``cre-worker``
    processes), Proxy Producer zone alone and with the structured zone (keyspace ``bench``,
-   dropped and migrated before each load, ``--no-deliver``), one run each: rows/s next to
+   dropped and migrated before each load, ``--no-deliver``, in the load mode ``--load-mode``'s
+   default takes: ``$CRE_LOAD_MODE``, else auto), one run each: rows/s next to
    single-stream bzip2 of the same archive (best of 3), and the peak of the RSS summed over the
    whole process tree of ``cre ingest`` (sampled every 0.2 s): with more than one worker the
    batches are redistributed after the reader, and an in-memory runner holds that shuffle in
    memory, spread over its processes. It reports; it sets no bar.
-3. Against the tools people load Cassandra with: the same 1M CRE rows, end to end from the
-   ``tar.bz2`` with validation, by ``cre ingest`` into the structured zone (keyspace ``bench``),
-   and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into identical tables
-   (``bench/loaders.py``, keyspace ``bench_tools``: the migrations' own statements, so the
-   same columns and the same SAI index on the versions), on the same server in the same run.
-   Rates are CRE rows per second; every tool loads both CRE tables (events and versions).
+3. Against the tools people load Cassandra with, for each size of ``--structured-rows`` (1M
+   unless told, ``1M,5M`` for both): the same CRE rows, end to end from the ``tar.bz2`` with
+   validation, by ``cre ingest --no-deliver`` into the structured zone in CQL mode and in bulk
+   mode (``--load-mode``; keyspace ``bench``, dropped and migrated before each, its tables
+   counted after), and from the already-extracted CSV by ``cqlsh COPY FROM`` and DSBulk into
+   identical tables (``bench/loaders.py``, keyspace ``bench_tools``: the migrations' own
+   statements, so the same columns and the same SAI index on the versions), on the same server
+   in the same run, each on a quiet machine. For each: seconds, CRE rows per second (every
+   loader loads both CRE tables, events and versions), the peak RSS summed over its process
+   tree (``cre ingest``'s holds the bulk writer's JVM), its rate over DSBulk's, and its rate
+   projected to the contract's 20 GiB vacation (about 140M CRE rows) against the vacation's
+   4-hour slot; the bulk/CQL ratios; then ``cre deliver`` after the CQL load.
 4. Backup, verification and restore of the keyspace that comparison loaded.
 5. On Flink: the same 1M-row vacation (Proxy Producer zone) on the local Flink cluster at
    parallelism 1 and 2, next to DirectRunner.
 6. One upload to ``cre serve`` on loopback over HTTP, then over HTTPS (a certificate of a
    throw-away authority): MiB/s and the server's RSS.
-7. The structured-zone load of the 1M-row vacation into a local three-node cluster
-   (``cre cassandra start --nodes 3``: replication 3, LOCAL_QUORUM) next to the single node's,
-   in the same run. It reports; it sets no bar.
+7. The same comparison as 3. on a local three-node cluster the bench starts on free ports and
+   stops (``pipelines/local/cassandra_cluster.py``): replication 3, every load at
+   LOCAL_QUORUM, a keyspace of its own for each load, for each size of ``--cluster-rows``. It
+   reports; it sets no bar. ``--structured-only`` runs 3. and 7. alone; ``--tools`` chooses
+   the tools of both.
 8. The operations console of ``cre serve`` on loopback (keyspace ``bench_console``) with 90
    days of six vacations in the ledger, put there through ``Ledger`` as uploads and ingests
    move them, around one small vacation really ingested (its rejects, zone files and package
@@ -37,6 +46,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -48,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +69,12 @@ sys.path.append(str(ROOT / "tests"))  # the tests' helpers, as pytest.ini's pyth
 import loaders  # noqa: E402  (the sibling module: bench/ is sys.path[0])
 from helpers import free_port  # noqa: E402
 
+from io_connectors import sstable_writer  # noqa: E402
 from pipelines import runners  # noqa: E402
 from pipelines.local import cassandra_cluster, flink_cluster  # noqa: E402
+from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER  # noqa: E402
 from pipelines.local.generator import generate_vacation  # noqa: E402
+from pipelines.options import BULK_MIN_ROWS  # noqa: E402
 
 BENCH_KEYSPACE = "bench"
 PROXY_BAR = 0.9  # the Proxy Producer zone's ingest rate over single-stream bzip2's
@@ -69,6 +82,12 @@ DSBULK_BAR = 1.0  # the structured zone's load rate over DSBulk's
 DELIVER_BAR_SECONDS = 30  # cre deliver of the 1M-row vacation
 CONSOLE_BAR_MS = 300  # the slowest of the 20 answers of every console page (issue 17)
 CONSOLE_KEYSPACE = "bench_console"
+CONTRACT_ROWS = 140_000_000  # CRE rows of the contract's largest vacation, 20 GiB of tar.bz2
+SLOT_HOURS = 4  # six slots a day: a vacation is loaded within its own
+QUIET_TIMEOUT = 600.0  # the longest wait for a quiet machine (--quiet-timeout)
+LOAD_MODES = {mode: f"cre ingest --load-mode {mode}" for mode in ("cql", "bulk")}
+TOOLS = {"cqlsh": ("cqlsh COPY FROM (CSV)", loaders.cqlsh_copy),
+         "dsbulk": ("DSBulk 1.10 (CSV)", loaders.dsbulk_load)}
 MODES = {  # the runner modes of cre ingest, by the arguments that select them
     "in process": (),
     "two processes": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
@@ -101,9 +120,11 @@ def _idle_fraction(seconds: float = 1.0) -> float:
     return (idle_after - idle) / max(total_after - total, 1)
 
 
-def _wait_until_quiet(timeout: float = 600.0) -> None:
+def _wait_until_quiet(timeout: float | None = None) -> None:
     """Measures only on a quiet machine: a local Cassandra compacts for minutes after a big
-    load, and that steals the second core the pipeline's decompression thread uses."""
+    load, and that steals the second core the pipeline's decompression thread uses. Waits
+    ``timeout`` seconds at most (by default ``--quiet-timeout``)."""
+    timeout = QUIET_TIMEOUT if timeout is None else timeout
     deadline, quiet = time.monotonic() + timeout, 0
     while time.monotonic() < deadline and quiet < 5:
         quiet = quiet + 1 if _idle_fraction() >= 0.9 else 0
@@ -131,9 +152,10 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _tree_rss(root: int) -> int:
+def _tree_rss(root: int, skip: Collection[int] = (), itself: bool = True) -> int:
     """VmRSS summed over ``root`` and all its descendants, found by the parent pid in every
-    ``/proc/<pid>/stat`` (this kernel has no ``/proc/<pid>/task/<tid>/children``)."""
+    ``/proc/<pid>/stat`` (this kernel has no ``/proc/<pid>/task/<tid>/children``); without the
+    processes in ``skip`` and theirs, and without ``root``'s own unless ``itself``."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:  # the fields after the command name, which may hold spaces and parentheses
@@ -144,8 +166,8 @@ def _tree_rss(root: int) -> int:
     total, pending = 0, [root]
     while pending:
         pid = pending.pop()
-        total += _rss(pid)
-        pending += children.get(pid, [])
+        total += _rss(pid) if itself or pid != root else 0
+        pending += [child for child in children.get(pid, []) if child not in skip]
     return total
 
 
@@ -225,38 +247,10 @@ def _fresh_keyspace(env: dict, *migrate: str) -> None:
     session = loaders.connect(*_login(env))
     session.execute(f"DROP KEYSPACE IF EXISTS {env['CRE_CASSANDRA_KEYSPACE']}", timeout=300)
     session.cluster.shutdown()
+    outside = {key: value for key, value in os.environ.items()
+               if not key.startswith("CRE_CASSANDRA_")}  # env's cluster, not make bench's
     subprocess.run([*CRE, "db", "migrate", *migrate], cwd=ROOT,
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-
-
-def _cluster(rows: int) -> None:
-    """The structured-zone load into a local three-node cluster (replication 3, LOCAL_QUORUM)
-    next to the single node's, in the same run: reports, no bar."""
-    path = _archive(rows)
-    single = _cassandra()
-    cluster = cassandra_cluster.Cluster(ROOT / "var" / "bench" / "cluster", 3, 19042, 17000,
-                                        17199)
-    cluster.start()
-    try:
-        clustered = {**single, "CRE_CASSANDRA_HOSTS": cluster.hosts,
-                     "CRE_CASSANDRA_USERNAME": "cassandra", "CRE_CASSANDRA_PASSWORD": "cassandra",
-                     "CRE_CASSANDRA_LOCAL_DC": cassandra_cluster.DATACENTER,
-                     "CRE_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM"}
-        rates = {}
-        for label, env, migrate in (
-                ("one node, replication 1, ONE", single, ()),
-                ("three nodes, replication 3, LOCAL_QUORUM", clustered,
-                 ("--replication", f"NetworkTopologyStrategy:{cassandra_cluster.DATACENTER}=3"))):
-            _fresh_keyspace(env, *migrate)
-            _wait_until_quiet()
-            elapsed, _, summary = _ingest(path, env, ("--no-deliver",))
-            assert summary["status"] == "ACCEPTED", summary
-            rates[label] = summary["totals"]["records"] / elapsed
-    finally:
-        cluster.stop()
-    print(f"\nstructured zone on a cluster, {rows:,} CRE rows, cre ingest in process")
-    for label, rate in rates.items():
-        print(f"{label:<42} {rate:>10,.0f} rows/s")
+                   env={**outside, **env}, check=True, stdout=subprocess.DEVNULL)
 
 
 def _modes(rows: int) -> None:
@@ -303,36 +297,197 @@ def _modes(rows: int) -> None:
             print(f"\n{mode}, {zone}: {failure}", file=sys.stderr)
 
 
-def _structured(rows: int) -> bool:
-    """The pipeline's end-to-end load against cqlsh COPY and DSBulk; True if the bars are met."""
-    env = _cassandra()
-    login = _login(env)
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """Where the structured comparison loads: the node ``make bench`` configured, its keyspaces
+    dropped and migrated again before each load (as every section does), or the three-node
+    cluster the bench starts, a keyspace of its own for each load and none dropped (Cassandra
+    5.0.x can wedge a node's schema when a keyspace is dropped while hints still write to it;
+    the cluster's data goes with it)."""
+
+    label: str
+    env: dict  # CRE_CASSANDRA_*: the cluster, credentials, consistency
+    migrate: tuple[str, ...] = ()  # cre db migrate's arguments: the replication
+    replication: str | None = None  # of the tools' keyspaces (a CQL map); None: loaders' RF 1
+    consistency: str | None = None  # of the tools' writes and of the counts; None: their own
+    nodes: frozenset[int] = frozenset()  # the cluster's JVMs, children of the bench
+    own_keyspaces: bool = False
+
+    def keyspace(self, shared: str, own: str, rows: int) -> str:
+        return f"{own}_{rows}" if self.own_keyspaces else shared
+
+
+@dataclasses.dataclass(frozen=True)
+class _Load:
+    """One loader's run: its seconds and the peak RSS of its process tree, or why it failed."""
+
+    seconds: float = 0.0
+    peak: int = 0
+    failure: str | None = None
+
+
+def _count_check(target: _Target, keyspace: str, expected: int) -> str | None:
+    """Why the CRE tables of ``keyspace`` do not hold ``expected`` rows each (a count by token
+    range at the target's consistency, not timed), or None when they do."""
+    session = loaders.connect(*_login(target.env), consistency=target.consistency)
+    try:
+        counts = {table: loaders.count_rows(session, keyspace, table) for table in loaders.TABLES}
+    finally:
+        session.cluster.shutdown()
+    wrong = [f"{keyspace}.{table} has {count:,} rows, not {expected:,}"
+             for table, count in counts.items() if count != expected]
+    return "; ".join(wrong) or None
+
+
+def _compare(target: _Target, rows: int, tools: Sequence[str], deliver: bool = False
+             ) -> tuple[dict[str, _Load], int | None, float | None]:
+    """``cre ingest --no-deliver`` (the load alone) of the ``rows`` vacation in each load mode,
+    each into a new keyspace, its tables counted afterwards; then ``tools`` from the archive's
+    CSVs (``bench/loaders.py``, which checks their loads). Each on a quiet machine, its peak RSS
+    summed over its process tree: ``cre ingest`` and the bulk writer's JVM under it, cqlsh and
+    its workers, DSBulk's JVM. Returns the loads, the CRE rows and, with ``deliver``, the seconds
+    of ``cre deliver`` after the CQL load."""
     path = _archive(rows)
-    _wait_until_quiet()
-    _fresh_keyspace(env)
-    elapsed, peak, summary = _ingest(path, env, ("--no-deliver",))  # the load alone
-    assert summary["status"] == "ACCEPTED", summary
-    started = time.monotonic()
-    subprocess.run([*CRE, "deliver", "--vacation",
-                    path.name.split(".")[0], "--zones-root", str(path.parent / "zones")],
-                   cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    delivery = time.monotonic() - started
-    cre_rows = sum(member["loaded"] for member in summary["members"] if member["type"] == "CRE")
-    csvs = loaders.prepare_tool_csvs(path, path.parent / "tools", path.name.split(".")[0])
-    rates = {"cre ingest (tar.bz2, validated)": cre_rows / elapsed,
-             "cqlsh COPY FROM (CSV)": cre_rows / loaders.cqlsh_copy(csvs, *login),
-             "DSBulk 1.10 (CSV)": cre_rows / loaders.dsbulk_load(csvs, *login)}
-    print(f"\nstructured zone, {cre_rows:,} CRE rows, both CRE tables "
-          f"(cre ingest peak RSS {peak / 2**20:.0f} MiB; then cre deliver: {delivery:.0f} s)")
-    pipeline = rates["cre ingest (tar.bz2, validated)"]
-    for tool, rate in rates.items():
-        print(f"{tool:<34} {rate:>10,.0f} CRE rows/s   pipeline / tool {pipeline / rate:>5.2f}")
-    versus_dsbulk = pipeline / rates["DSBulk 1.10 (CSV)"]
-    met = versus_dsbulk >= DSBULK_BAR and delivery < DELIVER_BAR_SECONDS
-    print(f"bars (>= {DSBULK_BAR} x DSBulk: {versus_dsbulk:.2f}; cre deliver < "
-          f"{DELIVER_BAR_SECONDS} s: {delivery:.0f} s):", "met" if met else "NOT met")
+    loads: dict[str, _Load] = {}
+    cre_rows = delivery = None
+    for mode in ("bulk", "cql"):  # CQL last: the bench keyspace, backed up next, as before
+        env = {**target.env, "CRE_CASSANDRA_KEYSPACE": target.keyspace(
+            BENCH_KEYSPACE, f"{BENCH_KEYSPACE}_{mode}", rows)}
+        _fresh_keyspace(env, *target.migrate)
+        _wait_until_quiet()
+        try:
+            elapsed, peak, summary = _ingest(path, env, ("--no-deliver", "--load-mode", mode),
+                                             tree=True)
+        except CreFailed as error:
+            loads[LOAD_MODES[mode]] = _Load(failure=str(error))
+            continue
+        if summary["status"] != "ACCEPTED":
+            loads[LOAD_MODES[mode]] = _Load(failure=f"status {summary['status']}: "
+                                            f"{summary.get('errors')}")
+            continue
+        cre_rows = sum(member["loaded"] for member in summary["members"]
+                       if member["type"] == "CRE")
+        loads[LOAD_MODES[mode]] = _Load(elapsed, peak, _count_check(
+            target, env["CRE_CASSANDRA_KEYSPACE"], cre_rows))
+        if deliver and mode == "cql":
+            started = time.monotonic()
+            subprocess.run([*CRE, "deliver", "--vacation", loaders.vacation_id_of(path),
+                            "--zones-root", str(path.parent / "zones")],
+                           cwd=ROOT, env={**os.environ, **env}, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            delivery = time.monotonic() - started
+    if not tools:
+        return loads, cre_rows, delivery
+    csvs = loaders.prepare_tool_csvs(path, path.parent / "tools", loaders.vacation_id_of(path))
+    if cre_rows is None:  # neither mode loaded: the rows the tools load
+        cre_rows = loaders.csv_facts(csvs["cre_event_versions"]).records
+    if "dsbulk" in tools:
+        loaders.dsbulk_jars()  # fetched once by Maven: not DSBulk's memory
+    for tool in tools:
+        name, load = TOOLS[tool]
+        _wait_until_quiet()
+        try:  # the bench's children but the cluster's nodes: the tool's processes
+            with _Peak(lambda: _tree_rss(os.getpid(), target.nodes, itself=False),
+                       0.2) as sampler:
+                seconds = load(csvs, *_login(target.env),
+                               keyspace=target.keyspace(loaders.KEYSPACE, f"bench_{tool}", rows),
+                               replication=target.replication, consistency=target.consistency)
+        except RuntimeError as error:  # a failed load, or the check after it
+            loads[name] = _Load(failure=str(error))
+            continue
+        loads[name] = _Load(seconds, sampler.peak)
+    return loads, cre_rows, delivery
+
+
+def _report(target: _Target, loads: dict[str, _Load], cre_rows: int | None) -> None:
+    """The comparison's table: seconds, CRE rows/s, peak RSS, the rate against DSBulk's, and
+    each rate projected to the contract's largest vacation, against its slot."""
+    print(f"\nstructured zone on {target.label}: {cre_rows or 0:,} CRE rows into both CRE "
+          "tables; cre ingest from the tar.bz2 with validation (--no-deliver), the tools from "
+          "its extracted CSVs; peak RSS summed over each one's process tree (cre ingest: Python "
+          "and the bulk writer's JVM); projected to the contract's 20 GiB vacation "
+          f"({CONTRACT_ROWS / 1e6:.0f}M CRE rows) at this size's rate, against its "
+          f"{SLOT_HOURS}-hour slot")
+    measured = {name: load for name, load in loads.items() if load.failure is None}
+    dsbulk = measured.get(TOOLS["dsbulk"][0])
+    print(f"{'loader':<28} {'seconds':>8} {'CRE rows/s':>10} {'peak RSS MiB':>12} "
+          f"{'/ DSBulk':>8} {'140M rows':>9} {f'{SLOT_HOURS} h slot':>9}")
+    for name, load in loads.items():
+        if load.failure is not None:
+            print(f"{name:<28} FAILED")
+            continue
+        hours = CONTRACT_ROWS * load.seconds / cre_rows / 3600
+        versus = f"{dsbulk.seconds / load.seconds:>8.2f}" if dsbulk else f"{'':>8}"
+        print(f"{name:<28} {load.seconds:>8.1f} {cre_rows / load.seconds:>10,.0f} "
+              f"{load.peak / 2**20:>12.0f} {versus} {hours:>7.1f} h "
+              f"{'fits' if hours <= SLOT_HOURS else 'OVER':>9}")
+    bulk, cql = measured.get(LOAD_MODES["bulk"]), measured.get(LOAD_MODES["cql"])
+    if bulk and cql:
+        print(f"bulk / cql: {cql.seconds / bulk.seconds:.2f} x the rate, "
+              f"{bulk.peak / cql.peak:.2f} x the peak RSS")
+    for name, load in loads.items():
+        if load.failure is not None:
+            print(f"\n{name} on {target.label}: {load.failure}", file=sys.stderr)
+
+
+def _structured(rows: int, tools: Sequence[str]) -> bool:
+    """The comparison on the node ``make bench`` configured, ``cre deliver`` timed after the CQL
+    load; True if the bars are met: the mode ``--load-mode auto`` takes at this size against
+    DSBulk (when measured), and ``cre deliver`` (up to 1M rows, the bar's size)."""
+    env = _cassandra()
+    target = _Target(f"one node (replication 1, consistency "
+                     f"{env.get('CRE_CASSANDRA_CONSISTENCY', 'LOCAL_QUORUM')})", env)
+    loads, cre_rows, delivery = _compare(target, rows, tools, deliver=True)
+    _report(target, loads, cre_rows)
+    if delivery is not None:
+        print(f"then cre deliver (after the CQL load): {delivery:.0f} s")
+    auto = ("bulk" if rows >= BULK_MIN_ROWS and sstable_writer.unavailable_reason() is None
+            else "cql")
+    pipeline, dsbulk = loads.get(LOAD_MODES[auto]), loads.get(TOOLS["dsbulk"][0])
+    bars, met = [], True
+    if pipeline is None or pipeline.failure is not None or (dsbulk and dsbulk.failure):
+        bars.append(f"{auto} mode >= {DSBULK_BAR} x DSBulk: not measured")
+        met = False
+    elif dsbulk:
+        versus = dsbulk.seconds / pipeline.seconds
+        bars.append(f"{auto} mode, what --load-mode auto takes here, >= {DSBULK_BAR} x DSBulk: "
+                    f"{versus:.2f}")
+        met = versus >= DSBULK_BAR
+    if rows <= 1_000_000:
+        bars.append(f"cre deliver < {DELIVER_BAR_SECONDS} s: "
+                    + ("not measured" if delivery is None else f"{delivery:.0f} s"))
+        met = met and delivery is not None and delivery < DELIVER_BAR_SECONDS
+    if bars:
+        print(f"bars ({'; '.join(bars)}):", "met" if met else "NOT met")
     return met
+
+
+def _cluster(sizes: Sequence[int], tools: Sequence[str]) -> None:
+    """The comparison on a local three-node cluster the bench starts on free ports (in
+    ``var/bench/cluster``, made anew) and stops, its data deleted: replication 3, every load
+    at LOCAL_QUORUM. It reports; it sets no bar."""
+    home = ROOT / "var" / "bench" / "cluster"
+    shutil.rmtree(home, ignore_errors=True)
+    cluster = cassandra_cluster.Cluster(home, 3, free_port(), free_port(), free_port())
+    datacenter = cassandra_cluster.DATACENTER
+    try:
+        cluster.start()
+        target = _Target(
+            "three nodes (replication 3, consistency LOCAL_QUORUM)",
+            {"CRE_CASSANDRA_HOSTS": cluster.hosts, "CRE_CASSANDRA_USERNAME": DEFAULT_USER,
+             "CRE_CASSANDRA_PASSWORD": DEFAULT_PASSWORD, "CRE_CASSANDRA_LOCAL_DC": datacenter,
+             "CRE_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM"},
+            migrate=("--replication", f"NetworkTopologyStrategy:{datacenter}=3"),
+            replication=f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': 3}}",
+            consistency="LOCAL_QUORUM", nodes=frozenset(cluster.pids().values()),
+            own_keyspaces=True)
+        for rows in sizes:
+            loads, cre_rows, _ = _compare(target, rows, tools)
+            _report(target, loads, cre_rows)
+    finally:  # a start that failed halfway leaves nodes running too
+        cluster.stop()
+        for number in cluster.numbers:
+            shutil.rmtree(cluster.node(number).home / "data", ignore_errors=True)
 
 
 def _wait_healthy(url: str, verify=True) -> None:
@@ -587,15 +742,51 @@ def _console(days: int) -> bool:
     return met
 
 
+def _sizes(text: str) -> list[int]:
+    """``1M,5M`` (or ``1000000,5000000``, ``50k``) as CRE rows; ``0``: none."""
+    sizes = []
+    for part in text.lower().replace("_", "").split(","):
+        part = part.strip()
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+        try:
+            rows = int(part[:-1] if scale > 1 else part) * scale
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of rows: {part!r}") from None
+        if rows:
+            sizes.append(rows)
+    return sizes
+
+
+def _tools(text: str) -> tuple[str, ...]:
+    """``cqlsh,dsbulk`` as the tools' names; ``none``: none."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip() not in ("", "none"))
+    unknown = sorted(set(names) - set(TOOLS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no tool {unknown}: {', '.join(TOOLS)}")
+    return names
+
+
 def main() -> int:
+    global QUIET_TIMEOUT
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--modes-rows", type=int, default=1_000_000,
                         help="CRE rows of the runner-mode comparison (0: skip it)")
-    parser.add_argument("--cluster-rows", type=int, default=1_000_000,
-                        help="CRE rows of the three-node cluster load (0: skip it)")
-    parser.add_argument("--structured-rows", type=int, default=1_000_000,
-                        help="CRE rows of the structured-zone comparison (0: skip it)")
+    parser.add_argument("--structured-rows", type=_sizes, default=[1_000_000],
+                        help="CRE rows of the structured-zone comparison on the single node, "
+                        "sizes separated by commas, e.g. 1M,5M (0: skip it)")
+    parser.add_argument("--cluster-rows", type=_sizes, default=[1_000_000],
+                        help="CRE rows of the same comparison on a three-node cluster the bench "
+                        "starts and stops, e.g. 1M,5M (0: skip it)")
+    parser.add_argument("--tools", type=_tools, default=tuple(TOOLS),
+                        help="the tools of both comparisons, next to cre ingest's two load "
+                        f"modes, separated by commas: {', '.join(TOOLS)} (none: neither)")
+    parser.add_argument("--structured-only", action="store_true",
+                        help="only the structured-zone comparisons (--structured-rows, "
+                        "--cluster-rows): every other section skipped")
+    parser.add_argument("--quiet-timeout", type=float, default=QUIET_TIMEOUT,
+                        help="the longest wait, in seconds, for a quiet machine before each "
+                        "measure")
     parser.add_argument("--flink-rows", type=int, default=1_000_000,
                         help="CRE rows of the Flink comparison (0: skip it)")
     parser.add_argument("--upload-gib", type=int, default=2,
@@ -603,6 +794,10 @@ def main() -> int:
     parser.add_argument("--console-days", type=int, default=90,
                         help="business dates of vacations in the console's ledger (0: skip it)")
     args = parser.parse_args()
+    QUIET_TIMEOUT = args.quiet_timeout
+    if args.structured_only:
+        args.rows, args.modes_rows, args.upload_gib, args.flink_rows, args.console_days = (
+            [], 0, 0, 0, 0)
     results = []
     for rows in args.rows:
         path = _archive(rows)
@@ -626,11 +821,12 @@ def main() -> int:
         print(f"bars (ratio >= {PROXY_BAR}, peak RSS < 1 GiB):", "met" if bars else "NOT met")
     if args.modes_rows:
         _modes(args.modes_rows)  # reports only: no bar
+    for index, rows in enumerate(args.structured_rows):
+        bars = _structured(rows, args.tools) and bars
+        if index == 0 and not args.structured_only:
+            _backup_restore()  # of what the first size's CQL load left in the bench keyspace
     if args.cluster_rows:
-        _cluster(args.cluster_rows)  # reports only: no bar
-    if args.structured_rows:
-        bars = _structured(args.structured_rows) and bars
-        _backup_restore()
+        _cluster(args.cluster_rows, args.tools)  # reports only: no bar
     if args.upload_gib:
         bars = _upload(args.upload_gib) and bars
         bars = _upload(args.upload_gib, tls=True) and bars

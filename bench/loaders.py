@@ -24,7 +24,8 @@ ESCAPE='"'`` (cqlsh's default escape ``\\`` turns off the doubling of quotes), `
 know the ``T`` and silently loads midnight), ``NUMPROCESSES=2`` (its default is cores - 1 = 1;
 1 and 2 were within noise of each other here, 3 slower), ``CHUNKSIZE=5000, MAXBATCHSIZE=20,
 MINBATCHSIZE=10, INGESTRATE=100000, PREPAREDSTATEMENTS=true`` (its defaults, written out),
-``MAXPARSEERRORS=0, MAXINSERTERRORS=0`` (fail instead of skipping rows). COPY FROM cannot load
+``MAXPARSEERRORS=0, MAXINSERTERRORS=0`` (fail instead of skipping rows; a batch it sends again
+after a timeout, "will retry later", is no failure, one it gives up on is). COPY FROM cannot load
 a quoted value holding a line break (it counts lines as rows and stalls), so the records with
 one (0.5 % of generated labels) follow in the same script as ``BEGIN UNLOGGED BATCH`` of
 :data:`CQLSH_INSERTS_PER_BATCH` INSERTs, timed with the rest.
@@ -42,6 +43,11 @@ tables almost never have twice, and was 3 times slower here); everything else DS
 (``engine.maxConcurrentQueries=AUTO``, ``executor.maxInFlight`` and ``maxPerSecond`` unlimited,
 ``schema.nullToUnset=true``, consistency ``LOCAL_ONE``). ``main --dsbulk-defaults`` measures
 DSBulk without :data:`DSBULK_TUNING`.
+
+On a cluster (``bench/bench.py``'s three-node comparison) each tool is given the keyspace's
+``replication`` (a CQL map, instead of SimpleStrategy RF 1) and the ``consistency`` of its writes,
+the one ``cre ingest`` writes at there (``CONSISTENCY`` at the top of cqlsh's script, which its
+COPY FROM takes; DSBulk's ``-cl``); the checks afterwards read at that consistency too.
 """
 
 from __future__ import annotations
@@ -126,6 +132,10 @@ _SAMPLES_PER_KIND = 3
 _CQLSH_COPY_TIME = re.compile(r"rows imported from \d+ files? in (?:(\d+) days?, (\d+) hours?, "
                               r"(\d+) minutes?, and )?([\d.]+) seconds")
 _CQLSH_TROUBLE = re.compile(r"Error|Exception|Failed to import|aborting")
+# a batch cqlsh will send again (a write timeout of an overloaded cluster): not a failure unless
+# it gives up on it ("given up after N attempts"), and the count afterwards checks the rest
+_CQLSH_RETRY = re.compile(r"^.*Failed to import \d+ rows: .*will retry later, "
+                          r"attempt \d+ of \d+\s*$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,25 +236,35 @@ def prepare_tool_csvs(archive: Path, out_dir: Path, vacation_id: str) -> dict[st
 # Cassandra side (not timed)
 
 
-def connect(host: str, port: int, user: str, password: str) -> Any:
-    """A cassandra-driver session (the driver comes with cqlsh) for DDL, counts and samples."""
+def connect(host: str, port: int, user: str, password: str,
+            consistency: Optional[str] = None) -> Any:
+    """A cassandra-driver session (the driver comes with cqlsh) for DDL, counts and samples;
+    ``consistency`` (a level's name) for its statements, by default the driver's (LOCAL_ONE)."""
+    from cassandra import ConsistencyLevel
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
+    profile = ExecutionProfile(request_timeout=120)
+    if consistency:
+        profile.consistency_level = ConsistencyLevel.name_to_value[consistency.upper()]
     cluster = Cluster([host], port=port, protocol_version=5,
-                      auth_provider=PlainTextAuthProvider(user, password))
-    session = cluster.connect()
-    session.default_timeout = 120
-    return session
+                      auth_provider=PlainTextAuthProvider(user, password),
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    return cluster.connect()
 
 
-def ensure_tables(session: Any, keyspace: str = KEYSPACE) -> None:
-    """Creates the keyspace (SimpleStrategy RF 1) if missing, and both tables anew.
+SINGLE_NODE = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+def ensure_tables(session: Any, keyspace: str = KEYSPACE,
+                  replication: Optional[str] = None) -> None:
+    """Creates the keyspace if missing (``replication``, a CQL map; by default SimpleStrategy
+    RF 1), and both tables anew.
 
     Called before each tool's run so that each tool starts from empty tables of today's schema.
     """
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+                    f"{replication or SINGLE_NODE}")
     session.set_keyspace(keyspace)
     for table in TABLES:
         session.execute(f"DROP TABLE IF EXISTS {table}", timeout=300)
@@ -352,9 +372,10 @@ def check_samples(session: Any, keyspace: str, table: str, samples: Iterable[dic
 
 
 def verify_load(tool: str, csvs: dict[str, Path], host: str, port: int, user: str,
-                password: str, keyspace: str) -> None:
-    """Raises unless each table has as many rows as its CSV has records and the samples match."""
-    session = connect(host, port, user, password)
+                password: str, keyspace: str, consistency: Optional[str] = None) -> None:
+    """Raises unless each table has as many rows as its CSV has records and the samples match
+    (read at ``consistency``: that of the writes, on a cluster)."""
+    session = connect(host, port, user, password, consistency)
     try:
         problems = []
         for table, path in csvs.items():
@@ -370,10 +391,11 @@ def verify_load(tool: str, csvs: dict[str, Path], host: str, port: int, user: st
         session.cluster.shutdown()
 
 
-def _reset(host: str, port: int, user: str, password: str, keyspace: str) -> None:
+def _reset(host: str, port: int, user: str, password: str, keyspace: str,
+           replication: Optional[str] = None) -> None:
     session = connect(host, port, user, password)
     try:
-        ensure_tables(session, keyspace)
+        ensure_tables(session, keyspace, replication)
     finally:
         session.cluster.shutdown()
 
@@ -411,9 +433,11 @@ def _cql_literal(column: str, text: str) -> str:
     return _cql_string(text)
 
 
-def cqlsh_inputs(csvs: dict[str, Path], keyspace: str = KEYSPACE) -> dict[str, Path]:
+def cqlsh_inputs(csvs: dict[str, Path], keyspace: str = KEYSPACE,
+                 consistency: Optional[str] = None) -> dict[str, Path]:
     """One cqlsh script per table: a ``COPY FROM`` of the records without a line break, then
-    ``UNLOGGED BATCH`` INSERTs of the few with one (not timed).
+    ``UNLOGGED BATCH`` INSERTs of the few with one (not timed); first, with ``consistency``,
+    the ``CONSISTENCY`` they are written at (cqlsh's own default is ONE).
 
     Why: cqlsh COPY FROM feeds its workers *lines* and expects as many rows back as lines sent,
     so one quoted value holding a line break stalls the whole import until CHILDTIMEOUT aborts
@@ -433,6 +457,8 @@ def cqlsh_inputs(csvs: dict[str, Path], keyspace: str = KEYSPACE) -> dict[str, P
         with open(path, encoding="utf-8", newline="") as source, \
                 open(single, "w", encoding="utf-8", newline="") as target, \
                 open(script, "w", encoding="utf-8", newline="\n") as cql:
+            if consistency:
+                cql.write(f"CONSISTENCY {consistency.upper()};\n")
             cql.write(f"COPY {keyspace}.{table} ({', '.join(columns)}) FROM "
                       f"{_cql_string(str(single.resolve()))} WITH "
                       + " AND ".join(f"{name}={_cql_string(value)}"
@@ -457,15 +483,17 @@ def cqlsh_inputs(csvs: dict[str, Path], keyspace: str = KEYSPACE) -> dict[str, P
 
 
 def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
-               keyspace: str = KEYSPACE) -> float:
+               keyspace: str = KEYSPACE, replication: Optional[str] = None,
+               consistency: Optional[str] = None) -> float:
     """Loads both tables with cqlsh (see :func:`cqlsh_inputs`); returns the wall-clock seconds.
 
     Raises if cqlsh fails or reports a failed row, or if the check afterwards (not timed) finds
-    a difference with the CSVs.
+    a difference with the CSVs. ``replication`` and ``consistency``: on a cluster, the
+    keyspace's (a CQL map) and the writes'.
     """
-    _reset(host, port, user, password, keyspace)
+    _reset(host, port, user, password, keyspace, replication)
     CQLSH_ERRORS.mkdir(parents=True, exist_ok=True)
-    scripts = cqlsh_inputs(csvs, keyspace)
+    scripts = cqlsh_inputs(csvs, keyspace, consistency)
     env = dict(os.environ, PYTHONUTF8="1")  # cqlsh opens its files with the locale's encoding
     elapsed = 0.0
     for table, script in scripts.items():
@@ -476,7 +504,8 @@ def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password:
         started = time.monotonic()
         output = _run(command, f"cqlsh {script.name}", env, CQLSH_ERRORS / f"{table}.log")
         elapsed += time.monotonic() - started
-        if _CQLSH_TROUBLE.search(output) or errors.exists():
+        retries = len(_CQLSH_RETRY.findall(output))
+        if _CQLSH_TROUBLE.search(_CQLSH_RETRY.sub("", output)) or errors.exists():
             raise RuntimeError(f"cqlsh {script} reported errors (see {errors}):\n"
                                f"{output[-3000:]}")
         copy = _CQLSH_COPY_TIME.search(output)
@@ -485,8 +514,9 @@ def cqlsh_copy(csvs: dict[str, Path], host: str, port: int, user: str, password:
             inserts = script.read_text(encoding="utf-8").count("\nINSERT INTO ")
             print(f"cqlsh {table}: {time.monotonic() - started:.1f} s, of which COPY FROM "
                   f"{((days * 24 + hours) * 60 + minutes) * 60 + seconds:.1f} s; "
-                  f"{inserts:,} records with a line break as INSERTs", file=sys.stderr)
-    verify_load("cqlsh", csvs, host, port, user, password, keyspace)
+                  f"{inserts:,} records with a line break as INSERTs; {retries} batches "
+                  "sent again", file=sys.stderr)
+    verify_load("cqlsh", csvs, host, port, user, password, keyspace, consistency)
     return elapsed
 
 
@@ -504,24 +534,29 @@ def dsbulk_jars() -> Path:
 
 
 def dsbulk_load(csvs: dict[str, Path], host: str, port: int, user: str, password: str,
-                keyspace: str = KEYSPACE, tuning: Sequence[str] = DSBULK_TUNING) -> float:
+                keyspace: str = KEYSPACE, replication: Optional[str] = None,
+                consistency: Optional[str] = None,
+                tuning: Sequence[str] = DSBULK_TUNING) -> float:
     """Loads both CSVs with DSBulk; returns the wall-clock seconds of both loads.
 
     Raises if DSBulk does not exit 0 (``-maxErrors 0``) or the check afterwards (not timed)
     finds a difference. ``tuning``: settings for speed on top of the format ones.
+    ``replication`` and ``consistency``: on a cluster, the keyspace's (a CQL map) and the
+    writes' (``-cl``; by default DSBulk's LOCAL_ONE).
     """
     lib = dsbulk_jars()
-    _reset(host, port, user, password, keyspace)
+    _reset(host, port, user, password, keyspace, replication)
+    level = ("-cl", consistency.upper()) if consistency else ()
     elapsed = 0.0
     for table, path in csvs.items():
         command = ["java", "-cp", f"{lib}/*", DSBULK_MAIN, "load",
                    "-url", str(path.resolve()), "-k", keyspace, "-t", table,
                    "-h", host, "-port", str(port), "-u", user, "-p", password,
-                   "--log.directory", str(DSBULK_LOGS), *DSBULK_OPTIONS, *tuning]
+                   "--log.directory", str(DSBULK_LOGS), *DSBULK_OPTIONS, *level, *tuning]
         started = time.monotonic()
         _run(command, f"dsbulk load into {table}", log=DSBULK_LOGS / f"{table}.out")
         elapsed += time.monotonic() - started
-    verify_load("dsbulk", csvs, host, port, user, password, keyspace)
+    verify_load("dsbulk", csvs, host, port, user, password, keyspace, consistency)
     return elapsed
 
 

@@ -32,11 +32,14 @@ from transforms.contract import PlatformError
 _LOG = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parents[1]
-# built by `make setup` (mvn package of cassandra/sstable-writer); CRE_SSTABLE_WRITER points
-# elsewhere (an image that carries the jars at another path)
-BUILD = Path(os.environ.get("CRE_SSTABLE_WRITER", PROJECT / "var" / "sstable-writer"))
-_JVM_OPTIONS = PROJECT / "cassandra" / "jvm17.options"  # Cassandra's module exports for Java 17
-_MAIN = "fr.mmg.cre.sstables.SSTableWriterService"
+
+
+def build() -> Path:
+    """Where the writer's jar and its dependencies (lib/) are: built by `make setup` (mvn
+    package of cassandra/sstable-writer) into var/, or ``$CRE_SSTABLE_WRITER`` (an image that
+    carries them elsewhere)."""
+    return Path(os.environ.get("CRE_SSTABLE_WRITER", PROJECT / "var" / "sstable-writer"))
+
 _HEADER = struct.Struct(">biI")
 
 
@@ -49,8 +52,8 @@ def unavailable_reason() -> Optional[str]:
     """Why the bulk writer cannot run here (no Java, not built), or None when it can."""
     if shutil.which("java") is None:
         return "no java on the PATH"
-    if not (BUILD / "cre-sstable-writer.jar").is_file():
-        return f"the SSTable writer is not built ({BUILD}: make setup builds it)"
+    if not (build() / "cre-sstable-writer.jar").is_file():
+        return f"the SSTable writer is not built ({build()}: make setup builds it)"
     return None
 
 
@@ -103,12 +106,9 @@ class SSTableWriterProcess:
         reason = unavailable_reason()
         if reason:
             raise BulkLoadFailed(f"bulk load impossible: {reason}")
-        modules = [line for line in _JVM_OPTIONS.read_text().splitlines()
-                   if line.startswith("--add-")]
-        classpath = f"{BUILD / 'cre-sstable-writer.jar'}:{BUILD / 'lib'}/*"
         self._process = subprocess.Popen(
-            ["java", f"-Xmx{heap}", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError", *modules,
-             "-cp", classpath, _MAIN],
+            ["java", f"-Xmx{heap}", "-XX:+UseParallelGC", "-XX:+ExitOnOutOfMemoryError",
+             "-jar", str(build() / "cre-sstable-writer.jar")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._write_lock = threading.Lock()
         self._pending: dict[int, concurrent.futures.Future] = {}

@@ -7,6 +7,7 @@ import org.apache.arrow.vector.BitVector;
 import org.apache.arrow.vector.DateDayVector;
 import org.apache.arrow.vector.DecimalVector;
 import org.apache.arrow.vector.FieldVector;
+import org.apache.arrow.vector.FixedSizeBinaryVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.Float8Vector;
 import org.apache.arrow.vector.IntVector;
@@ -42,6 +43,8 @@ interface CqlBytes
         if (vector instanceof VarCharVector text)
             return index -> ByteBuffer.wrap(text.get(index));
         if (vector instanceof VarBinaryVector binary)
+            return index -> ByteBuffer.wrap(binary.get(index));
+        if (vector instanceof FixedSizeBinaryVector binary)  // a uuid: its 16 bytes
             return index -> ByteBuffer.wrap(binary.get(index));
         if (vector instanceof IntVector numbers)
             return index -> ByteBufferUtil.bytes(numbers.get(index));
