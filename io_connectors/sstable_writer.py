@@ -165,7 +165,8 @@ class SSTableWriterProcess:
     def _await(self, future: concurrent.futures.Future, table: str) -> dict:
         reply = future.result()
         if not reply.get("ok"):
-            raise BulkLoadFailed(f"bulk load of {table}: {reply.get('error')}")
+            # one line: the JVM's messages span several (a stream's, each peer's failure)
+            raise BulkLoadFailed(f"bulk load of {table}: {' '.join(str(reply['error']).split())}")
         return reply
 
     def _read_replies(self) -> None:

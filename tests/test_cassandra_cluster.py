@@ -12,11 +12,14 @@ cluster with ``cre cassandra stop`` and starts it again over its data.
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter, defaultdict
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,7 @@ from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.schema_migrations import keyspace_replication
+from transforms.contract import DEBIT_TYPES
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -268,6 +272,170 @@ def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     assert _count(session, "cre_event_versions", "BAF_20261023_02") == (300_000, 300_000)
     assert _written_after(session, "BAF_20261023_02", down_at)
     session.cluster.shutdown()
+
+
+def _cre_rows(archive: Path) -> list[list[str]]:
+    """The archive's CRE records: cre_id, account_id, event_type, event_ts, value_date, amount,
+    currency, counterparty_iban, label."""
+    return [row for member, raw in read_members(archive).items() if member.startswith("CRE_")
+            for row in data_records(raw)]
+
+
+def _busiest(rows: list[list[str]], count: int = 2) -> list[str]:
+    """The accounts with the most events (the first seen wins a tie)."""
+    return [account for account, _ in Counter(row[1] for row in rows).most_common(count)]
+
+
+def _query(env: dict, *args: str):
+    run = run_cre("query", *args, "--json", env=env)
+    assert run.code == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
+
+
+def _answers(env: dict, vacation_id: str, accounts: list[str], rows: list[list[str]]) -> dict:
+    """What ``cre query events`` and ``cre query position`` serve of the vacation for each
+    account (its events; its position on its first event's value date), as the JSON says."""
+    answers = {}
+    for account in accounts:
+        events = _query(env, "events", "--account", account, "--from", "2025-01-01",
+                        "--to", "2027-12-31")
+        day = next(row[4] for row in rows if row[1] == account)
+        answers[account] = {
+            "events": [event for event in events if event["vacation_id"] == vacation_id],
+            "position": _query(env, "position", "--account", account, "--date", day)}
+    return answers
+
+
+def _assert_served_as_archived(answers: dict, vacation_id: str, rows: list[list[str]]) -> None:
+    """The answers hold each account's events of the archive, every field as archived, and the
+    position the archive's events of that day add up to."""
+    for account, served in answers.items():
+        mine = [row for row in rows if row[1] == account]
+        assert sorted((event["cre_id"], event["vacation_id"], event["account_id"],
+                       event["value_date"], event["event_type"],
+                       datetime.datetime.fromisoformat(event["event_ts"]),
+                       Decimal(event["amount"]), event["currency"], event["counterparty_iban"],
+                       event["label"]) for event in served["events"]) == sorted(
+            (cre_id, vacation_id, account_id, value_date, event_type,
+             datetime.datetime.fromisoformat(event_ts), Decimal(amount), currency, iban or None,
+             label or None)
+            for cre_id, account_id, event_type, event_ts, value_date, amount, currency, iban,
+            label in mine), account
+        day = mine[0][4]
+        expected = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+        for row in mine:
+            if row[4] == day:
+                total = expected[row[6]]
+                total[0] += 1
+                total[1 if row[2] in DEBIT_TYPES else 2] += abs(Decimal(row[5]))
+        assert {p["currency"]: [p["event_count"], Decimal(p["debit_total"]),
+                                Decimal(p["credit_total"])] for p in served["position"]} == \
+            expected, account
+
+
+def _any_row(env: dict, vacation_id: str) -> bool:
+    """Whether a row of the vacation is in cre_event_versions (its index, at LOCAL_QUORUM)."""
+    session = _session(env)
+    try:
+        return retry_transient()(session.execute)(
+            "SELECT cre_id FROM cre_event_versions WHERE vacation_id = %s LIMIT 1",
+            (vacation_id,), timeout=60).one() is not None
+    finally:
+        session.cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def bulk_env(cluster):
+    """The bulk loads' keyspace (replication 3): their row counts scan it whole, and stay short
+    with no other test's rows in it."""
+    return _keyspace(cluster, "bulk")
+
+
+def test_bulk_and_cql_loads_serve_the_same_answers(cluster, bulk_env, tmp_path):
+    """One archive loaded with --load-mode cql, rolled back, replayed with --load-mode bulk,
+    rolled back again: the bulk load serves what the CQL load served (and the archive holds),
+    its SSTables reach every replica, its cells are newer than the first rollback's tombstones
+    and older than the second's."""
+    vacation, records = "BAF_20261105_01", 10_000
+    archive = generate_vacation(tmp_path, "2026-11-05", 1, records, 20, seed=88)
+    rows = _cre_rows(archive)
+    accounts = _busiest(rows)
+    cql = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
+                  "--no-deliver", "--load-mode", "cql", env=bulk_env)
+    assert cql.code == 0 and cql.summary["status"] == "ACCEPTED", cql.stderr[-3000:]
+    assert f"{vacation}: structured zone in cql mode" in cql.stderr
+    by_cql = _answers(bulk_env, vacation, accounts, rows)
+    _assert_served_as_archived(by_cql, vacation, rows)
+
+    rolled_back = run_cre("rollback", vacation, env=bulk_env)
+    assert rolled_back.code == 0, rolled_back.stderr[-3000:]
+    assert not _any_row(bulk_env, vacation)
+    bulk = run_cre("replay", vacation, "--no-deliver", "--load-mode", "bulk", env=bulk_env)
+    assert bulk.code == 0 and bulk.summary["status"] == "ACCEPTED", bulk.stderr[-3000:]
+    assert bulk.summary["totals"] == cql.summary["totals"] == {
+        "records": records + 20, "loaded": records + 20, "rejected": 0}
+    assert f"{vacation}: structured zone in bulk mode" in bulk.stderr
+    assert "io_connectors.cassandra_bulk: cre_event_versions: " in bulk.stderr  # streamed
+    assert _answers(bulk_env, vacation, accounts, rows) == by_cql
+    session = _session(bulk_env)  # every replica has every row, straight from the stream
+    for table in ("cre_event_versions", "cre_events_by_account"):
+        assert _count(session, table, vacation, ConsistencyLevel.ALL) == (records, records)
+    session.cluster.shutdown()
+
+    again = run_cre("rollback", vacation, env=bulk_env)  # a DELETE removes the bulk cells
+    assert again.code == 0, again.stderr[-3000:]
+    session = _session(bulk_env)
+    for table in ("cre_event_versions", "cre_events_by_account"):
+        assert _count(session, table, vacation) == (0, 0)
+    session.cluster.shutdown()
+
+
+def test_node_killed_mid_bulk_stream_fails_then_replay_loads_every_row(cluster, bulk_env,
+                                                                       tmp_path):
+    """--load-mode bulk with node 3 killed while the SSTables stream (replication 3,
+    LOCAL_QUORUM): SSTableLoader streams to every replica of each range, so the stream to the
+    dead node fails the run, plainly (exit 1, FAILED in the ledger with the streaming error),
+    and what reached the two others is not served. With node 3 back, cre replay purges it and
+    loads every row, onto every replica."""
+    vacation, records = "BAF_20261025_01", 200_000
+    archive = generate_vacation(tmp_path, "2026-10-25", 1, records, 10, seed=87)
+    rows = _cre_rows(archive)
+    accounts = _busiest(rows)
+    load = start_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
+                     "--no-deliver", "--load-mode", "bulk", env=bulk_env)
+    _loading(bulk_env, vacation)  # a first chunk's SSTables streamed, the next ones to come
+    cluster.kill(3)
+    _still_loading(bulk_env, load, vacation)
+    _, stderr = load.communicate(timeout=600)
+    assert load.returncode == 1, stderr[-3000:]
+    # the log above it has Beam's traceback; Cassandra's StreamException spans lines
+    error = stderr[stderr.rfind("\ncre ingest: error: ") + 1:]
+    streaming_failed = f"failed to [/127.0.0.3:{cluster.storage_port}]"
+    assert error.startswith("cre ingest: error: bulk load of ") and streaming_failed in error, \
+        stderr[-3000:]
+
+    session = _session(bulk_env)  # node 3 still down: a quorum of two answers
+    record = Ledger(session).get(vacation)
+    assert record.state == State.FAILED
+    assert [error.code for error in record.errors] == ["PLATFORM_FAILURE"]
+    assert streaming_failed in record.errors[0].message
+    assert vacation not in Ledger(session).visible()
+    session.cluster.shutdown()
+    assert _any_row(bulk_env, vacation)  # the live replicas took SSTables: hidden
+    assert _answers(bulk_env, vacation, accounts, rows) == {
+        account: {"events": [], "position": []} for account in accounts}
+
+    cluster.start(3)
+    replay = run_cre("replay", vacation, "--no-deliver", "--load-mode", "bulk", env=bulk_env)
+    assert replay.code == 0 and replay.summary["status"] == "ACCEPTED", replay.stderr[-3000:]
+    assert replay.summary["totals"]["loaded"] == records + 10
+    assert f"{vacation}: removing what its earlier run (FAILED) wrote" in replay.stderr
+    session = _session(bulk_env)  # every replica, node 3 included, has every row, no repair
+    for table in ("cre_event_versions", "cre_events_by_account"):
+        assert _count(session, table, vacation, ConsistencyLevel.ALL) == (records, records)
+    assert Ledger(session).get(vacation).state == State.LOADED
+    session.cluster.shutdown()
+    _assert_served_as_archived(_answers(bulk_env, vacation, accounts, rows), vacation, rows)
 
 
 def test_backup_and_restore_on_the_cluster(cluster, tmp_path):
