@@ -24,9 +24,13 @@ from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout
-from cassandra.query import SimpleStatement
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+from cassandra.cluster import Cluster as DriverCluster
+from cassandra.policies import WhiteListRoundRobinPolicy
+from cassandra.query import SimpleStatement, ValueSequence, tuple_factory
 from helpers import free_port, run_cre, start_cre, wait_until
-from vacations import data_records
+from vacations import break_currencies, data_records, write_archive
 
 from io_connectors.cassandra_client import CassandraConfig, retry_transient
 from pipelines.ledger import IN_PROGRESS, Ledger, State
@@ -35,6 +39,7 @@ from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.schema_migrations import keyspace_replication
 from transforms.contract import DEBIT_TYPES
+from transforms.structured_rows import DAY_BUCKETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -294,7 +299,7 @@ def _query(env: dict, *args: str):
 
 def _answers(env: dict, vacation_id: str, accounts: list[str], rows: list[list[str]]) -> dict:
     """What ``cre query events`` and ``cre query position`` serve of the vacation for each
-    account (its events; its position on its first event's value date), as the JSON says."""
+    account (its events; its position on its first event's value date), as their JSON."""
     answers = {}
     for account in accounts:
         events = _query(env, "events", "--account", account, "--from", "2025-01-01",
@@ -307,8 +312,8 @@ def _answers(env: dict, vacation_id: str, accounts: list[str], rows: list[list[s
 
 
 def _assert_served_as_archived(answers: dict, vacation_id: str, rows: list[list[str]]) -> None:
-    """The answers hold each account's events of the archive, every field as archived, and the
-    position the archive's events of that day add up to."""
+    """The answers hold each account's loaded events of the archive, every field as archived,
+    and the position that the archive's events of that day add up to."""
     for account, served in answers.items():
         mine = [row for row in rows if row[1] == account]
         assert sorted((event["cre_id"], event["vacation_id"], event["account_id"],
@@ -344,50 +349,122 @@ def _any_row(env: dict, vacation_id: str) -> bool:
         session.cluster.shutdown()
 
 
+def _zone_rows(session, vacation_id: str) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of the vacation in the structured zone's five tables, every column (as text:
+    a decimal's scale, a timestamp's precision count), sorted; the two big tables scanned whole
+    (at LOCAL_QUORUM, page by page), the others read by their partitions or index."""
+    execute = retry_transient()(session.execute)
+    found = {}
+    for table in ("cre_event_versions", "cre_events_by_account"):
+        statement = SimpleStatement(f"SELECT * FROM {table}", fetch_size=2000)
+        rows, paging_state = [], None
+        while True:
+            page = execute(statement, paging_state=paging_state, timeout=120)
+            column = page.column_names.index("vacation_id")
+            rows += [row for row in page.current_rows if row[column] == vacation_id]
+            paging_state = page.paging_state
+            if paging_state is None:
+                break
+        found[table] = rows
+    found["gesparam_versions"] = list(execute(
+        "SELECT * FROM gesparam_versions WHERE vacation_id = %s", (vacation_id,), timeout=60))
+    found["cre_days_by_vacation"] = list(execute(
+        "SELECT * FROM cre_days_by_vacation WHERE vacation_id = %s AND bucket IN %s",
+        (vacation_id, ValueSequence(range(DAY_BUCKETS))), timeout=60))
+    found["rejects_by_vacation"] = list(execute(
+        "SELECT * FROM rejects_by_vacation WHERE vacation_id = %s", (vacation_id,), timeout=60))
+    return {table: sorted(tuple(map(str, row)) for row in rows) for table, rows in found.items()}
+
+
+def _held_by(cluster: Cluster, env: dict, node: int, table: str,
+             vacation_id: str) -> tuple[int, int]:
+    """A vacation's rows in ``table`` as node ``node`` holds them: read at ONE through it alone
+    (a coordinator that is a replica reads its own copy), so that neither another replica's
+    copy nor a read repair makes up for what it lacks."""
+    address = f"127.0.0.{node}"
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+                               consistency_level=ConsistencyLevel.ONE, request_timeout=120,
+                               row_factory=tuple_factory)
+    driver = DriverCluster([address], port=cluster.native_port, protocol_version=5,
+                           auth_provider=PlainTextAuthProvider(DEFAULT_USER, DEFAULT_PASSWORD),
+                           execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    try:
+        return _count(driver.connect(env["CRE_CASSANDRA_KEYSPACE"]), table, vacation_id,
+                      ConsistencyLevel.ONE)
+    finally:
+        driver.shutdown()
+
+
 @pytest.fixture(scope="module")
 def bulk_env(cluster):
-    """The bulk loads' keyspace (replication 3): their row counts scan it whole, and stay short
-    with no other test's rows in it."""
+    """The keyspace (replication 3) of the bulk loads, whose row counts scan it whole: no other
+    test's rows in it."""
     return _keyspace(cluster, "bulk")
 
 
 def test_bulk_and_cql_loads_serve_the_same_answers(cluster, bulk_env, tmp_path):
-    """One archive loaded with --load-mode cql, rolled back, replayed with --load-mode bulk,
-    rolled back again: the bulk load serves what the CQL load served (and the archive holds),
-    its SSTables reach every replica, its cells are newer than the first rollback's tombstones
-    and older than the second's."""
+    """One archive (with rejects) loaded with --load-mode cql, rolled back, replayed with
+    --load-mode bulk, rolled back again: the bulk load writes the CQL load's rows, every column
+    of the five tables, onto every replica, serves the same answers (the archive's), is newer
+    than the first rollback's tombstones and older than the second's."""
     vacation, records = "BAF_20261105_01", 10_000
-    archive = generate_vacation(tmp_path, "2026-11-05", 1, records, 20, seed=88)
-    rows = _cre_rows(archive)
+    members, broken = break_currencies(read_members(generate_vacation(
+        tmp_path / "generated", "2026-11-05", 1, records, 20, seed=88)), every=500)
+    archive = write_archive(tmp_path, members, vacation)
+    rows = [row for row in _cre_rows(archive) if row[6] != "ZZZ"]  # the loaded ones
+    assert broken > 0 and len(rows) == records - broken
     accounts = _busiest(rows)
     cql = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
                   "--no-deliver", "--load-mode", "cql", env=bulk_env)
-    assert cql.code == 0 and cql.summary["status"] == "ACCEPTED", cql.stderr[-3000:]
+    assert cql.code == 0 and cql.summary["status"] == "ACCEPTED_WITH_REJECTS", \
+        cql.stderr[-3000:]
     assert f"{vacation}: structured zone in cql mode" in cql.stderr
     by_cql = _answers(bulk_env, vacation, accounts, rows)
     _assert_served_as_archived(by_cql, vacation, rows)
+    session = _session(bulk_env)
+    written_by_cql = _zone_rows(session, vacation)
+    session.cluster.shutdown()
+    assert {table: len(found) for table, found in written_by_cql.items()} == {
+        "cre_event_versions": len(rows), "cre_events_by_account": len(rows),
+        "gesparam_versions": 20, "cre_days_by_vacation": len({(row[1], row[4]) for row in rows}),
+        "rejects_by_vacation": broken}
 
     rolled_back = run_cre("rollback", vacation, env=bulk_env)
     assert rolled_back.code == 0, rolled_back.stderr[-3000:]
     assert not _any_row(bulk_env, vacation)
     bulk = run_cre("replay", vacation, "--no-deliver", "--load-mode", "bulk", env=bulk_env)
-    assert bulk.code == 0 and bulk.summary["status"] == "ACCEPTED", bulk.stderr[-3000:]
-    assert bulk.summary["totals"] == cql.summary["totals"] == {
-        "records": records + 20, "loaded": records + 20, "rejected": 0}
+    assert bulk.code == 0, bulk.stderr[-3000:]
     assert f"{vacation}: structured zone in bulk mode" in bulk.stderr
     assert "io_connectors.cassandra_bulk: cre_event_versions: " in bulk.stderr  # streamed
+    assert {key: bulk.summary[key] for key in ("status", "totals", "reject_codes")} == \
+        {key: cql.summary[key] for key in ("status", "totals", "reject_codes")}
     assert _answers(bulk_env, vacation, accounts, rows) == by_cql
-    session = _session(bulk_env)  # every replica has every row, straight from the stream
-    for table in ("cre_event_versions", "cre_events_by_account"):
-        assert _count(session, table, vacation, ConsistencyLevel.ALL) == (records, records)
+    session = _session(bulk_env)
+    assert _zone_rows(session, vacation) == written_by_cql
     session.cluster.shutdown()
+    for node in cluster.numbers:  # each replica got the SSTables, no repair needed
+        for table in ("cre_event_versions", "cre_events_by_account"):
+            assert _held_by(cluster, bulk_env, node, table, vacation) == (len(rows), len(rows))
 
     again = run_cre("rollback", vacation, env=bulk_env)  # a DELETE removes the bulk cells
     assert again.code == 0, again.stderr[-3000:]
     session = _session(bulk_env)
-    for table in ("cre_event_versions", "cre_events_by_account"):
-        assert _count(session, table, vacation) == (0, 0)
+    assert _zone_rows(session, vacation) == {table: [] for table in written_by_cql}
     session.cluster.shutdown()
+
+
+def _in_account_table(session, vacation_id: str, rows: list[list[str]]) -> bool:
+    """Whether cre_events_by_account has a row of the vacation in the partitions (account,
+    month) of its first records, which its first SSTables hold (at the session's consistency;
+    False on a timeout)."""
+    select = session.prepare("SELECT vacation_id FROM cre_events_by_account "
+                             "WHERE account_id = ? AND month = ?")
+    partitions = {(row[1], int(row[4][:7].replace("-", ""))) for row in rows[:50]}
+    try:
+        return any(found == vacation_id for partition in partitions
+                   for (found,) in session.execute(select, partition, timeout=30))
+    except (ReadTimeout, OperationTimedOut):
+        return False
 
 
 def test_node_killed_mid_bulk_stream_fails_then_replay_loads_every_row(cluster, bulk_env,
@@ -396,32 +473,39 @@ def test_node_killed_mid_bulk_stream_fails_then_replay_loads_every_row(cluster, 
     LOCAL_QUORUM): SSTableLoader streams to every replica of each range, so the stream to the
     dead node fails the run, plainly (exit 1, FAILED in the ledger with the streaming error),
     and what reached the two others is not served. With node 3 back, cre replay purges it and
-    loads every row, onto every replica."""
-    vacation, records = "BAF_20261025_01", 200_000
+    loads every row, node 3's copy included (no hints, no repair: the stream reaches it).
+
+    120,000 records: cre_events_by_account's first SSTables (about 68,000 rows: 64 MiB of its
+    rows in the writer's heap) stream while the archive is read, cre_event_versions' (about
+    126,000) at the end, which the failure comes before: the replay has little to purge."""
+    vacation, records = "BAF_20261025_01", 120_000
     archive = generate_vacation(tmp_path, "2026-10-25", 1, records, 10, seed=87)
     rows = _cre_rows(archive)
     accounts = _busiest(rows)
     load = start_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
                      "--no-deliver", "--load-mode", "bulk", env=bulk_env)
-    _loading(bulk_env, vacation)  # a first chunk's SSTables streamed, the next ones to come
-    cluster.kill(3)
-    _still_loading(bulk_env, load, vacation)
+    session, probe = _session(bulk_env), _session(bulk_env, consistency="ONE")
+    wait_until(lambda: _in_account_table(probe, vacation, rows), timeout=180, interval=0.2,
+               what=f"the first SSTables of {vacation} streamed")
+    assert load.poll() is None and Ledger(session).get(vacation).state in IN_PROGRESS
+    cluster.kill(3)  # the archive half read: the next SSTables stream to node 3 too
+    session.cluster.shutdown()
+    probe.cluster.shutdown()
     _, stderr = load.communicate(timeout=600)
     assert load.returncode == 1, stderr[-3000:]
     # the log above it has Beam's traceback; Cassandra's StreamException spans lines
-    error = stderr[stderr.rfind("\ncre ingest: error: ") + 1:]
-    streaming_failed = f"failed to [/127.0.0.3:{cluster.storage_port}]"
-    assert error.startswith("cre ingest: error: bulk load of ") and streaming_failed in error, \
-        stderr[-3000:]
+    failure = stderr[stderr.rfind("\ncre ingest: error: ") + 1:]
+    streaming_failed = f"failed to [/127.0.0.3:{cluster.storage_port}]"  # the kill hit it
+    assert failure.startswith("cre ingest: error: bulk load of ") and \
+        streaming_failed in failure, stderr[-3000:]
 
     session = _session(bulk_env)  # node 3 still down: a quorum of two answers
     record = Ledger(session).get(vacation)
-    assert record.state == State.FAILED
+    assert record.state == State.FAILED and not record.visible
     assert [error.code for error in record.errors] == ["PLATFORM_FAILURE"]
     assert streaming_failed in record.errors[0].message
-    assert vacation not in Ledger(session).visible()
+    assert _in_account_table(session, vacation, rows)  # the live replicas have it: hidden
     session.cluster.shutdown()
-    assert _any_row(bulk_env, vacation)  # the live replicas took SSTables: hidden
     assert _answers(bulk_env, vacation, accounts, rows) == {
         account: {"events": [], "position": []} for account in accounts}
 
@@ -430,11 +514,13 @@ def test_node_killed_mid_bulk_stream_fails_then_replay_loads_every_row(cluster, 
     assert replay.code == 0 and replay.summary["status"] == "ACCEPTED", replay.stderr[-3000:]
     assert replay.summary["totals"]["loaded"] == records + 10
     assert f"{vacation}: removing what its earlier run (FAILED) wrote" in replay.stderr
-    session = _session(bulk_env)  # every replica, node 3 included, has every row, no repair
-    for table in ("cre_event_versions", "cre_events_by_account"):
-        assert _count(session, table, vacation, ConsistencyLevel.ALL) == (records, records)
+    session = _session(bulk_env)
+    assert _count(session, "cre_event_versions", vacation) == (records, records)
+    assert _count(session, "cre_events_by_account", vacation) == (records, records)
     assert Ledger(session).get(vacation).state == State.LOADED
     session.cluster.shutdown()
+    for table in ("cre_event_versions", "cre_events_by_account"):
+        assert _held_by(cluster, bulk_env, 3, table, vacation) == (records, records)
     _assert_served_as_archived(_answers(bulk_env, vacation, accounts, rows), vacation, rows)
 
 
