@@ -95,16 +95,23 @@ def test_a_dead_writer_fails_the_run_and_leaves_the_vacation_retryable(
                        str(tmp_path / "zones"), "--no-deliver", "--load-mode", "bulk",
                        env=structured)
 
+    def parent(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+
     def writer() -> int | None:
-        for pid in os.listdir("/proc"):
+        """The writer JVM the ingest started: directly, or through a runner's worker."""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    java = b"SSTableWriterService" in cmdline.read()
+                    if b"cre-sstable-writer.jar" not in cmdline.read():
+                        continue
+                ancestor = int(pid)
+                while ancestor > 1 and ancestor != ingest.pid:
+                    ancestor = parent(ancestor)
             except (OSError, ValueError, IndexError):
                 continue
-            if java and parent == ingest.pid:
+            if ancestor == ingest.pid:
                 return int(pid)
         return None
 
