@@ -14,6 +14,7 @@ streamed; what makes a vacation's rows visible together is the ledger, as in CQL
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -92,8 +93,9 @@ class _WriteSSTablesFn(beam.DoFn):
                              self._config.username, self._config.password)}
 
     def start_bundle(self) -> None:
-        directory = tempfile.mkdtemp(prefix=f"sstables-{self._table}-", dir=self._directory)
-        self._channel = self._jvm.open(TableSpec(**self._spec, directory=directory))
+        self._bundle_directory = tempfile.mkdtemp(prefix=f"sstables-{self._table}-",
+                                                  dir=self._directory)
+        self._channel = self._jvm.open(TableSpec(**self._spec, directory=self._bundle_directory))
         self._rows = 0
 
     def process(self, rows: pa.Table) -> None:
@@ -102,7 +104,10 @@ class _WriteSSTablesFn(beam.DoFn):
             self._rows += rows.num_rows
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        loaded = self._jvm.close(self._channel, self._table)
+        try:
+            loaded = self._jvm.close(self._channel, self._table)
+        finally:  # the JVM removes what it wrote, unless it died first
+            shutil.rmtree(self._bundle_directory, ignore_errors=True)
         if loaded["rows"] != self._rows:
             raise RuntimeError(f"{self._table}: sent {self._rows} rows, "
                                f"the SSTables hold {loaded['rows']}")
