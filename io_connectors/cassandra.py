@@ -166,6 +166,24 @@ def _retry_delay(policy: tenacity.Retrying, request: _Request) -> Optional[float
     return policy.wait(state) * random.uniform(0.8, 1.2)
 
 
+def written_columns(session, keyspace: str, table: str,
+                    columns: Optional[Sequence[str]]) -> tuple[Any, list[str]]:
+    """The table's driver metadata and the columns a writer writes (by default all of them);
+    ValueError for a column the table does not have."""
+    metadata = session.cluster.metadata.keyspaces[keyspace].tables[table]
+    names = list(columns or metadata.columns)
+    unknown = sorted(set(names) - set(metadata.columns))
+    if unknown:
+        raise ValueError(f"{table} has no column {unknown}")
+    return metadata, names
+
+
+def insert_statement(keyspace: str, table: str, names: Sequence[str]) -> str:
+    """The INSERT of ``names``, bound by position: the cells a written row makes."""
+    return (f"INSERT INTO {keyspace}.{table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})")
+
+
 class _WriteFn(beam.DoFn):
     """Opens the shared session and prepares the INSERT in ``setup()``; sends each batch's rows
     through the window of requests in flight; waits for them all, retries included, in
@@ -191,12 +209,8 @@ class _WriteFn(beam.DoFn):
     def setup(self) -> None:
         self._retrying = _retry_policy(self._retry_seconds, self._backoff)
         self._session = SESSIONS.acquire(self._config)
-        metadata = self._session.cluster.metadata.keyspaces[self._config.keyspace]
-        table = metadata.tables[self._table]
-        names = list(self._columns or table.columns)
-        unknown = sorted(set(names) - set(table.columns))
-        if unknown:
-            raise ValueError(f"{self._table} has no column {unknown}")
+        table, names = written_columns(self._session, self._config.keyspace, self._table,
+                                       self._columns)
         self._types = [(name, table.columns[name].cql_type) for name in names]
         unsupported = [f"{n} {t}" for n, t in self._types if cql_values.serializer(t) is None]
         if unsupported:
@@ -205,9 +219,8 @@ class _WriteFn(beam.DoFn):
         if missing:
             raise ValueError(f"the columns written to {self._table} lack its key {missing}")
         self._partition = [names.index(column.name) for column in table.partition_key]
-        self._insert = self._session.prepare(
-            f"INSERT INTO {self._config.keyspace}.{self._table} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' * len(names))})")
+        self._insert = self._session.prepare(insert_statement(self._config.keyspace,
+                                                              self._table, names))
         self._insert.is_idempotent = True
 
     def start_bundle(self) -> None:

@@ -13,6 +13,7 @@ streamed; what makes a vacation's rows visible together is the ledger, as in CQL
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -25,7 +26,14 @@ import pyarrow as pa
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from io_connectors.cassandra import _check_config, _check_table, _column_names, _connection_data
+from io_connectors.cassandra import (
+    _check_config,
+    _check_table,
+    _column_names,
+    _connection_data,
+    insert_statement,
+    written_columns,
+)
 from io_connectors.cassandra_client import SESSIONS, CassandraConfig
 from io_connectors.sstable_writer import PROCESSES, TableSpec, Target
 
@@ -72,35 +80,29 @@ class _WriteSSTablesFn(beam.DoFn):
             SESSIONS.release(self._config)
         self._jvm = PROCESSES.get(self._heap)
 
-    def _describe(self, session) -> dict:
+    def _describe(self, session) -> TableSpec:
+        """The table's bulk write, its directory left to each bundle."""
         keyspace = self._config.keyspace
-        metadata = session.cluster.metadata
-        table = metadata.keyspaces[keyspace].tables[self._table]
-        names = list(self._columns or table.columns)
-        unknown = sorted(set(names) - set(table.columns))
-        if unknown:
-            raise ValueError(f"{self._table} has no column {unknown}")
-        ring, owners = replica_groups(metadata.token_map, keyspace)
+        table, names = written_columns(session, keyspace, self._table, self._columns)
+        ring, owners = replica_groups(session.cluster.metadata.token_map, keyspace)
         (storage_port,) = session.execute("SELECT listen_port FROM system.local").one()
-        return {
-            "keyspace": keyspace, "table": self._table, "schema": table.as_cql_query(),
-            "insert": (f"INSERT INTO {keyspace}.{self._table} ({', '.join(names)}) "
-                       f"VALUES ({', '.join('?' * len(names))})"),
-            "write_timestamp": self._timestamp,
-            "columns": names, "partition_key": [column.name for column in table.partition_key],
-            "ring": ring, "owners": owners, "buffer_mib": self._buffer_mib,
-            "target": Target(list(self._config.hosts), self._config.port, storage_port or 7000,
-                             self._config.username, self._config.password)}
+        return TableSpec(
+            keyspace, self._table, table.as_cql_query(),
+            insert_statement(keyspace, self._table, names), self._timestamp, names,
+            [column.name for column in table.partition_key], ring, owners, self._buffer_mib,
+            Target(list(self._config.hosts), self._config.port, storage_port or 7000,
+                   self._config.username, self._config.password))
 
     def start_bundle(self) -> None:
         self._bundle_directory = tempfile.mkdtemp(prefix=f"sstables-{self._table}-",
                                                   dir=self._directory)
-        self._channel = self._jvm.open(TableSpec(**self._spec, directory=self._bundle_directory))
+        self._channel = self._jvm.open(
+            dataclasses.replace(self._spec, directory=self._bundle_directory))
         self._rows = 0
 
     def process(self, rows: pa.Table) -> None:
         if rows.num_rows:
-            self._jvm.write(self._channel, rows.select(self._spec["columns"]))
+            self._jvm.write(self._channel, rows.select(self._spec.columns))
             self._rows += rows.num_rows
 
     def finish_bundle(self) -> Iterator[WindowedValue]:

@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -67,15 +68,10 @@ class Target:
     username: Optional[str] = None
     password: Optional[str] = dataclasses.field(default=None, repr=False)
 
-    def to_json(self) -> dict:
-        return {"hosts": self.hosts, "nativePort": self.native_port,
-                "storagePort": self.storage_port, "username": self.username,
-                "password": self.password}
-
 
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
-    """One bulk write of one table (the JVM's ``TableSpec``)."""
+    """One bulk write of one table: the JVM's ``TableSpec``, field for field (camelCase)."""
 
     keyspace: str
     table: str
@@ -88,15 +84,17 @@ class TableSpec:
     owners: list[int]  # the replica group of the range ending at each
     buffer_mib: int
     target: Target
-    directory: str
+    directory: str = ""  # where a bundle's SSTables wait for their stream
 
     def to_json(self) -> bytes:
-        return json.dumps({
-            "keyspace": self.keyspace, "table": self.table, "schema": self.schema,
-            "insert": self.insert, "writeTimestamp": self.write_timestamp,
-            "columns": self.columns, "partitionKey": self.partition_key,
-            "ring": self.ring, "owners": self.owners, "directory": self.directory,
-            "bufferMib": self.buffer_mib, "target": self.target.to_json()}).encode()
+        return json.dumps(_camel_case(dataclasses.asdict(self))).encode()
+
+
+def _camel_case(fields: dict) -> dict:
+    """Python's field names as the JVM's (``write_timestamp`` -> ``writeTimestamp``)."""
+    return {re.sub(r"_(.)", lambda match: match.group(1).upper(), name):
+            _camel_case(value) if isinstance(value, dict) else value
+            for name, value in fields.items()}
 
 
 class SSTableWriterProcess:
@@ -165,8 +163,7 @@ class SSTableWriterProcess:
     def _await(self, future: concurrent.futures.Future, table: str) -> dict:
         reply = future.result()
         if not reply.get("ok"):
-            # one line: the JVM's messages span several (a stream's, each peer's failure)
-            raise BulkLoadFailed(f"bulk load of {table}: {' '.join(str(reply['error']).split())}")
+            raise BulkLoadFailed(f"bulk load of {table}: {reply.get('error')}")
         return reply
 
     def _read_replies(self) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from cassandra.cluster import Cluster as DriverCluster
 from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement, ValueSequence, tuple_factory
 from helpers import free_port, run_cre, start_cre, wait_until
-from vacations import break_currencies, data_records, write_archive
+from vacations import break_currencies, data_records, day_positions, write_archive
 
 from io_connectors.cassandra_client import CassandraConfig, retry_transient
 from pipelines.ledger import IN_PROGRESS, Ledger, State
@@ -38,7 +38,6 @@ from pipelines.local.cassandra_cluster import DATACENTER, Cluster
 from pipelines.local.cassandra_server import DEFAULT_PASSWORD, DEFAULT_USER
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.schema_migrations import keyspace_replication
-from transforms.contract import DEBIT_TYPES
 from transforms.structured_rows import DAY_BUCKETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -327,12 +326,7 @@ def _assert_served_as_archived(answers: dict, vacation_id: str, rows: list[list[
             for cre_id, account_id, event_type, event_ts, value_date, amount, currency, iban,
             label in mine), account
         day = mine[0][4]
-        expected = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-        for row in mine:
-            if row[4] == day:
-                total = expected[row[6]]
-                total[0] += 1
-                total[1 if row[2] in DEBIT_TYPES else 2] += abs(Decimal(row[5]))
+        expected = day_positions(mine, day)
         assert {p["currency"]: [p["event_count"], Decimal(p["debit_total"]),
                                 Decimal(p["credit_total"])] for p in served["position"]} == \
             expected, account

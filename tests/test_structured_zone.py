@@ -8,19 +8,24 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections import defaultdict
 from decimal import Decimal
 
 import pytest
 from cassandra import ConsistencyLevel, WriteTimeout, WriteType
 from helpers import abandon, config_of, free_port, run_cre, start_cre
-from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
+from vacations import (
+    data_records,
+    day_positions,
+    refresh,
+    valid_members,
+    with_bad_currency,
+    write_archive,
+)
 
 from pipelines.ledger import Ledger, LedgerConflict, State
 from pipelines.local.cassandra_server import Server
 from pipelines.local.generator import generate_vacation, read_members
 from pipelines.structured_zone import StructuredZone
-from transforms.contract import DEBIT_TYPES
 from transforms.pivot_package import Delivery
 
 pytestmark = pytest.mark.integration
@@ -60,12 +65,7 @@ def test_every_query_round_trips(structured, zone_session, tmp_path):
                                                        reverse=True)
 
     day = mine[0][4]
-    expected = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-    for row in mine:
-        if row[4] == day:
-            total = expected[row[6]]
-            total[0] += 1
-            total[1 if row[2] in DEBIT_TYPES else 2] += abs(Decimal(row[5]))
+    expected = day_positions(mine, day)
     position = _json(structured, "query", "position", "--account", account, "--date", day)
     assert {p["currency"]: [p["event_count"], Decimal(p["debit_total"]),
                             Decimal(p["credit_total"])] for p in position} == expected

@@ -11,12 +11,19 @@ import io
 import json
 import re
 import tarfile
+from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Optional
 
 from pipelines.local.generator import generate_vacation, read_members
-from transforms.contract import DECIMAL_PATTERN, DEFAULT_MAX_REJECT_RATIO, Limits, VacationName
+from transforms.contract import (
+    DEBIT_TYPES,
+    DECIMAL_PATTERN,
+    DEFAULT_MAX_REJECT_RATIO,
+    Limits,
+    VacationName,
+)
 from transforms.csv_records import ParsedBatch
 from transforms.outcome import CollectFacts, RunContext, decide
 from transforms.vacation_reader import VacationReader
@@ -324,3 +331,15 @@ def ingest_steps(path: Path, limits: Limits = Limits(),
                          hashlib.sha256(path.read_bytes()).hexdigest(), "received",
                          max_reject_ratio)
     return Ingested(decide(collect.extract_output(facts), context, "processed"), rejects, loaded)
+
+
+def day_positions(rows: list[list[str]], day: str) -> dict[str, list]:
+    """What ``cre query position`` must serve for one account's CRE rows (as archived) on
+    ``day``: per currency, the event count, the debit total and the credit total."""
+    expected: dict[str, list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for row in rows:
+        if row[4] == day:
+            total = expected[row[6]]
+            total[0] += 1
+            total[1 if row[2] in DEBIT_TYPES else 2] += abs(Decimal(row[5]))
+    return dict(expected)

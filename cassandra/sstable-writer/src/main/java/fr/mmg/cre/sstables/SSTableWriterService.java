@@ -153,13 +153,19 @@ public final class SSTableWriterService
         });
     }
 
+    /** The error and its causes, each message once (a cause's text is often repeated by the
+     * error wrapping it), on one line: the worker logs it and the ledger keeps it. */
     private static Map<String, Object> failure(Throwable error)
     {
-        StringBuilder message = new StringBuilder(String.valueOf(error));
-        for (Throwable cause = error.getCause(); cause != null && cause != cause.getCause();
-             cause = cause.getCause())
-            message.append(": ").append(cause);
-        return Map.of("ok", false, "error", message.toString());
+        StringBuilder message = new StringBuilder();
+        for (Throwable cause = error; cause != null;
+             cause = cause.getCause() == cause ? null : cause.getCause())
+        {
+            String text = String.valueOf(cause);
+            if (message.indexOf(text) < 0)
+                message.append(message.length() == 0 ? "" : ": ").append(text);
+        }
+        return Map.of("ok", false, "error", String.join(" ", message.toString().split("\\s+")));
     }
 
     private synchronized void reply(int channel, Map<String, Object> body)
