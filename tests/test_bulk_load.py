@@ -117,6 +117,7 @@ def test_a_dead_writer_fails_the_run_and_leaves_the_vacation_retryable(
 
     pid = wait_until(writer, timeout=120, interval=0.2, what="the ingest's SSTable writer")
     time.sleep(2)  # rows on their way
+    assert ingest.poll() is None, "the ingest ended before its writer was killed"
     os.kill(pid, signal.SIGKILL)
     _, stderr = ingest.communicate(timeout=300)
     assert ingest.returncode == 1, stderr[-3000:]
