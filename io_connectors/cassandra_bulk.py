@@ -54,6 +54,14 @@ def replica_groups(token_map, keyspace: str) -> tuple[list[int], list[int]]:
     return ring, owners
 
 
+def tolerated_failures(consistency: str, replicas: int) -> int:
+    """How many of a range's ``replicas`` may miss its SSTables with the load still complete:
+    the margin a CQL write at ``consistency`` has (one of three at QUORUM, none at ALL)."""
+    needed = {"ANY": 1, "ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3}.get(
+        consistency, replicas if consistency == "ALL" else replicas // 2 + 1)
+    return max(0, replicas - needed)
+
+
 class _WriteSSTablesFn(beam.DoFn):
     """Describes the table and the ring in ``setup()``; opens a channel of the worker's JVM per
     bundle, sends each batch down it, and in ``finish_bundle()`` has the bundle's SSTables
@@ -71,6 +79,7 @@ class _WriteSSTablesFn(beam.DoFn):
         namespace = f"cassandra.{table}"
         self._rows_written = beam.metrics.Metrics.counter(namespace, "rows_written")
         self._bytes_streamed = beam.metrics.Metrics.counter(namespace, "bulk_bytes_streamed")
+        self._replicas_missed = beam.metrics.Metrics.counter(namespace, "bulk_replicas_missed")
 
     def setup(self) -> None:
         session = SESSIONS.acquire(self._config)
@@ -84,14 +93,21 @@ class _WriteSSTablesFn(beam.DoFn):
         """The table's bulk write, its directory left to each bundle."""
         keyspace = self._config.keyspace
         table, names = written_columns(session, keyspace, self._table, self._columns)
-        ring, owners = replica_groups(session.cluster.metadata.token_map, keyspace)
+        token_map = session.cluster.metadata.token_map
+        ring, owners = replica_groups(token_map, keyspace)
+        fewest = min(len(token_map.get_replicas(keyspace, token)) for token in token_map.ring)
         (storage_port,) = session.execute("SELECT listen_port FROM system.local").one()
+        (mode,) = session.execute("SELECT value FROM system_views.settings "
+                                  "WHERE name = 'storage_compatibility_mode'").one() or (None,)
         return TableSpec(
             keyspace, self._table, table.as_cql_query(),
+            [index.as_cql_query() for index in table.indexes.values()],
             insert_statement(keyspace, self._table, names), self._timestamp, names,
-            [column.name for column in table.partition_key], ring, owners, self._buffer_mib,
+            [column.name for column in table.partition_key], ring, owners,
+            tolerated_failures(self._config.consistency, fewest), self._buffer_mib,
             Target(list(self._config.hosts), self._config.port, storage_port or 7000,
-                   self._config.username, self._config.password))
+                   self._config.username, self._config.password,
+                   mode or "CASSANDRA_4"))  # unset: 5.0's default
 
     def start_bundle(self) -> None:
         self._bundle_directory = tempfile.mkdtemp(prefix=f"sstables-{self._table}-",
@@ -113,11 +129,17 @@ class _WriteSSTablesFn(beam.DoFn):
         if loaded["rows"] != self._rows:
             raise RuntimeError(f"{self._table}: sent {self._rows} rows, "
                                f"the SSTables hold {loaded['rows']}")
-        _LOG.info("%s: %d rows in %d SSTables (%.1f MiB), the last written %.1f s after the "
-                  "rows, all streamed %.1f s later (the writer's JVM: %.1f s of CPU so far)",
-                  self._table, self._rows,
-                  loaded["sstables"], loaded["bytes"] / 2**20, loaded["close_seconds"],
-                  loaded["load_seconds"], loaded["jvm_cpu_seconds"])
+        _LOG.info("%s: %d rows sorted in %d runs, merged into %d SSTables (%.1f MiB) %.1f s "
+                  "after the rows, streamed %.1f s later (the writer's JVM: %.1f s of CPU so far)",
+                  self._table, self._rows, loaded["runs"], loaded["sstables"],
+                  loaded["bytes"] / 2**20, loaded["close_seconds"], loaded["load_seconds"],
+                  loaded["jvm_cpu_seconds"])
+        if loaded["missed_replicas"]:
+            _LOG.warning("%s: %s missed SSTables of this load, which completed at %s on the "
+                         "other replicas; run `nodetool repair %s %s` on them",
+                         self._table, ", ".join(loaded["missed_replicas"]),
+                         self._config.consistency, self._config.keyspace, self._table)
+            self._replicas_missed.inc(len(loaded["missed_replicas"]))
         self._rows_written.inc(self._rows)
         self._bytes_streamed.inc(loaded["bytes"])
         window = GlobalWindow()

@@ -67,6 +67,8 @@ class Target:
     storage_port: int
     username: Optional[str] = None
     password: Optional[str] = dataclasses.field(default=None, repr=False)
+    # the SSTable version the servers read: they refuse to start over newer ones
+    storage_compatibility_mode: str = "CASSANDRA_4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +78,14 @@ class TableSpec:
     keyspace: str
     table: str
     schema: str  # CREATE TABLE
+    indexes: list[str]  # CREATE INDEX: the SSTables carry their SAI components
     insert: str  # INSERT of the columns: the cells a row makes
     write_timestamp: int  # microseconds: one for the whole write
     columns: list[str]
     partition_key: list[str]
     ring: list[int]  # the ring's tokens, ascending
     owners: list[int]  # the replica group of the range ending at each
+    tolerated_replica_failures: int  # replicas of a range that may miss it, the load complete
     buffer_mib: int
     target: Target
     directory: str = ""  # where a bundle's SSTables wait for their stream

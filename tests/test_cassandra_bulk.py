@@ -15,7 +15,7 @@ from helpers import config_of
 from helpers.cql_types import COLUMNS, ROWS, create_table, expected, read_back
 
 from io_connectors import cql_values
-from io_connectors.cassandra_bulk import WriteToCassandraBulk, replica_groups
+from io_connectors.cassandra_bulk import WriteToCassandraBulk, replica_groups, tolerated_failures
 from io_connectors.cassandra_client import CassandraConfig
 
 _CONFIG = CassandraConfig(("127.0.0.1",), "cre")
@@ -48,6 +48,13 @@ def test_replica_groups_put_ranges_of_one_replica_set_together():
 def test_replica_groups_of_a_fully_replicated_ring_are_one():
     ring = _Ring({token: ("a", "b", "c") for token in (-9, 0, 9)})
     assert replica_groups(ring, "cre") == ([-9, 0, 9], [0, 0, 0])
+
+
+@pytest.mark.parametrize("consistency, replicas, tolerated", [
+    ("LOCAL_QUORUM", 3, 1), ("QUORUM", 5, 2), ("QUORUM", 1, 0), ("ONE", 3, 2),
+    ("LOCAL_ONE", 1, 0), ("TWO", 3, 1), ("ALL", 3, 0), ("EACH_QUORUM", 3, 1)])
+def test_a_load_tolerates_the_replicas_a_cql_write_would(consistency, replicas, tolerated):
+    assert tolerated_failures(consistency, replicas) == tolerated
 
 
 def test_arguments_are_checked():

@@ -120,7 +120,8 @@ public final class SSTableWriterService
             Set<InetSocketAddress> hosts = new HashSet<>();
             for (String host : target.hosts)
                 hosts.add(new InetSocketAddress(host, target.nativePort));
-            return new SSTableStreamer(hosts, target.storagePort, target.username,
+            return new SSTableStreamer(hosts, target.storagePort, target.storageCompatibilityMode,
+                                       target.username,
                                        target.password, target.connectionsPerHost);
         });
     }

@@ -9,6 +9,8 @@ public final class TableSpec
     public String table;
     /** The table's CREATE TABLE statement, as the cluster describes it. */
     public String schema;
+    /** The table's CREATE INDEX statements: the SSTables carry their SAI components. */
+    public List<String> indexes = List.of();
     /** INSERT of {@link #columns}: the cells a row makes. */
     public String insert;
     /** The cells' write time (microseconds): the same cells on every retry. */
@@ -23,6 +25,10 @@ public final class TableSpec
     public int[] owners;
     public String directory;
     public int bufferMib = 64;
+    /** How many replicas of a range may miss its SSTables, the load still complete: the
+     * write consistency's margin (one of three at QUORUM); a node that missed them catches up
+     * by repair, as it would after CQL writes past their hints' window. */
+    public int toleratedReplicaFailures;
     /** Where the SSTables stream to. */
     public Target target;
 }

@@ -11,4 +11,8 @@ public final class Target
     public String username;
     public String password;
     public int connectionsPerHost = 1;
+    /** The servers' storage_compatibility_mode: the SSTable version they read (CASSANDRA_4:
+     * "nb", 5.0's default; NONE: "oa"). A server refuses to start over SSTables newer than its
+     * own, and whole SSTables land as they were written. */
+    public String storageCompatibilityMode = "CASSANDRA_4";
 }
