@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from helpers import run_cre, start_cre, wait_until
+from helpers import run_cre, sstable_writer_of, start_cre, wait_until
 from vacations import data_records, valid_members, write_archive
 
 from io_connectors import sstable_writer
@@ -94,28 +94,8 @@ def test_a_dead_writer_fails_the_run_and_leaves_the_vacation_retryable(
     ingest = start_cre("ingest", "--input", str(archive), "--zones-root",
                        str(tmp_path / "zones"), "--no-deliver", "--load-mode", "bulk",
                        env=structured)
-
-    def parent(pid: int) -> int:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
-
-    def writer() -> int | None:
-        """The writer JVM the ingest started: directly, or through a runner's worker."""
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    if b"cre-sstable-writer.jar" not in cmdline.read():
-                        continue
-                ancestor = int(pid)
-                while ancestor > 1 and ancestor != ingest.pid:
-                    ancestor = parent(ancestor)
-            except (OSError, ValueError, IndexError):
-                continue
-            if ancestor == ingest.pid:
-                return int(pid)
-        return None
-
-    pid = wait_until(writer, timeout=120, interval=0.2, what="the ingest's SSTable writer")
+    pid = wait_until(lambda: sstable_writer_of(ingest), timeout=120, interval=0.2,
+                     what="the ingest's SSTable writer")
     time.sleep(2)  # rows on their way
     assert ingest.poll() is None, "the ingest ended before its writer was killed"
     os.kill(pid, signal.SIGKILL)

@@ -12,6 +12,7 @@ from helpers.cre import (
     integration_only,
     listening,
     run_cre,
+    sstable_writer_of,
     start_cre,
     wait_until,
 )
@@ -20,4 +21,4 @@ from helpers.zones import BUCKET, abandon, config_of
 
 __all__ = ["BUCKET", "CRE", "PASSWORDS", "ROOT", "TIER", "CreRun", "Service", "abandon",
            "add_tenant", "config_of", "cre_environment", "free_port", "integration_only",
-           "listening", "run_cre", "start_cre", "wait_until"]
+           "listening", "run_cre", "sstable_writer_of", "start_cre", "wait_until"]

@@ -103,3 +103,27 @@ def listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def sstable_writer_of(run: subprocess.Popen) -> int | None:
+    """The pid of the SSTable writer JVM a ``cre`` run started (directly, or through a
+    runner's worker), once it runs; None before."""
+
+    def parent(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"cre-sstable-writer.jar" not in cmdline.read():
+                    continue
+            ancestor = int(pid)
+            while ancestor > 1 and ancestor != run.pid:
+                ancestor = parent(ancestor)
+        except (OSError, ValueError, IndexError):
+            continue
+        if ancestor == run.pid:
+            return int(pid)
+    return None
+
