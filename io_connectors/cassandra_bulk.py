@@ -57,8 +57,8 @@ def replica_groups(token_map, keyspace: str) -> tuple[list[int], list[int]]:
 def tolerated_failures(consistency: str, replicas: int) -> int:
     """How many of a range's ``replicas`` may miss its SSTables with the load still complete:
     the margin a CQL write at ``consistency`` has (one of three at QUORUM, none at ALL)."""
-    needed = {"ANY": 1, "ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3}.get(
-        consistency, replicas if consistency == "ALL" else replicas // 2 + 1)
+    fixed = {"ANY": 1, "ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3, "ALL": replicas}
+    needed = fixed.get(consistency, replicas // 2 + 1)  # the QUORUMs
     return max(0, replicas - needed)
 
 

@@ -56,7 +56,7 @@ def _cassandra_target(args: argparse.Namespace):
     from pipelines.local.cassandra_cluster import Cluster, launched
     from pipelines.local.cassandra_server import Server
 
-    home = Path(args.home).resolve() if args.home else None  # the JVM gets file:// URLs
+    home = Path(args.home) if args.home else None
     if (args.nodes or 1) > 1 or args.node:
         saved = Cluster.saved(home or CLUSTER_HOME) or Cluster(home or CLUSTER_HOME, 3)
         target = dataclasses.replace(saved, nodes=args.nodes or saved.nodes)

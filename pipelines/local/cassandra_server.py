@@ -119,6 +119,9 @@ class Server:
     datacenter: Optional[str] = None  # None: SimpleSnitch's datacenter1
     jmx_port: int = 0  # 0: none
 
+    def __post_init__(self) -> None:  # the JVM is given file:// URLs and absolute folders
+        object.__setattr__(self, "home", Path(self.home).resolve())
+
     @property
     def pid_file(self) -> Path:
         return self.home / "cassandra.pid"

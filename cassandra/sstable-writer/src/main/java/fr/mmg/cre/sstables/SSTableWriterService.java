@@ -121,8 +121,8 @@ public final class SSTableWriterService
             for (String host : target.hosts)
                 hosts.add(new InetSocketAddress(host, target.nativePort));
             return new SSTableStreamer(hosts, target.storagePort, target.storageCompatibilityMode,
-                                       target.username,
-                                       target.password, target.connectionsPerHost);
+                                       target.username, target.password,
+                                       target.connectionsPerHost);
         });
     }
 

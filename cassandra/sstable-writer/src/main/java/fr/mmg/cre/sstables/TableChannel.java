@@ -57,6 +57,7 @@ final class TableChannel
     // the ring's slices merged side by side at the close: one per core (a few SSTables, below
     // the four similar ones a size-tiered replica would compact at once)
     private static final int SLICES = Math.min(3, Runtime.getRuntime().availableProcessors());
+    private static final long SLICE_WIDTH = Long.MAX_VALUE / SLICES + 1;  // of tokens halved, >= 0
     private static final int CHUNKS_IN_FLIGHT = 2;  // filling, or sorted and spilled: bounded
     // what a row costs the heap beside its values' bytes: a chunk of bufferMib is about that
     private static final int VALUE_HEAP = 72;  // a ByteBuffer, its array's header, a slot
@@ -342,8 +343,7 @@ final class TableChannel
      * (group, token) keeps each segment of a sorted run contiguous. */
     private int segment(Row row)
     {
-        long width = Long.MAX_VALUE / SLICES + 1;  // of the ring's tokens halved, made >= 0
-        return row.group() * SLICES + (int) (((row.token() >> 1) + (1L << 62)) / width);
+        return row.group() * SLICES + (int) (((row.token() >> 1) + (1L << 62)) / SLICE_WIDTH);
     }
 
     /** A sorted chunk spilled to the local disk: each row its group, token and values (each

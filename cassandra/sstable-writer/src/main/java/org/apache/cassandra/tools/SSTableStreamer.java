@@ -1,6 +1,10 @@
 package org.apache.cassandra.tools;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -24,6 +28,7 @@ import org.apache.cassandra.io.sstable.Descriptor;
 import org.apache.cassandra.io.sstable.SSTable;
 import org.apache.cassandra.io.sstable.format.SSTableReader;
 import org.apache.cassandra.io.util.File;
+import org.apache.cassandra.io.util.PathUtils;
 import org.apache.cassandra.locator.InetAddressAndPort;
 import org.apache.cassandra.streaming.OutgoingStream;
 import org.apache.cassandra.streaming.PreviewKind;
@@ -157,14 +162,13 @@ public final class SSTableStreamer
     {
         try
         {
-            java.nio.file.Path scratch = java.nio.file.Files.createTempDirectory("cre-sstable-writer-");
-            Runtime.getRuntime().addShutdownHook(new Thread(
-                () -> org.apache.cassandra.io.util.PathUtils.deleteRecursive(scratch)));
+            Path scratch = Files.createTempDirectory("cre-sstable-writer-");
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> PathUtils.deleteRecursive(scratch)));
             return scratch.toString();
         }
-        catch (java.io.IOException error)
+        catch (IOException error)
         {
-            throw new java.io.UncheckedIOException(error);
+            throw new UncheckedIOException(error);
         }
     }
 
