@@ -8,8 +8,8 @@ ZONES := var/zones
 SSTABLE_WRITER := var/sstable-writer/cre-sstable-writer.jar
 
 SHELL := /bin/bash
-.PHONY: setup monitoring-tools browser-tools run check test test-bulk test-cluster lint bench profile \
-	clean
+.PHONY: setup monitoring-tools browser-tools run check test test-bulk test-cluster \
+	test-reliability lint bench profile clean
 # Without CRE_CASSANDRA_HOSTS, run/test/bench use the project's own local Cassandra (cre cassandra
 # start: fetched by Maven, started on 127.0.0.1:9042), as its default superuser.
 LOCAL_CASSANDRA := CRE_CASSANDRA_HOSTS=127.0.0.1:9042 CRE_CASSANDRA_USERNAME=cassandra \
@@ -116,6 +116,12 @@ test-bulk: setup
 # time, as three Cassandra JVMs fill two cores
 test-cluster: setup
 	$(BIN)/python -m pytest -q --durations=10 -m cluster tests
+
+# the reliability campaign (bench/reliability.py, under an hour): load, faults, hostile clients
+# and a soak, on a cluster and a node of its own; prints the table of docs/reliability.md and
+# writes it there. Its quick scenario is in make test (tests/test_reliability.py).
+test-reliability: setup
+	$(BIN)/python bench/reliability.py
 
 bench: setup
 	@$(WITH_CASSANDRA) && $(BIN)/python bench/bench.py

@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
+from transforms.contract import PlatformError
 
 _COPY_CHUNK = 8 << 20
 
@@ -45,15 +46,22 @@ def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> 
 
 
 def commit_landed(temporary: str, folder: str, sha256: str, file_name: str) -> str:
-    """Moves a fully written and hashed temporary under its sha256 (with its ``.sha256``
-    sidecar), or drops it when that content already landed; returns the landed path."""
+    """Moves a fully written and hashed temporary under its sha256, or drops it when that
+    content already landed, then writes the ``.sha256`` sidecar if it is not there yet (an
+    earlier commit may have failed between the two); returns the landed path."""
     final = zones.join(folder, sha256, file_name)
     if FileSystems.exists(final):
         FileSystems.delete([temporary])
     else:
         zones.rename(temporary, final)
+    if not FileSystems.exists(f"{final}.sha256"):
         zones.write_atomically(f"{final}.sha256", f"{sha256}  {file_name}\n".encode())
     return final
+
+
+class LandedArchiveChanged(PlatformError):
+    """A landed archive no longer hashes to the sha256 it landed under: changed on disk since
+    it was received, so never ingested."""
 
 
 def _already_landed(path: str, received_at: str) -> LandedArchive:
@@ -61,7 +69,8 @@ def _already_landed(path: str, received_at: str) -> LandedArchive:
     the sha256 it landed under)."""
     sha256, size = _hash(path)
     if posixpath.basename(posixpath.dirname(path)) != sha256:
-        raise ValueError(f"{path} does not hash to the sha256 it landed under ({sha256})")
+        raise LandedArchiveChanged(f"{path} no longer hashes to the sha256 it landed under "
+                                   f"(it hashes to {sha256}): changed since it was received")
     return LandedArchive(path, sha256, size, received_at)
 
 

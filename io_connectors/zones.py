@@ -15,6 +15,7 @@ object stores, which have no multi-object rename.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import posixpath
@@ -26,6 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 
 LANDING = "landing"
 PROXY_PRODUCER = "proxy_producer"
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def join(*parts: str) -> str:
@@ -64,12 +67,29 @@ def discard(path: str, root: str) -> None:
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """A temporary name, then a rename: a reader sees the whole file or none."""
+    """A temporary name, then a rename: a reader sees the whole file or none, and a write
+    that fails (a full disk) leaves no temporary behind."""
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     ensure_parent(temporary)
-    with FileSystems.create(temporary) as handle:
-        handle.write(data)
-    rename(temporary, path)
+    try:
+        with FileSystems.create(temporary) as handle:
+            handle.write(data)
+        rename(temporary, path)
+    except BaseException:
+        if FileSystems.exists(temporary):
+            FileSystems.delete([temporary])
+        raise
+
+
+def out_of_space(error: Optional[BaseException]) -> bool:
+    """Whether a write failed for want of space (a full disk, a quota): the ``OSError`` of a
+    file's write, or one behind it, as Beam's file operations wrap them (an ``IOError`` raised
+    while handling it, a ``BeamIOError`` of each file's)."""
+    if isinstance(error, BeamIOError) and error.exception_details:
+        return any(map(out_of_space, error.exception_details.values()))
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return True
+    return error is not None and out_of_space(error.__context__)
 
 
 def rename(source: str, destination: str) -> None:

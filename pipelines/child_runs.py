@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines.options import CONNECTION
@@ -51,14 +51,16 @@ def cre_child(config: CassandraConfig, *args: str) -> tuple[list[str], dict[str,
     return argv, env
 
 
-def ingest_command(landed_path: str, zones_root: str, profile: Mapping[str, Any]) -> list[str]:
+def ingest_command(landed_path: str, zones_root: str, profile: Mapping[str, Any],
+                   lease_seconds: Optional[float] = None) -> list[str]:
     """``cre ingest`` of a landed archive into ``zones_root``: the tenant's runner profile
-    first (its ``runner``, by default DirectRunner, then its Beam options), so that the zones
-    and the structured zone given after it win."""
+    first (its ``runner``, by default DirectRunner, then its Beam options), so that the zones,
+    the service's lease and the structured zone given after it win."""
     options = dict(profile)
+    lease = [] if lease_seconds is None else [f"--lease-seconds={lease_seconds:g}"]
     return ["ingest", f"--runner={options.pop('runner', 'DirectRunner')}",
             *(f"--{key}={value}" for key, value in options.items()),
-            "--input", landed_path, "--zones-root", zones_root]
+            "--input", landed_path, "--zones-root", zones_root, *lease]
 
 
 def replay_command(vacation_id: str, zones_root: str) -> list[str]:

@@ -15,11 +15,11 @@ from apache_beam.io.filesystems import FileSystems
 from io_connectors import sstable_writer, zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.cassandra_bulk import WriteToCassandraBulk, new_write_timestamp
-from io_connectors.landing import land
+from io_connectors.landing import LandedArchiveChanged, land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
 from pipelines import progress, run_metrics, runners
 from pipelines.deliver import deliver
-from pipelines.ledger import Ledger, State, Summary
+from pipelines.ledger import Claim, Ledger, State, Summary
 from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
@@ -122,14 +122,21 @@ def run_ingest(options: IngestOptions) -> dict:
     try:
         if session is not None:
             require_current(session)
-        landed = land(options.input, options.zones_root, name.business_date, name.vacation_id)
+        try:
+            landed = land(options.input, options.zones_root, name.business_date,
+                          name.vacation_id)
+        except LandedArchiveChanged as changed:
+            if session is not None:
+                Ledger(session).refused(name.vacation_id, str(changed))
+            raise
         _LOG.info("%s landed at %s (sha256 %s, %d bytes)", name.vacation_id, landed.path,
                   landed.sha256, landed.size)
         context = RunContext(name.vacation_id, name.business_date, name.slot, landed.sha256,
                              landed.received_at, options.max_reject_ratio)
         if session is None:
             return _ingest_by_commit_record(options, landed.path, name, context)
-        return _ingest_with_ledger(options, landed.path, name, context, Ledger(session))
+        return _ingest_with_ledger(options, landed.path, name, context,
+                                   Ledger(session, lease_seconds=options.lease_seconds))
     finally:
         if session is not None:
             run_metrics.record_ledger(session, name.vacation_id)
@@ -231,6 +238,17 @@ def _ingest_with_ledger(options: IngestOptions, archive_path: str, name: Vacatio
         return _duplicate(claim.prior.summary.document, context.received_at)
     if claim.outcome == "reused":
         return _reused(context, claim.prior.sha256)
+    with ledger.renewing(vacation_id):
+        outcome = _load(options, archive_path, name, context, ledger, claim)
+    _deliver(options, ledger, vacation_id)
+    return outcome
+
+
+def _load(options: IngestOptions, archive_path: str, name: VacationName, context: RunContext,
+          ledger: Ledger, claim: Claim) -> dict:
+    """The claimed vacation's run, from a clean structured zone to LOADED, REJECTED or
+    FAILED."""
+    vacation_id = name.vacation_id
     zone = StructuredZone(ledger.session, ledger)
     if claim.prior is not None:  # a run again starts from nothing: no row of an earlier one
         _LOG.info("%s: removing what its earlier run (%s) wrote: %s", vacation_id,
@@ -251,7 +269,6 @@ def _ingest_with_ledger(options: IngestOptions, archive_path: str, name: Vacatio
     else:
         ledger.advance(vacation_id, State.LANDED, State.VALIDATED, summary=judged)
         ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
-    _deliver(options, ledger, vacation_id)
     return outcome
 
 

@@ -6,9 +6,11 @@ writes them, so every rule about a vacation's state lives here. It hands out typ
 write, and ``VacationRecord.view`` is the one projection of a row that is shown.
 
 A run claims a vacation (LWT) before it writes anything, and every later transition is
-``IF run_id = <mine> AND state = <expected>``: two runs can never both own one vacation. A
-claim left by a run that died is taken over once its lease has expired, or at once when its
-process is known dead (same host, pid gone).
+``IF run_id = <mine> AND state = <expected>``: two runs can never both own one vacation. The
+claim is a short lease (``LEASE_SECONDS``) that the running ingest renews in the background
+(``Ledger.renewing``, every third of it), so that a run that died on any host is taken over
+once its lease lapses (at once when its process is known dead: same host, pid gone), and a
+live run, however long it stays in one state, never is.
 
 An upload enters the ledger as RECEIVED, the ingest manager's queue, by a conditional insert;
 a corrected resend of a vacation that may run again takes its place the same way. Of the
@@ -20,14 +22,17 @@ Rows of the structured zone are visible only while their vacation is LOADED or D
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import enum
 import json
+import logging
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 from cassandra import ConsistencyLevel
@@ -39,6 +44,10 @@ from transforms.contract import Outcome, PlatformError
 from transforms.facts import FatalError
 from transforms.pivot_package import Delivery
 
+_LOG = logging.getLogger(__name__)
+# a run's claim without renewal: long enough for a few missed renewals and the hosts' clock
+# skew, short enough that a crashed run's vacation waits about a minute
+LEASE_SECONDS = 90.0
 
 class State(enum.StrEnum):
     """Where a vacation is; compares, prints and goes to JSON as the text the ledger stores."""
@@ -220,7 +229,8 @@ class Ledger:
 
     _COLUMNS = tuple(field.name for field in dataclasses.fields(VacationRecord))
 
-    def __init__(self, session, run_id: Optional[str] = None, lease_seconds: float = 3600):
+    def __init__(self, session, run_id: Optional[str] = None,
+                 lease_seconds: float = LEASE_SECONDS):
         self._session = session
         self.run_id = run_id or uuid.uuid4().hex
         self._lease = datetime.timedelta(seconds=lease_seconds)
@@ -265,6 +275,8 @@ class Ledger:
         self._hold = prepare(
             "UPDATE vacations SET manager_until = ?, manager_failures = ? "
             "WHERE vacation_id = ? IF manager = ?")
+        self._renew = prepare("UPDATE vacations SET lease_until = ? WHERE vacation_id = ? "
+                              "IF run_id = ? AND state IN ?")
 
     @property
     def session(self):
@@ -330,6 +342,13 @@ class Ledger:
     def note(self, vacation_id: str, state: State, sha256: Optional[str], message: str) -> None:
         values = (vacation_id, uuid_from_time(_now()), state, self.run_id, sha256, message)
         retry_transient(max_wait=10)(self._session.execute)(self._history, values)
+
+    def refused(self, vacation_id: str, why: str) -> None:
+        """Notes in the vacation's history that a run refused to start it, in the state it
+        stays in."""
+        row = self.get(vacation_id)
+        if row is not None:
+            self.note(vacation_id, row.state, row.sha256, f"refused: {why}")
 
     def _applied(self, statement, values: tuple, vacation_id: str,
                  mine: Callable[[VacationRecord], bool]) -> bool:
@@ -419,6 +438,43 @@ class Ledger:
         self.note(vacation_id, State.LANDED, sha256,
                   f"claimed (was {prior.state} by run {prior.run_id})")
         return Claim("claimed", prior)
+
+    def renew(self, vacation_id: str) -> bool:
+        """Extends this run's claim by a lease from now, while the vacation is in progress
+        and still this run's: False once it is not (done, or taken over)."""
+        return self._applied(
+            self._renew, (_now() + self._lease, vacation_id, self.run_id, list(IN_PROGRESS)),
+            vacation_id, lambda row: row.run_id == self.run_id and row.state in IN_PROGRESS)
+
+    @contextlib.contextmanager
+    def renewing(self, vacation_id: str) -> Iterator[None]:
+        """This run's claim on ``vacation_id`` renewed every third of a lease, in a thread,
+        while the block runs: a run as long as the contract's largest vacation keeps it, and
+        one that dies lets it lapse. A renewal that fails (Cassandra away for a moment) is
+        tried again at the next beat; one refused means the claim is no longer ours, and the
+        run's next transition will say so (``LedgerConflict``)."""
+        stop = threading.Event()
+        beat = self._lease.total_seconds() / 3
+
+        def renew_until_stopped() -> None:
+            while not stop.wait(beat):
+                try:
+                    if not self.renew(vacation_id):
+                        _LOG.error("%s: this run's claim could not be renewed: it is no "
+                                   "longer in progress under run %s", vacation_id, self.run_id)
+                        return
+                except Exception as error:  # noqa: BLE001 - the next beat tries again
+                    _LOG.warning("%s: the claim's renewal failed (%s); trying again in "
+                                 "%.0f s", vacation_id, error, beat)
+
+        renewer = threading.Thread(target=renew_until_stopped, daemon=True,
+                                   name=f"lease-{vacation_id}")
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
 
     @staticmethod
     def abandoned(row: VacationRecord, now: datetime.datetime) -> bool:

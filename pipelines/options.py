@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors.avro_blocks import CODECS
 from io_connectors.cassandra_client import CassandraConfig
+from pipelines import ledger
 from transforms import contract
 
 _LIMITS = contract.Limits()
@@ -80,6 +81,12 @@ TENANTS = Flag.of("tenants", default="var/tenants.json",
                   help="The tenants file (default var/tenants.json).")
 OPERATORS = Flag.of("operators", default="var/operators.json",
                     help="The operators file (default var/operators.json).")
+LEASE_SECONDS = Flag.of(
+    "lease_seconds", type=float, default=ledger.LEASE_SECONDS, env="CRE_LEASE_SECONDS",
+    help="How long a run's claim on its vacation (and a service replica's hold on one) lasts "
+    "unless renewed; the holder renews it every third of that, so a holder that died, on any "
+    "host, is taken over once it lapses (default: $CRE_LEASE_SECONDS, else "
+    f"{ledger.LEASE_SECONDS:.0f}).")
 PASSWORD_STDIN = Flag.of("password_stdin", underscored=False, action="store_true",
                          help="Read the password from standard input.")
 
@@ -117,6 +124,7 @@ INGEST = (
     Flag.of("bulk_min_rows", type=int, default=BULK_MIN_ROWS,
             help="The records from which --load-mode auto loads in bulk."),
     OUTBOUND_ROOT,
+    LEASE_SECONDS,
     Flag.of("replay", **FLAG, help="Ingest again an archive already ingested (after a rollback "
             "or a fix); cre replay sets it. Never over a LOADED vacation."),
     Flag.of("no_deliver", **FLAG, help="Do not deliver the Arkea ABS package at the end (cre "

@@ -8,7 +8,7 @@ from typing import Optional
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from service import health
+from service import health, unavailable
 from service.audit import AuditTrail
 from service.collect import routes as collect
 from service.console import routes as console
@@ -24,7 +24,8 @@ def create_app(settings: Settings, session, *, audit: AuditTrail,
     ``audit`` records every login, refused token and upload, and ``/metrics`` shows
     ``registry`` (shared with the ingest manager) with the service's own metrics added. With
     ``settings.operators_path``, the operations console is at ``/console`` (``actions`` None:
-    it only reads)."""
+    it only reads). While Cassandra cannot be reached, every route answers 503
+    (``unavailable``)."""
     app = FastAPI(title="CRE Integration collection service", docs_url=None, redoc_url=None)
     shared = Shared.build(settings, session, audit,
                           CollectorRegistry() if registry is None else registry)
@@ -37,4 +38,6 @@ def create_app(settings: Settings, session, *, audit: AuditTrail,
     app.state.collect = collect.Collection.build(shared)
     app.include_router(collect.router)
     app.include_router(health.router)
+    for error, handler in unavailable.HANDLERS.items():
+        app.add_exception_handler(error, handler)
     return app

@@ -30,6 +30,7 @@ class Settings:
     max_login_failures: int = 5  # within the throttle's window, per name and per address
     operators_path: Optional[str] = None
     console_seconds: float = 8 * 3600  # an operator's console session
+    tenant_concurrency: int = 4  # uploads of one tenant in progress at once, on each replica
 
 
 @dataclasses.dataclass(frozen=True)

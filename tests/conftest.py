@@ -14,11 +14,13 @@ import helpers
 import pytest
 from helpers import BUCKET, config_of, free_port, listening, run_cre, wait_until
 
+from pipelines.local.cassandra_cluster import Cluster
 from pipelines.local.cassandra_server import Server
 
 # The unit tier (make check: -m "not integration") reaches no server and runs no cre process;
 # the fixtures and helpers that do are for the tests marked integration.
-SERVER_FIXTURES = frozenset({"cre", "cassandra_env", "structured", "zone_session", "gcs"})
+SERVER_FIXTURES = frozenset({"cre", "cassandra_env", "cluster", "structured", "zone_session",
+                             "gcs"})
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -28,6 +30,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if unit and servers:
         pytest.fail(f"{item.nodeid} uses {', '.join(sorted(servers))}: mark it "
                     "@pytest.mark.integration", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    """A three-node cluster on free ports (127.0.0.1-3) for the cluster tier's modules; stopped
+    at the end."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), 3, free_port(), free_port(),
+                      free_port())
+    try:
+        cluster.start()
+        yield cluster
+    finally:  # a start that failed halfway leaves nodes running too
+        cluster.stop()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
 from cassandra.cluster import Cluster as DriverCluster
 from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement, ValueSequence, tuple_factory
-from helpers import free_port, run_cre, sstable_writer_of, start_cre, wait_until
+from helpers import REPLICATION, cluster_keyspace, run_cre, sstable_writer_of, start_cre, wait_until
 from vacations import break_currencies, data_records, day_positions, write_archive
 
 from io_connectors.cassandra_client import CassandraConfig, retry_transient
@@ -42,34 +42,9 @@ from transforms.structured_rows import DAY_BUCKETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
-REPLICATION = f"NetworkTopologyStrategy:{DATACENTER}=3"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"), 3, free_port(), free_port(),
-                      free_port())
-    try:
-        cluster.start()
-        yield cluster
-    finally:  # a start that failed halfway leaves nodes running too
-        cluster.stop()
-
-
-def _keyspace(cluster: Cluster, prefix: str) -> dict:
-    """The environment of a new keyspace on the cluster, migrated with replication 3."""
-    env = {"CRE_CASSANDRA_HOSTS": cluster.hosts, "CRE_CASSANDRA_USERNAME": DEFAULT_USER,
-           "CRE_CASSANDRA_PASSWORD": DEFAULT_PASSWORD, "CRE_CASSANDRA_LOCAL_DC": DATACENTER,
-           "CRE_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM",
-           "CRE_CASSANDRA_KEYSPACE": f"{prefix}_{uuid.uuid4().hex[:8]}"}
-    migrated = run_cre("db", "migrate", "--replication", REPLICATION, env=env)
-    assert migrated.code == 0, migrated.stderr
-    return env
-
-
 @pytest.fixture(scope="module")
 def env(cluster):
-    return _keyspace(cluster, "cluster")
+    return cluster_keyspace(cluster, "cluster")
 
 
 @pytest.fixture(autouse=True)
@@ -186,7 +161,7 @@ def test_two_nodes_killed_mid_load_then_recovered(cluster, tmp_path, mode):
     run fails plainly (CQL: writes that could not be written; bulk: streams to the dead nodes,
     or no quorum for a step's session), nothing of the vacation is served, and once the nodes
     are back ``cre recover`` loads and delivers it whole."""
-    env = {**_keyspace(cluster, f"recovered_{mode}"),  # cre recover takes up its keyspace
+    env = {**cluster_keyspace(cluster, f"recovered_{mode}"),  # cre recover takes up its keyspace
            "CRE_LOAD_MODE": mode}  # the ingest's and the recovery's
     vacation, records = "BAF_20261021_01", 50_000 if mode == "cql" else 120_000
     archive = generate_vacation(tmp_path, "2026-10-21", 1, records, 10, seed=82)
@@ -411,7 +386,7 @@ def _held_by(cluster: Cluster, env: dict, node: int, table: str,
 def bulk_env(cluster):
     """The keyspace (replication 3) of the bulk loads, whose row counts scan it whole: no other
     test's rows in it."""
-    return _keyspace(cluster, "bulk")
+    return cluster_keyspace(cluster, "bulk")
 
 
 def test_bulk_and_cql_loads_serve_the_same_answers(cluster, bulk_env, tmp_path):
@@ -507,7 +482,7 @@ def test_node_killed_mid_bulk_load_completes_at_quorum_then_repair_catches_it_up
 
 
 def test_backup_and_restore_on_the_cluster(cluster, tmp_path):
-    env = _keyspace(cluster, "backed_up")
+    env = cluster_keyspace(cluster, "backed_up")
     archive = generate_vacation(tmp_path, "2026-10-24", 1, 5000, 20, seed=86)
     assert run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
                    env=env).code == 0

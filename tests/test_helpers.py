@@ -1,9 +1,16 @@
-"""The tests' own helpers: a wait that runs out fails the test that waited."""
+"""The tests' own helpers: a wait that runs out fails the test that waited; the campaign's
+quantiles are Prometheus' and its order check knows a takeover from a transition out of
+order."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from helpers import wait_until
+from helpers.campaign import out_of_order, quantile
+
+from pipelines.ledger import HistoryEntry, State
 
 
 def test_wait_until_returns_the_first_answer_done():
@@ -22,3 +29,25 @@ def test_wait_until_fails_naming_what_it_awaited_and_the_last_answer():
             return False
 
         wait_until(lambda: 0, never, timeout=0.1, interval=0.05)
+
+
+def test_quantile_interpolates_within_the_bucket_as_histogram_quantile_does():
+    buckets = [(0.1, 0.0), (0.5, 50.0), (1.0, 90.0), (float("inf"), 100.0)]
+    assert quantile(buckets, 0.5) == pytest.approx(0.5)
+    assert quantile(buckets, 0.25) == pytest.approx(0.3)
+    assert quantile(buckets, 0.7) == pytest.approx(0.75)
+    assert quantile(buckets, 0.99) == 1.0  # in the +Inf bucket: its lower bound
+    assert quantile([], 0.5) == 0.0
+
+
+def _history(*states: State) -> list[HistoryEntry]:
+    at = datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC)
+    return [HistoryEntry(at + datetime.timedelta(seconds=n), state, "run", None, "")
+            for n, state in enumerate(states)]
+
+
+def test_out_of_order_allows_a_takeover_and_notes_but_not_a_skipped_state():
+    assert out_of_order(_history(State.LANDED, State.VALIDATED, State.LANDED, State.VALIDATED,
+                                 State.LOADED, State.LOADED, State.DELIVERED)) == 0
+    assert out_of_order(_history(State.LANDED, State.LOADED, State.DELIVERED)) == 1
+    assert out_of_order(_history(State.LANDED, State.DELIVERED, State.VALIDATED)) == 2

@@ -110,7 +110,7 @@ def test_a_run_gets_the_service_zone_on_its_command_line_and_the_password_in_its
     assert argv[3:] == [
         "ingest", "--runner=FlinkRunner", "--flink_master=flink:8081", "--keyspace=not_this_one",
         "--input", "/zones/landing/arkea/BAF_20260701_01.tar.bz2",
-        "--zones-root", str(tmp_path / "zones"),
+        "--zones-root", str(tmp_path / "zones"), "--lease-seconds=90",
         "--cassandra_hosts=10.0.0.7:9142,10.0.0.8:9142", "--keyspace=cre_prod",
         "--cassandra_username=cre_app", "--cassandra_consistency=LOCAL_QUORUM",
         "--cassandra_local_dc=dc1",

@@ -21,6 +21,7 @@ from pipelines.child_runs import ingest_command
 from pipelines.commands.common import add_connection_arguments, report, text_table, zone_session
 from pipelines.commands.parsing import exit_codes, subcommand
 from pipelines.options import (
+    LEASE_SECONDS,
     OPERATORS,
     PASSWORD_STDIN,
     RUNNER,
@@ -125,7 +126,6 @@ def _ingest_config(config: CassandraConfig, username: Optional[str]) -> Cassandr
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
     from prometheus_client import CollectorRegistry
 
     from pipelines.ledger import Ledger
@@ -133,9 +133,14 @@ def serve(args: argparse.Namespace) -> int:
     from service.collect.ingest_manager import IngestManager
     from service.console.actions import ActionRunner
     from service.dependencies import Settings
+    from service.serving import Limits, run
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("cre serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return Exit.USAGE
+    if min(args.header_timeout, args.body_timeout, args.tenant_concurrency) <= 0:
+        print("cre serve: error: --header-timeout, --body-timeout and --tenant-concurrency "
+              "must be positive", file=sys.stderr)
         return Exit.USAGE
     config = cassandra_config(args, required=True)
     session = config.connect(config.keyspace)
@@ -145,7 +150,7 @@ def serve(args: argparse.Namespace) -> int:
     if not args.no_manager:
         manager = IngestManager(
             Ledger(session), _ingest_config(config, args.ingest_username), args.zones_root,
-            args.tenants, parallelism=args.parallelism,
+            args.tenants, parallelism=args.parallelism, lease_seconds=args.lease_seconds,
             max_failures=args.max_failures, retry_seconds=args.retry_seconds,
             registry=registry, audit=audit)
         threading.Thread(target=manager.run, args=(stop,), name="ingest-manager",
@@ -153,11 +158,12 @@ def serve(args: argparse.Namespace) -> int:
     actions = None if args.no_manager else ActionRunner(
         _ingest_config(config, args.ingest_username), args.zones_root, audit)
     settings = Settings(args.zones_root, args.tenants, args.token_seconds,
-                        operators_path=args.operators)
+                        operators_path=args.operators,
+                        tenant_concurrency=args.tenant_concurrency)
     app = create_app(settings, session, audit=audit, registry=registry, actions=actions)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+        run(app, args.host, args.port, Limits(args.header_timeout, args.body_timeout),
+            tls_cert=args.tls_cert, tls_key=args.tls_key)
     finally:
         stop.set()
         if actions is not None:
@@ -167,19 +173,23 @@ def serve(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+_DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
 def fetchdata_command(args: argparse.Namespace) -> int:
     from sender.fetchdata import check_server, fetchdata
 
+    servers = args.server or [_DEFAULT_SERVER]
     try:
-        check_server(args.server, args.insecure)
+        for server in servers:
+            check_server(server, args.insecure)
     except ValueError as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
         return Exit.USAGE
     password = args.password or os.environ.get("CRE_PASSWORD") or getpass.getpass("password: ")
     try:
         with progress.shown():
-            outcomes = fetchdata(args.server, args.user, password, Path(args.dir),
-                                 args.ca_file)
+            outcomes = fetchdata(servers, args.user, password, Path(args.dir), args.ca_file)
     except (PermissionError, OSError) as error:
         print(f"cre fetchdata: error: {error}", file=sys.stderr)
         return Exit.FAILURE
@@ -290,9 +300,20 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
         ZONES_ROOT.but(underscored=False, required=True,
                        help="Root of the zones the uploads land in, local or gs://."),
         TENANTS, OPERATORS.but(help="The console's operators file (cre operators add; "
-                               "default var/operators.json).")))
+                               "default var/operators.json)."), LEASE_SECONDS))
     serve_parser.add_argument("--token-seconds", type=float, default=900.0,
                               help="Lifetime of a bearer token.")
+    serve_parser.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                              help="A connection's TLS handshake, then its request head, must "
+                              "each be done within this (a later request's head: from its "
+                              "first byte); a slower client is closed, its head answered 408.")
+    serve_parser.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                              help="The longest pause within a request body: a longer one "
+                              "closes the connection (an upload is discarded).")
+    serve_parser.add_argument("--tenant-concurrency", type=int, default=4, metavar="N",
+                              help="Most uploads of one tenant in progress at once, counted "
+                              "per replica (N replicas allow N times as many): the next is "
+                              "answered 429 unread, with Retry-After.")
     serve_parser.add_argument("--parallelism", type=int, default=2,
                               help="Most ingests running at once.")
     serve_parser.add_argument("--no-manager", action="store_true",
@@ -341,8 +362,10 @@ def _add_audit_and_fetchdata_parsers(commands: argparse._SubParsersAction) -> No
     fetch.add_argument("-p", "--password", help="Prefer the CRE_PASSWORD variable or the "
                        "prompt: a command line shows in the process list.")
     fetch.add_argument("-d", "--dir", default="client-input-dir", help="The folder to send.")
-    fetch.add_argument("--server", default="http://127.0.0.1:8080",
-                       help="The collection service's URL.")
+    fetch.add_argument("--server", action="append", metavar="URL",
+                       help="The collection service's URL; repeated for its replicas, tried in "
+                       "order: the next when one cannot be reached or answers 502, 503 or 504 "
+                       f"after its retries (default: {_DEFAULT_SERVER}).")
     fetch.add_argument("--ca-file", type=Path, metavar="FILE", help="Verify the server's "
                        "certificate against these PEM authorities (default: the system's).")
     fetch.add_argument("--insecure", action="store_true", help="Allow plain http:// to "

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines.child_runs import child_log_dir, cre_child, ingest_command, launch_child
-from pipelines.ledger import IN_PROGRESS, Ledger, State, VacationRecord, this_process
+from pipelines.ledger import IN_PROGRESS, LEASE_SECONDS, Ledger, State, VacationRecord, this_process
 from service.tenants import TenantStore
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class IngestManager:
     def __init__(self, ledger: Ledger, config: CassandraConfig, zones_root: str,
                  tenants_path: str, *, parallelism: int = 2,
                  poll_seconds: float = 2.0, max_failures: int = 3, retry_seconds: float = 30.0,
-                 lease_seconds: float = 60.0, replica: Optional[str] = None,
+                 lease_seconds: float = LEASE_SECONDS, replica: Optional[str] = None,
                  registry: Optional[CollectorRegistry] = None,
                  audit: Optional[AuditTrail] = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -84,7 +84,7 @@ class IngestManager:
         self._zones_root = zones_root
         self._tenants = TenantStore(Path(tenants_path))
         self._parallelism = parallelism
-        self._poll = poll_seconds
+        self._poll = min(poll_seconds, lease_seconds / 3)  # a hold renewed in time
         self._max_failures = max_failures
         self._retry = retry_seconds
         self._lease = lease_seconds
@@ -196,10 +196,10 @@ class IngestManager:
 
     def command(self, row: VacationRecord) -> tuple[list[str], dict[str, str]]:
         """``cre ingest``'s command line and environment for the vacation of ``row``: the
-        tenant's runner profile, then the service's zones and structured zone."""
+        tenant's runner profile, then the service's zones, lease and structured zone."""
         tenant = self._tenants.load().get(row.tenant)
         return cre_child(self._config, *ingest_command(
-            row.landed_path, self._zones_root, tenant.profile if tenant else {}))
+            row.landed_path, self._zones_root, tenant.profile if tenant else {}, self._lease))
 
     def _launch(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         return launch_child(argv, env, log)

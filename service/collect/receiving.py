@@ -2,9 +2,14 @@
 
 An upload is streamed to a temporary name in ``landing/`` while it is checked (format, size,
 the vacation its META.json names) and hashed, then renamed under its sha256 (the layout
-``cre ingest`` lands to), recorded in the tenant's own partition of ``uploads`` and queued as
-RECEIVED in the vacation ledger. It reads and writes those tables only through their owners,
+``cre ingest`` lands to), queued as RECEIVED in the vacation ledger and recorded in the tenant's
+own partition of ``uploads``. It reads and writes those tables only through their owners,
 ``Uploads`` and ``Ledger``.
+
+Nothing acknowledged is lost: the ``uploads`` row, written last, is the acknowledgement. An
+upload whose commit failed before it (Cassandra lost: 503; the disk full: 507) is answered
+with an error, and the same content sent again completes whatever the first attempt left
+undone. A full landing zone keeps no partial file.
 """
 
 from __future__ import annotations
@@ -73,13 +78,14 @@ class Receiving:
 
     async def receive(self, filename: str, caller: Caller, content_length: Optional[str],
                       chunks: AsyncIterator[bytes], client: str) -> JSONResponse:
-        """An upload of the caller's: refused with an HTTPException, else landed and queued
-        (201), or the first upload of the same content (200); a refusal or a failure is in
-        the audit trail."""
+        """An upload of the caller's: refused with an HTTPException (507 when the landing zone
+        is full), else landed and queued (201), or the first upload of the same content (200);
+        a refusal or a failure is in the audit trail."""
         try:
             return await self._receive(filename, caller, content_length, chunks, client)
         except HTTPException as refusal:
-            self._audit.record(caller.tenant.name, "upload", filename, "refused",
+            self._audit.record(caller.tenant.name, "upload", filename,
+                               "failed" if refusal.status_code >= 500 else "refused",
                                f"{refusal.status_code} {refusal.detail}", client)
             raise
         except Exception as error:
@@ -90,12 +96,22 @@ class Receiving:
     async def _receive(self, filename: str, caller: Caller, content_length: Optional[str],
                        chunks: AsyncIterator[bytes], client: str) -> JSONResponse:
         started = time.monotonic()
+        tenant = caller.tenant
         name = self._admit(filename, caller, content_length)
-        landed = await self._land(filename, caller.tenant, name, chunks)
-        return self._commit(filename, caller.tenant.name, name, landed, started, client)
+        try:
+            landed = await self._land(filename, tenant, name, chunks)
+            return self._commit(filename, tenant.name, name, landed, started, client)
+        except OSError as error:
+            if not zones.out_of_space(error):
+                raise
+            _LOG.error("%s's %s: no space left in the landing zone (%s)", tenant.name,
+                       filename, error)
+            raise self._refuse(tenant.name, "no_space", 507, f"{filename}: no space is left "
+                               "in the landing zone; the upload was not acknowledged: send it "
+                               "again later") from None
 
     def _refuse(self, tenant: str, outcome: str, status: int, reason: str) -> HTTPException:
-        """The refusal to raise, counted under ``outcome``."""
+        """The HTTPException to raise, counted under ``outcome``."""
         self.metrics.uploads.labels(tenant, outcome).inc()
         return HTTPException(status, reason)
 
@@ -152,30 +168,48 @@ class Receiving:
 
     def _commit(self, filename: str, tenant: str, name: VacationName, landed: _Landed,
                 started: float, client: str) -> JSONResponse:
-        """The landed upload renamed under its sha256, recorded and queued as RECEIVED; or,
-        the tenant's same vacation again, discarded for the first upload of it."""
+        """The landed upload renamed under its sha256, queued as RECEIVED and recorded; or,
+        the tenant's same vacation again, discarded for the first upload of it.
+
+        The reservation comes first and the ``uploads`` row last, so a reservation without
+        its row is an attempt that failed in between: this one completes it under the first
+        attempt's upload id, each step idempotent (the file already landed is kept, the
+        ledger queues the same content once, the row is written again)."""
         upload_id = uuid.uuid4().hex
-        first = self._uploads.reserve(tenant, filename, landed.sha256, upload_id)
-        if first is not None:  # the same vacation again: answer with the first upload
+        try:
+            first = self._uploads.reserve(tenant, filename, landed.sha256, upload_id)
+            acknowledged = first is not None and self._uploads.get(tenant, first) is not None
+        except BaseException:  # the temporary is not committed yet: it goes
             zones.discard(landed.temporary, self._landing)
-            self.metrics.uploads.labels(tenant, "duplicate").inc()
-            self._audit.record(tenant, "upload", filename, "duplicate",
-                               f"sha256 {landed.sha256}, first upload {first}", client)
-            return JSONResponse({"upload_id": first, "sha256": landed.sha256,
-                                 "duplicate": True}, 200)
+            raise
+        if acknowledged:
+            return self._duplicate(filename, tenant, landed, first, client)
+        upload_id = first or upload_id
         final = commit_landed(landed.temporary, landed.folder, landed.sha256, filename)
         now = datetime.datetime.now(datetime.UTC)
         day = datetime.date.fromisoformat(name.business_date)
+        self._ledger.receive(name.vacation_id, day, name.slot, landed.sha256, now, final, tenant)
         self._uploads.record(tenant, upload_id, filename, landed.sha256, landed.size, now, day,
                              name.vacation_id, final)
-        self._ledger.receive(name.vacation_id, day, name.slot, landed.sha256, now, final, tenant)
         self.metrics.uploads.labels(tenant, "received").inc()
         self.metrics.upload_bytes.labels(tenant).inc(landed.size)
         self.metrics.upload_seconds.observe(time.monotonic() - started)
-        _LOG.info("%s uploaded %s (%d bytes, sha256 %s)", tenant, filename, landed.size,
-                  landed.sha256)
+        completed = "" if first is None else ", completing an unacknowledged attempt"
+        _LOG.info("%s uploaded %s (%d bytes, sha256 %s%s)", tenant, filename, landed.size,
+                  landed.sha256, completed)
         self._audit.record(tenant, "upload", filename, "accepted", f"upload {upload_id}, "
-                           f"{landed.size} bytes, sha256 {landed.sha256}", client)
+                           f"{landed.size} bytes, sha256 {landed.sha256}{completed}", client)
         return JSONResponse({"upload_id": upload_id, "sha256": landed.sha256,
                              "bytes": landed.size, "vacation_id": name.vacation_id,
                              "duplicate": False}, 201)
+
+    def _duplicate(self, filename: str, tenant: str, landed: _Landed, first: str,
+                   client: str) -> JSONResponse:
+        """The same vacation again, acknowledged before: discarded, answered with the first
+        upload."""
+        zones.discard(landed.temporary, self._landing)
+        self.metrics.uploads.labels(tenant, "duplicate").inc()
+        self._audit.record(tenant, "upload", filename, "duplicate",
+                           f"sha256 {landed.sha256}, first upload {first}", client)
+        return JSONResponse({"upload_id": first, "sha256": landed.sha256, "duplicate": True},
+                            200)

@@ -2,7 +2,9 @@
 
 A tenant logs in with HTTP Basic for a short-lived bearer token (kept in Cassandra by
 ``access``, so every replica of the service accepts it), sends its archives (``receiving``)
-and asks what became of them: the ledger says, through its owner ``Ledger``.
+and asks what became of them: the ledger says, through its owner ``Ledger``. A tenant has at
+most a few uploads in progress at once on each replica (``slots``); ``DELETE /v1/token`` ends
+its token at every replica.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from typing import Optional
+from typing import Annotated, Optional
 
-from fastapi import APIRouter, HTTPException, Request, Security
+from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from pipelines.ledger import Ledger, State
 from service.access import client_address
 from service.audit import ANONYMOUS
 from service.collect.receiving import Metrics, Receiving
+from service.collect.slots import UploadSlots
 from service.dependencies import (
     AuditDep,
     CallerDep,
@@ -41,13 +44,15 @@ class Collection:
     ledger: Ledger
     metrics: Metrics
     receiving: Receiving
+    slots: UploadSlots  # the uploads in progress on this replica
 
     @classmethod
     def build(cls, shared: Shared) -> Collection:
         uploads, ledger, metrics = Uploads(shared.session), Ledger(shared.session), \
             Metrics(shared.registry)
         return cls(uploads, ledger, metrics, Receiving(
-            uploads, ledger, shared.settings.zones_root, shared.tokens, shared.audit, metrics))
+            uploads, ledger, shared.settings.zones_root, shared.tokens, shared.audit, metrics),
+            UploadSlots(shared.settings.tenant_concurrency))
 
 
 def collection(request: Request) -> Collection:
@@ -64,20 +69,27 @@ _REFUSALS = {
     401: "no valid credentials", 404: "no such upload of this tenant's", 413: "too large",
     415: "a format the tenant may not send",
     422: "not a vacation's name, or META.json names another vacation",
-    429: "too many failed logins, or too many files for this token",
+    429: "too many failed logins, too many files for this token, or too many uploads of this "
+         "tenant's in progress",
+    503: "the service's database cannot be reached for a moment: try again after Retry-After",
+    507: "no space left to land the upload: nothing was kept; try again later",
 }
 
 
 def _refusals(*codes: int) -> dict[int, dict]:
-    """The OpenAPI documentation of the refusals a route gives."""
-    return {code: {"description": _REFUSALS[code], "model": _Refusal} for code in codes}
+    """The OpenAPI documentation of the refusals a route gives, and of the 503 any route may
+    give (``service.unavailable``)."""
+    return {code: {"description": _REFUSALS[code], "model": _Refusal}
+            for code in (*codes, 503)}
 
 
 _ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
-# documents the scheme only: current_tenant refuses (and audits) a request without a token
-_BEARER = [Security(HTTPBearer(description="the access_token of POST /v1/token",
-                               auto_error=False))]
+# documents the scheme: current_tenant refuses (and audits) a request without a valid token
+_SCHEME = HTTPBearer(description="the access_token of POST /v1/token", auto_error=False)
+_BEARER = [Security(_SCHEME)]
+# how long a tenant at its most uploads at once is asked to wait: about a small upload's time
+_BUSY_RETRY_SECONDS = 10
 
 router = APIRouter()
 
@@ -105,6 +117,17 @@ async def token(request: Request, tenants: TenantStoreDep, throttle: ThrottleDep
             "expires_in": tokens.seconds}
 
 
+@router.delete("/v1/token", status_code=204, responses=_refusals(401))
+def logout(request: Request, caller: CallerDep, tokens: TokensDep, audit: AuditDep,
+           bearer: Annotated[HTTPAuthorizationCredentials, Security(_SCHEME)]) -> Response:
+    """Ends the caller's token at once, at every replica (its other tokens live on); the
+    caller, resolved first, proved there is one."""
+    tokens.revoke(bearer.credentials)
+    audit.record(caller.tenant.name, "logout", caller.tenant.name, "ok",
+                 client=client_address(request))
+    return Response(status_code=204)
+
+
 @router.get("/v1/constraints", dependencies=_BEARER, responses=_refusals(401))
 def constraints(caller: CallerDep) -> dict:
     return caller.tenant.constraints()
@@ -114,11 +137,21 @@ def constraints(caller: CallerDep) -> dict:
             openapi_extra=_ARCHIVE_BODY, responses={
                 200: {"description": "this tenant already sent this archive under this name: "
                                      "its first upload"},
-                **_refusals(401, 413, 415, 422, 429)})
-async def upload(filename: str, request: Request, caller: CallerDep) -> JSONResponse:
-    return await collection(request).receiving.receive(
-        filename, caller, request.headers.get("content-length"), request.stream(),
-        client_address(request))
+                **_refusals(401, 413, 415, 422, 429, 507)})
+async def upload(filename: str, request: Request, caller: CallerDep,
+                 audit: AuditDep) -> JSONResponse:
+    found, tenant, client = collection(request), caller.tenant.name, client_address(request)
+    if not found.slots.take(tenant):  # refused unread: the connection closes with the answer
+        found.metrics.uploads.labels(tenant, "too_many_at_once").inc()
+        detail = f"{found.slots.per_tenant} uploads of {tenant} already in progress here"
+        audit.record(tenant, "upload", filename, "refused", f"429 {detail}", client)
+        raise HTTPException(429, f"{detail}; try again later", headers={
+            "Retry-After": str(_BUSY_RETRY_SECONDS), "Connection": "close"})
+    try:
+        return await found.receiving.receive(
+            filename, caller, request.headers.get("content-length"), request.stream(), client)
+    finally:
+        found.slots.give_back(tenant)
 
 
 @router.get("/v1/uploads/{upload_id}", dependencies=_BEARER, responses=_refusals(401, 404))

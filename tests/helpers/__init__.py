@@ -17,8 +17,9 @@ from helpers.cre import (
     wait_until,
 )
 from helpers.service import PASSWORDS, Service, add_tenant
-from helpers.zones import BUCKET, abandon, config_of
+from helpers.zones import BUCKET, REPLICATION, abandon, cluster_keyspace, config_of
 
-__all__ = ["BUCKET", "CRE", "PASSWORDS", "ROOT", "TIER", "CreRun", "Service", "abandon",
-           "add_tenant", "config_of", "cre_environment", "free_port", "integration_only",
-           "listening", "run_cre", "sstable_writer_of", "start_cre", "wait_until"]
+__all__ = ["BUCKET", "CRE", "PASSWORDS", "REPLICATION", "ROOT", "TIER", "CreRun", "Service",
+           "abandon", "add_tenant", "cluster_keyspace", "config_of", "cre_environment",
+           "free_port", "integration_only", "listening", "run_cre", "sstable_writer_of",
+           "start_cre", "wait_until"]

@@ -25,11 +25,12 @@ def add_tenant(tenants: Path, name: str, *options: str) -> None:
 class Service:
     """A ``cre serve`` process on a free loopback port, over the folder's ``zones``,
     ``tenants.json`` and ``operators.json`` (its own process group, so its ingests die with
-    it); HTTPS with ``tls``, a certificate and its key."""
+    it); HTTPS with ``tls``, a certificate and its key; under the host name ``host`` (a UTS
+    namespace of its own, ``unshare -u``) to play a replica on another machine."""
 
     def __init__(self, folder: Path, env: dict, *options: str,
-                 tls: tuple[Path, Path] | None = None):
-        self.folder, self.env = folder, env
+                 tls: tuple[Path, Path] | None = None, host: str | None = None):
+        self.folder, self.env, self.host = folder, env, host
         self.options = (*options, *(("--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
                                     if tls else ()))
         self.port = free_port()
@@ -40,8 +41,10 @@ class Service:
     def start(self) -> None:
         integration_only("cre serve")
         log = open(self.log, "ab")
+        as_host = ("unshare", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', self.host) \
+            if self.host else ()
         self.process = subprocess.Popen(
-            [*CRE, "serve", "--port", str(self.port),
+            [*as_host, *CRE, "serve", "--port", str(self.port),
              "--zones-root", str(self.folder / "zones"), "--tenants",
              str(self.folder / "tenants.json"), "--operators",
              str(self.folder / "operators.json"), *self.options], cwd=ROOT, stdout=log,
