@@ -11,8 +11,10 @@ takes the ``verdict``. ``tests/test_reliability.py`` runs the quick scenarios in
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
 import datetime
+import io
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -263,9 +265,8 @@ def out_of_order(history: Sequence) -> int:
 def _package_events(path: Path) -> int:
     """The CRE events the package's POSITIONS.csv accounts for."""
     members = pivot_package.read_archive(path.read_bytes())
-    lines = members["POSITIONS.csv"].decode().splitlines()
-    column = lines[0].split(",").index("event_count")
-    return sum(int(line.split(",")[column]) for line in lines[1:])
+    positions = csv.DictReader(io.StringIO(members["POSITIONS.csv"].decode()), delimiter=";")
+    return sum(int(position["event_count"]) for position in positions)
 
 
 def _rows_by_vacation(session) -> dict[str, int]:
