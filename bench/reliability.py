@@ -191,21 +191,26 @@ def _node_scenarios(server: Server, work: Path, rows: int,
 
 
 def _disk_full(folder: Path, env: dict, tenants, rows: int) -> Verdict:
-    """The zones on a small tmpfs: uploads refused 507 (nothing kept), ingests failing while it
-    is full; once it is grown, the senders send again and every vacation gets through once."""
+    """The zones on a tmpfs half the size of what is sent: uploads refused 507 (nothing kept),
+    ingests failing while it is full; once it is grown, the senders send again and every
+    vacation gets through once."""
     zones = folder / "zones"
     zones.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(zones)], check=True)
     refused: list[float] = []
+
+    def full_then_grown(c: Campaign) -> float:
+        half = sum(sent.archive.stat().st_size for sent in c.sent) // 2048
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={half}k", "tmpfs", str(zones)],
+                       check=True)
+        pushed = c.push(check=False)  # some files refused: their runs exit 1
+        refused.append(c.metric("cre_uploads_total", outcome="no_space"))
+        subprocess.run(["mount", "-o", "remount,size=2g", str(zones)], check=True)
+        return pushed + c.push()
+
     try:
-        def full_then_grown(c: Campaign) -> float:
-            pushed = c.push(check=False)  # some files refused: their runs exit 1
-            refused.append(c.metric("cre_uploads_total", outcome="no_space"))
-            subprocess.run(["mount", "-o", "remount,size=2g", str(zones)], check=True)
-            return pushed + c.push()
         verdict = _run(Campaign(folder, env, tenants), f"{len(tenants)} tenants x 6 vacations "
-                       f"x {rows:,} rows", "zones file system full (3 MiB), then grown",
-                       full_then_grown, rows)
+                       f"x {rows:,} rows", "zones file system full (half of what is sent), "
+                       "then grown", full_then_grown, rows)
     finally:
         subprocess.run(["umount", "-l", str(zones)], check=False)
     verdict.fault += f": {refused[0]:.0f} uploads refused 507" if refused else ""
@@ -355,14 +360,27 @@ def main() -> int:
 
 
 def _write(out: Path, lines: list[str], minutes: float, failed: list[Verdict]) -> None:
-    """Replaces the table of ``out`` (between its markers) with this run's."""
+    """Puts this run's lines in the table of ``out`` (between its markers): a run of some
+    scenarios (``--only``) replaces their lines and keeps the others'."""
     begin, end = "<!-- campaign table: begin -->", "<!-- campaign table: end -->"
     text = out.read_text()
     head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    run = (f"Run of {datetime.date.today().isoformat()}, {minutes:.0f} min on this machine "
-           f"(2 cores){'; FAILED: ' + ', '.join(v.scenario for v in failed) if failed else ''}.")
-    out.write_text("\n".join([head + begin, "", run, "", *lines, "", end]) + tail)
+    kept, _, tail = rest.partition(end)
+    header, rows = lines[:2], {_scenario(line): line for line in lines[2:]}
+    earlier = {_scenario(line): line for line in kept.splitlines() if line.startswith("| ")}
+    earlier.pop("scenario", None)
+    merged = {**earlier, **rows}
+    ordered = sorted(merged, key=lambda name: SCENARIOS.index(name)
+                     if name in SCENARIOS else len(SCENARIOS))
+    run = (f"Last run {datetime.date.today().isoformat()}: {', '.join(rows)} "
+           f"({minutes:.0f} min on this machine, 2 cores)"
+           f"{'; FAILED: ' + ', '.join(v.scenario for v in failed) if failed else ''}.")
+    out.write_text("\n".join([head + begin, "", *header, *(merged[name] for name in ordered),
+                              "", run, "", end]) + tail)
+
+
+def _scenario(line: str) -> str:
+    return line.split("|")[1].strip()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from cassandra.query import ValueSequence
 from helpers import abandon, run_cre, start_cre
 from vacations import data_records, refresh, valid_members, with_bad_currency, write_archive
 
+from io_connectors import landing
 from pipelines import recovery
 from pipelines.ledger import Ledger, State, VacationRecord
 from pipelines.local.generator import generate_vacation, read_members
@@ -204,3 +205,26 @@ def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, z
     assert rejects.code == 0, rejects.stderr
     assert [(r["member_name"], r["record_number"], r["error_code"])
             for r in json.loads(rejects.stdout)] == [(bad, 3, "BAD_CURRENCY")]
+
+
+@pytest.mark.integration
+def test_a_landed_archive_changed_on_disk_is_refused_by_its_sha256(structured, zone_session,
+                                                                 tmp_path):
+    """An upload lands and waits as RECEIVED; its file is then changed on disk. Its ingest
+    refuses it (exit 1) before claiming anything, nothing is published, and the refusal is in
+    the vacation's history, where the ledger leaves it RECEIVED for an operator."""
+    zones = tmp_path / "zones"
+    archive = generate_vacation(tmp_path, "2026-08-05", 1, 200, 5, seed=66)
+    landed = landing.land(str(archive), str(zones), "2026-08-05", "BAF_20260805_01")
+    ledger = Ledger(zone_session)
+    ledger.receive("BAF_20260805_01", datetime.date(2026, 8, 5), 1, landed.sha256,
+                   datetime.datetime.now(datetime.UTC), landed.path, "arkea")
+    with open(landed.path, "ab") as changed:
+        changed.write(b"\0")
+    run = run_cre("ingest", "--input", landed.path, "--zones-root", str(zones), env=structured)
+    assert run.code == 1, run.stderr
+    assert "no longer hashes to the sha256 it landed under" in run.stderr
+    assert ledger.get("BAF_20260805_01").state == State.RECEIVED
+    assert any(entry.message.startswith("refused:") and "sha256" in entry.message
+               for entry in ledger.history("BAF_20260805_01"))
+    assert not list((zones / "proxy_producer").rglob("*BAF_20260805_01*"))

@@ -87,6 +87,7 @@ class Campaign:
     def __init__(self, folder: Path, env: dict, tenants: Sequence[str], *,
                  replicas: int = 2, hosts: Sequence[str | None] = (), options: Sequence[str] = ()):
         self.folder, self.env, self.tenants = folder, env, list(tenants)
+        folder.mkdir(parents=True, exist_ok=True)
         self.authority = Authority(folder)
         certificate = self.authority.issue("server")
         for tenant in self.tenants:
