@@ -236,6 +236,9 @@ def _judge(verdict: Verdict, sent: Sequence[Sent], ledger: Ledger, uploads: Uplo
         verdict.ingested += loads == 1
         verdict.delivered += deliveries == 1 and record.delivered_at is not None
         verdict.duplicated += max(0, loads - 1) + max(0, deliveries - 1)
+        if not loads or not deliveries:
+            verdict.problems.append(f"{vacation_id}: {loads} loads, {deliveries} deliveries "
+                                    "in its history")
         verdict.out_of_order += out_of_order(history)
         found = rows.get(vacation_id, 0)
         verdict.lost += max(0, one.cre_records - found)
@@ -292,7 +295,11 @@ def quantile(buckets: Sequence[tuple[float, float]], q: float) -> float:
 
 
 def _connect(env: dict):
-    return config_of(env).connect(env["CRE_CASSANDRA_KEYSPACE"])
+    """A session at the scenario's own consistency: at ONE, a node back from a restart may
+    not have the history written while it was away yet, and the check would miss it."""
+    config = dataclasses.replace(config_of(env), consistency=env.get(
+        "CRE_CASSANDRA_CONSISTENCY", "ONE"), local_dc=env.get("CRE_CASSANDRA_LOCAL_DC"))
+    return config.connect(env["CRE_CASSANDRA_KEYSPACE"])
 
 
 def table(verdicts: Sequence[Verdict]) -> Iterator[str]:
@@ -303,8 +310,14 @@ def table(verdicts: Sequence[Verdict]) -> Iterator[str]:
     for v in verdicts:
         yield (f"| {v.scenario} | {v.load} | {v.fault} | {v.accepted} | {v.ingested} | "
                f"{v.delivered} | {v.lost} | {v.duplicated} | {v.out_of_order} | "
-               f"{v.uploads_per_second:.2f} | {v.p50_seconds:.2f} s | {v.p99_seconds:.2f} s | "
-               f"{v.to_delivered_seconds:.0f} s |")
+               f"{_measured(v.uploads_per_second, '{:.2f}')} | "
+               f"{_measured(v.p50_seconds, '{:.2f} s')} | {_measured(v.p99_seconds, '{:.2f} s')} "
+               f"| {_measured(v.to_delivered_seconds, '{:.0f} s')} |")
+
+
+def _measured(value: float, form: str) -> str:
+    """A figure, or a dash where the scenario does not measure it."""
+    return form.format(value) if value else "-"
 
 
 def as_json(verdicts: Sequence[Verdict]) -> str:
