@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import PASSWORDS, Service, add_tenant, run_cre, wait_until
+from helpers import PASSWORDS, Service, add_tenant, incoming_files, run_cre, wait_until
 
 from pipelines.ledger import Ledger
 from pipelines.local.certificates import Authority
@@ -233,7 +233,7 @@ def test_a_stalled_upload_is_cut_discarded_and_audited(replicas, trusted, zone_s
     since, archive = _now(), generate_vacation(tmp_path, "2026-12-02", 1, 200, 2, seed=321)
     assert _stalled_upload(replicas[0], trusted, replicas[0].token("arkea"), archive) == b""
     landing = replicas[0].folder / "zones" / "landing"
-    wait_until(lambda: list(landing.rglob("_incoming-*")), lambda left: not left, timeout=10,
+    wait_until(lambda: incoming_files(landing), lambda left: left == [], timeout=10,
                interval=0.2, what="the stalled upload's partial file discarded")
     failed = wait_until(lambda: _events(zone_session, "arkea", since, "upload", "failed"),
                         timeout=10, interval=0.2, what="the stalled upload audited")

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from cassandra import OperationTimedOut
 from fastapi import FastAPI
-from helpers import PASSWORDS, Service, add_tenant, start_cre, wait_until
+from helpers import PASSWORDS, Service, add_tenant, incoming_files, start_cre, wait_until
 from helpers.tcp_proxy import TcpProxy
 from vacations import tar_bytes
 
@@ -88,10 +88,6 @@ def _received_once(session, archives: list[Path]) -> None:
         assert upload["bytes"] == archive.stat().st_size
 
 
-def _incoming(zones: Path) -> list[Path]:
-    return list(zones.rglob("_incoming-*"))
-
-
 def test_while_cassandra_is_cut_off_uploads_get_503_and_fetchdata_waits(
         structured, zone_session, serve, tmp_path):
     cassandra = CassandraConfig.from_hosts(structured["CRE_CASSANDRA_HOSTS"], "")
@@ -143,7 +139,7 @@ def test_a_full_landing_zone_answers_507_and_keeps_nothing(
         full = client.put(f"/v1/uploads/{big.name}", content=big.read_bytes())
         assert full.status_code == 507, full.text
         assert "no space is left in the landing zone" in full.json()["detail"]
-        assert _incoming(small_disk) == []
+        assert incoming_files(small_disk) == []
         disk = os.statvfs(small_disk)
         assert disk.f_bfree * disk.f_frsize > 1.9 * (1 << 20)  # the partial file is gone
         sent = client.put(f"/v1/uploads/{small.name}", content=small.read_bytes())
@@ -167,7 +163,7 @@ def test_a_replica_killed_mid_upload_hands_the_file_to_the_other(
 
     def receiving() -> bool:  # a's file in landing, growing
         sizes = []
-        for path in _incoming(tmp_path / "zones"):
+        for path in incoming_files(tmp_path / "zones") or []:
             with contextlib.suppress(FileNotFoundError):  # renamed once received
                 sizes.append(path.stat().st_size)
         return any(size > 1 << 20 for size in sizes)

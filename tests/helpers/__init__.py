@@ -17,9 +17,16 @@ from helpers.cre import (
     wait_until,
 )
 from helpers.service import PASSWORDS, Service, add_tenant
-from helpers.zones import BUCKET, REPLICATION, abandon, cluster_keyspace, config_of
+from helpers.zones import (
+    BUCKET,
+    REPLICATION,
+    abandon,
+    cluster_keyspace,
+    config_of,
+    incoming_files,
+)
 
 __all__ = ["BUCKET", "CRE", "PASSWORDS", "REPLICATION", "ROOT", "TIER", "CreRun", "Service",
            "abandon", "add_tenant", "cluster_keyspace", "config_of", "cre_environment",
-           "free_port", "integration_only", "listening", "run_cre", "sstable_writer_of",
-           "start_cre", "wait_until"]
+           "free_port", "incoming_files", "integration_only", "listening", "run_cre",
+           "sstable_writer_of", "start_cre", "wait_until"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from helpers.cre import run_cre
 from io_connectors.cassandra_client import CassandraConfig
@@ -39,3 +40,13 @@ def cluster_keyspace(cluster: Cluster, prefix: str) -> dict:
     migrated = run_cre("db", "migrate", "--replication", REPLICATION, env=env)
     assert migrated.code == 0, migrated.stderr
     return env
+
+
+def incoming_files(root: Path) -> list[Path] | None:
+    """The partial uploads (``_incoming-*``) under ``root``; None when a folder vanished while
+    they were looked for (the service removes a discarded upload's empty folders), to look
+    again."""
+    try:
+        return list(root.rglob("_incoming-*"))
+    except FileNotFoundError:
+        return None
