@@ -14,13 +14,14 @@ undone. A full landing zone keeps no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Optional
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -35,12 +36,15 @@ from pipelines.ledger import Ledger
 from service.access import Tokens
 from service.audit import AuditTrail
 from service.collect.meta_probe import MetaProbe
+from service.collect.slots import UploadSlots
 from service.dependencies import Caller
 from service.tenants import Tenant
 from service.uploads import Uploads
 from transforms.contract import VacationError, VacationName
 
 _LOG = logging.getLogger(__name__)
+# how long a tenant at its most uploads at once is asked to wait: about a small upload's time
+_BUSY_RETRY_SECONDS = 10
 
 
 class Metrics:
@@ -71,10 +75,11 @@ class Receiving:
     """The upload door of one application: its tables' owners, its metrics, its audit."""
 
     def __init__(self, uploads: Uploads, ledger: Ledger, zones_root: str, tokens: Tokens,
-                 audit: AuditTrail, metrics: Metrics):
+                 audit: AuditTrail, metrics: Metrics, slots: UploadSlots):
         self._uploads, self._ledger = uploads, ledger
         self._landing = zones.join(zones_root, zones.LANDING)
         self._tokens, self._audit, self.metrics = tokens, audit, metrics
+        self._slots = slots
 
     async def receive(self, filename: str, caller: Caller, content_length: Optional[str],
                       chunks: AsyncIterator[bytes], client: str) -> JSONResponse:
@@ -82,7 +87,8 @@ class Receiving:
         is full), else landed and queued (201), or the first upload of the same content (200);
         a refusal or a failure is in the audit trail."""
         try:
-            return await self._receive(filename, caller, content_length, chunks, client)
+            with self._slot(caller.tenant.name):
+                return await self._receive(filename, caller, content_length, chunks, client)
         except HTTPException as refusal:
             self._audit.record(caller.tenant.name, "upload", filename,
                                "failed" if refusal.status_code >= 500 else "refused",
@@ -110,10 +116,25 @@ class Receiving:
                                "in the landing zone; the upload was not acknowledged: send it "
                                "again later") from None
 
-    def _refuse(self, tenant: str, outcome: str, status: int, reason: str) -> HTTPException:
+    def _refuse(self, tenant: str, outcome: str, status: int, reason: str,
+                **headers: str) -> HTTPException:
         """The HTTPException to raise, counted under ``outcome``."""
         self.metrics.uploads.labels(tenant, outcome).inc()
-        return HTTPException(status, reason)
+        return HTTPException(status, reason, headers=headers or None)
+
+    @contextlib.contextmanager
+    def _slot(self, tenant: str) -> Iterator[None]:
+        """One of the tenant's uploads in progress here, or a 429 that closes the connection
+        with the answer, the body unread."""
+        if not self._slots.take(tenant):
+            raise self._refuse(
+                tenant, "too_many_at_once", 429, f"{self._slots.per_tenant} uploads of "
+                f"{tenant} already in progress here; try again later",
+                **{"Retry-After": str(_BUSY_RETRY_SECONDS), "Connection": "close"})
+        try:
+            yield
+        finally:
+            self._slots.give_back(tenant)
 
     def _admit(self, filename: str, caller: Caller,
                content_length: Optional[str]) -> VacationName:

@@ -44,15 +44,14 @@ class Collection:
     ledger: Ledger
     metrics: Metrics
     receiving: Receiving
-    slots: UploadSlots  # the uploads in progress on this replica
 
     @classmethod
     def build(cls, shared: Shared) -> Collection:
         uploads, ledger, metrics = Uploads(shared.session), Ledger(shared.session), \
             Metrics(shared.registry)
         return cls(uploads, ledger, metrics, Receiving(
-            uploads, ledger, shared.settings.zones_root, shared.tokens, shared.audit, metrics),
-            UploadSlots(shared.settings.tenant_concurrency))
+            uploads, ledger, shared.settings.zones_root, shared.tokens, shared.audit, metrics,
+            UploadSlots(shared.settings.tenant_concurrency)))
 
 
 def collection(request: Request) -> Collection:
@@ -88,8 +87,6 @@ _ARCHIVE_BODY = {"requestBody": {"required": True, "content": {
 # documents the scheme: current_tenant refuses (and audits) a request without a valid token
 _SCHEME = HTTPBearer(description="the access_token of POST /v1/token", auto_error=False)
 _BEARER = [Security(_SCHEME)]
-# how long a tenant at its most uploads at once is asked to wait: about a small upload's time
-_BUSY_RETRY_SECONDS = 10
 
 router = APIRouter()
 
@@ -138,20 +135,10 @@ def constraints(caller: CallerDep) -> dict:
                 200: {"description": "this tenant already sent this archive under this name: "
                                      "its first upload"},
                 **_refusals(401, 413, 415, 422, 429, 507)})
-async def upload(filename: str, request: Request, caller: CallerDep,
-                 audit: AuditDep) -> JSONResponse:
-    found, tenant, client = collection(request), caller.tenant.name, client_address(request)
-    if not found.slots.take(tenant):  # refused unread: the connection closes with the answer
-        found.metrics.uploads.labels(tenant, "too_many_at_once").inc()
-        detail = f"{found.slots.per_tenant} uploads of {tenant} already in progress here"
-        audit.record(tenant, "upload", filename, "refused", f"429 {detail}", client)
-        raise HTTPException(429, f"{detail}; try again later", headers={
-            "Retry-After": str(_BUSY_RETRY_SECONDS), "Connection": "close"})
-    try:
-        return await found.receiving.receive(
-            filename, caller, request.headers.get("content-length"), request.stream(), client)
-    finally:
-        found.slots.give_back(tenant)
+async def upload(filename: str, request: Request, caller: CallerDep) -> JSONResponse:
+    return await collection(request).receiving.receive(
+        filename, caller, request.headers.get("content-length"), request.stream(),
+        client_address(request))
 
 
 @router.get("/v1/uploads/{upload_id}", dependencies=_BEARER, responses=_refusals(401, 404))
