@@ -57,9 +57,11 @@ def _try_claim(ledger: Ledger, vacation_id: str) -> str:
 def test_a_run_killed_on_one_host_is_taken_over_by_the_other_and_a_live_one_never(
         structured, zone_session, tmp_path):
     """Replica A (host ``host-a``) ingests a vacation long enough to outlast several leases
-    while replica B (this host) watches: B never takes it. Then A and its ingest are
-    SIGKILLed: B takes it over within two minutes and the vacation is loaded and delivered once,
-    every record of it."""
+    while replica B (this host) watches: B never takes it (A's hold and its run's renewed
+    claim both stand in its way; the claim alone is pinned by the test above). Then A and its
+    ingest are SIGKILLed: with no pid check across hosts, only the lapse of both lets B take it
+    over, within two minutes, and the vacation is loaded and delivered once, every record of
+    it."""
     add_tenant(tmp_path / "tenants.json", "arkea")
     # CQL mode: a load slow enough to span several leases; the leases short, for the test
     env = {**structured, "CRE_LEASE_SECONDS": str(LEASE), "CRE_LOAD_MODE": "cql"}
