@@ -632,7 +632,7 @@ def _console_ledger(env: dict, days: int, real: dict, zones: Path) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from pipelines.ledger import Ledger, State, Summary
-    from service.console.schedule import deadline
+    from pipelines.schedule import deadline
     from transforms.contract import Outcome
     from transforms.pivot_package import Delivery
 

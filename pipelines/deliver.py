@@ -47,6 +47,10 @@ class DeliveryError(contract.PlatformError):
 _DAYS_PER_READ = 512
 
 
+class DeliveryHeld(DeliveryError):
+    """A data-quality finding holds the vacation's delivery until an operator releases it."""
+
+
 def _touched_days(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     """One batch of the vacation's versions as its distinct (account_id, value_date), by
     bucket: the days of a vacation loaded before cre_days_by_vacation existed."""
@@ -277,6 +281,9 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
     if row.state not in (State.LOADED, State.DELIVERED, State.REJECTED):
         raise DeliveryError(f"{vacation_id} is {row.state}: only LOADED or REJECTED "
                             "vacations are delivered")
+    if row.delivery_held:
+        raise DeliveryHeld(f"{vacation_id}: its delivery is held ({row.delivery_held}); an "
+                           "operator releases it from the console or with cre deliver --release")
     path = arkea_abs.package_path(outbound_root, row.business_date.isoformat(), vacation_id)
     if row.delivered_at and not redeliver and arkea_abs.delivered(path):
         _LOG.info("%s was delivered at %s: nothing to do (--redeliver to send it again)",

@@ -15,10 +15,11 @@ from apache_beam.io.filesystems import FileSystems
 from io_connectors import sstable_writer, zones
 from io_connectors.cassandra import WriteToCassandra
 from io_connectors.cassandra_bulk import WriteToCassandraBulk, new_write_timestamp
+from io_connectors.first_seen import CountNewAccounts
 from io_connectors.landing import LandedArchiveChanged, land
 from io_connectors.proxy_zone import PublishVacation, WriteStagedAvro
-from pipelines import progress, run_metrics, runners
-from pipelines.deliver import deliver
+from pipelines import progress, quality, run_metrics, runners, schedule
+from pipelines.deliver import DeliveryHeld, deliver
 from pipelines.ledger import Claim, Ledger, State, Summary
 from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
@@ -28,6 +29,8 @@ from transforms.archive import iter_members
 from transforms.contract import Fatal, Outcome, VacationError, VacationName
 from transforms.facts import FatalError, StructuredWrite
 from transforms.outcome import DecideVacation, RunContext, now, summary
+from transforms.profile import ProfileVacation
+from transforms.quality import Baseline, Settings
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
 from transforms.vacation_reader import read_meta_json
 
@@ -41,7 +44,8 @@ class IngestVacation(beam.PTransform):
     (duplicate keys, digests, limits), so that validation, Avro staging and the Cassandra
     writes of one vacation run on every worker instead of the reader's alone. With ``bulk``,
     the structured zone's rows go as SSTables (``WriteToCassandraBulk``), all with the write
-    time of this run, chosen here.
+    time of this run, chosen here. When the context has a quality baseline, the CRE batches are
+    also profiled (``ProfileVacation``) for the decision to judge.
     """
 
     def __init__(self, archive_path: str, name: VacationName, context: RunContext,
@@ -80,12 +84,22 @@ class IngestVacation(beam.PTransform):
             facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
                 self._staging, self._name.vacation_id, self._codec))
             facts.append(validated | f"Count{label}" >> beam.Map(lambda batch: batch.counts))
+            if kind == contract.CRE and self._context.quality is not None:
+                facts.extend(validated | f"Profile{label}" >> ProfileVacation(
+                    self._new_accounts()))
             if self._cassandra is not None:
                 facts.extend(self._load(validated, kind))
         return (facts
                 | "AllFacts" >> beam.Flatten()
                 | "Decide" >> DecideVacation(self._context)
                 | "Publish" >> PublishVacation(self._zones_root, self._context, self._staging))
+
+    def _new_accounts(self) -> Optional[CountNewAccounts]:
+        if self._cassandra is None:
+            return None
+        return CountNewAccounts(self._cassandra, self._name.vacation_id,
+                                datetime.date.fromisoformat(self._name.business_date),
+                                self._name.slot)
 
     def _load(self, validated: beam.PCollection, kind: str) -> list[beam.PCollection]:
         """The structured zone's rows of one type, written; their write results as facts."""
@@ -132,7 +146,8 @@ def run_ingest(options: IngestOptions) -> dict:
         _LOG.info("%s landed at %s (sha256 %s, %d bytes)", name.vacation_id, landed.path,
                   landed.sha256, landed.size)
         context = RunContext(name.vacation_id, name.business_date, name.slot, landed.sha256,
-                             landed.received_at, options.max_reject_ratio)
+                             landed.received_at, options.max_reject_ratio,
+                             _baseline(options, name, session))
         if session is None:
             return _ingest_by_commit_record(options, landed.path, name, context)
         return _ingest_with_ledger(options, landed.path, name, context,
@@ -141,6 +156,18 @@ def run_ingest(options: IngestOptions) -> dict:
         if session is not None:
             run_metrics.record_ledger(session, name.vacation_id)
             session.cluster.shutdown()
+
+
+def _baseline(options: IngestOptions, name: VacationName, session) -> Optional[Baseline]:
+    """What the vacation's quality is judged against (None: ``--quality off``): its slot's
+    history in the structured zone, when there is one."""
+    if options.quality == "off":
+        return None
+    settings = Settings.load(options.quality_settings)
+    if session is None:
+        day = datetime.date.fromisoformat(name.business_date)
+        return Baseline(settings, None, schedule.deadline(day, name.slot))
+    return quality.QualityStore(session).baseline(name, settings)
 
 
 def _run_pipeline(options: IngestOptions, archive_path: str, name: VacationName,
@@ -266,10 +293,28 @@ def _load(options: IngestOptions, archive_path: str, name: VacationName, context
         ledger.note(vacation_id, State.REJECTED, context.sha256,
                     f"rolled back automatically: deleted {deleted}")
         _LOG.info("%s: rolled back what the rejected vacation wrote: %s", vacation_id, deleted)
+        _record_quality(ledger, outcome, State.REJECTED, None)
     else:
         ledger.advance(vacation_id, State.LANDED, State.VALIDATED, summary=judged)
-        ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible")
+        held = _record_quality(ledger, outcome, State.VALIDATED, options.quality_hold)
+        ledger.advance(vacation_id, State.VALIDATED, State.LOADED, "rows visible",
+                       delivery_held=held)
+        if held:
+            ledger.note(vacation_id, State.LOADED, None, f"delivery held: {held}; an operator "
+                        "releases it from the console")
     return outcome
+
+
+def _record_quality(ledger: Ledger, outcome: dict, state: State,
+                    hold: Optional[str]) -> Optional[str]:
+    """Keeps the vacation's metrics and findings, tells its story in the ledger, and says why
+    its delivery is held, if it is (``--quality-hold``)."""
+    judged = outcome.get("quality")
+    if judged is None:
+        return None
+    quality.QualityStore(ledger.session).record(outcome)
+    ledger.note(outcome["vacation_id"], state, None, quality.describe(judged))
+    return quality.held_by(judged["findings"], None if hold == "none" else hold)
 
 
 def _deliver(options: IngestOptions, ledger: Ledger, vacation_id: str) -> None:
@@ -278,8 +323,11 @@ def _deliver(options: IngestOptions, ledger: Ledger, vacation_id: str) -> None:
     if options.no_deliver:
         return
     config = options.view_as(CassandraOptions).cassandra_config()
-    deliver(ledger.session, config, vacation_id, options.outbound_root or options.zones_root,
-            pipeline_options=options)
+    try:
+        deliver(ledger.session, config, vacation_id, options.outbound_root or options.zones_root,
+                pipeline_options=options)
+    except DeliveryHeld as held:
+        _LOG.warning("%s", held)
 
 
 def _fail(ledger: Ledger, vacation_id: str, error: Exception) -> None:

@@ -144,6 +144,7 @@ class VacationRecord:
     manager: Optional[str] = None
     manager_until: Optional[datetime.datetime] = None
     manager_failures: Optional[int] = None
+    delivery_held: Optional[str] = None  # why its delivery waits for an operator's release
 
     @property
     def visible(self) -> bool:
@@ -163,7 +164,8 @@ class VacationRecord:
             "sha256": self.sha256, "records": self.records, "loaded": self.loaded,
             "rejected": self.rejected, "reject_ratio": self.reject_ratio,
             "received_at": self.received_at, "processed_at": self.processed_at,
-            "delivered_at": self.delivered_at, "run_id": self.run_id, "owner": self.owner,
+            "delivered_at": self.delivered_at, "delivery_held": self.delivery_held,
+            "run_id": self.run_id, "owner": self.owner,
             "tenant": self.tenant, "visible": self.visible,
             "state_changed_at": dict(sorted(self.state_changed_at.items(),
                                             key=lambda item: item[1])),
@@ -248,7 +250,7 @@ class Ledger:
             "run_id = ?, owner = ?, lease_until = ?, state_changed_at = ?, received_at = ?, "
             "landed_path = ?, processed_at = null, outcome = null, records = null, "
             "loaded = null, rejected = null, errors = null, summary = null, "
-            "delivered_at = null, delivery = null "
+            "delivered_at = null, delivery = null, delivery_held = null "
             "WHERE vacation_id = ? IF run_id = ? AND state = ?")
         self._history = prepare(
             "INSERT INTO vacation_history (vacation_id, at, state, run_id, sha256, message) "
@@ -266,7 +268,8 @@ class Ledger:
         self._requeue = prepare(
             "UPDATE vacations SET state = ?, sha256 = ?, tenant = ?, landed_path = ?, "
             "received_at = ?, state_changed_at = ?, run_id = null, owner = null, "
-            "lease_until = null, delivered_at = null, delivery = null, manager = null, "
+            "lease_until = null, delivered_at = null, delivery = null, delivery_held = null, "
+            "manager = null, "
             "manager_until = null, manager_failures = null "
             "WHERE vacation_id = ? IF state = ? AND sha256 = ?")
         self._schedule = prepare(
@@ -510,11 +513,13 @@ class Ledger:
 
     def advance(self, vacation_id: str, from_state: State, to_state: State, message: str = "",
                 *, summary: Optional[Summary] = None,
-                errors: Optional[Sequence[FatalError]] = None) -> None:
+                errors: Optional[Sequence[FatalError]] = None,
+                delivery_held: Optional[str] = None) -> None:
         """Moves this run's vacation on; ``LedgerConflict`` if it is no longer ours.
 
         ``summary`` records how the run judged the vacation: its outcome, counts, errors and
-        when, with the summary itself; ``errors`` alone, what made it fail.
+        when, with the summary itself; ``errors`` alone, what made it fail; ``delivery_held``,
+        why its delivery waits for an operator's release.
         """
         now = _now()
         fields: dict[str, Any] = {}
@@ -526,6 +531,8 @@ class Ledger:
             errors = summary.errors if errors is None else errors
         if errors is not None:
             fields["errors"] = json.dumps([error.as_dict() for error in errors])
+        if delivery_held is not None:
+            fields["delivery_held"] = delivery_held
         assignments = ["state = ?", "state_changed_at[?] = ?", "lease_until = ?",
                        *(f"{name} = ?" for name in fields)]
         values = [to_state, to_state, now, now + self._lease, *fields.values()]
@@ -556,6 +563,19 @@ class Ledger:
             raise LedgerConflict(f"{vacation_id} left state {state} while it was delivered")
         self.note(vacation_id, after, None, f"delivered {delivery.path}")
         return now
+
+    def release_delivery(self, vacation_id: str, by: str) -> bool:
+        """Lets a held delivery go (an operator's decision, ``by`` whom): whether it was held."""
+        row = self.get(vacation_id)
+        if row is None or row.delivery_held is None:
+            return False
+        if not self._applied("UPDATE vacations SET delivery_held = null WHERE vacation_id = %s "
+                             "IF delivery_held = %s", (vacation_id, row.delivery_held),
+                             vacation_id, lambda found: found.delivery_held is None):
+            return False
+        self.note(vacation_id, row.state, None, f"delivery released by {by} (it was held: "
+                  f"{row.delivery_held})")
+        return True
 
     def transition_any(self, vacation_id: str, from_state: State, to_state: State,
                        message: str) -> bool:

@@ -29,6 +29,7 @@ from io_connectors.cassandra_client import CassandraConfig
 from pipelines import run_metrics
 from pipelines.ledger import VISIBLE, Ledger, LedgerConflict, State
 from pipelines.options import IngestOptions, ingest_options
+from pipelines.quality import QualityStore
 from pipelines.recovery import RecoveryError, Step, landed_copy, plan, replay_values, zones_root_of
 from pipelines.schema_migrations import REPLICATION_FROM, require_current
 from pipelines.structured_zone import StructuredZone
@@ -88,6 +89,7 @@ def rollback(session: Any, vacation_id: str) -> RolledBack:
     if row.state != State.ROLLED_BACK and not zone.ledger.transition_any(
             vacation_id, row.state, State.ROLLED_BACK, "rolled back by an operator"):
         raise StateChanged(f"{vacation_id} changed state meanwhile; try again")
+    QualityStore(session).rolled_back(vacation_id)
     return RolledBack(vacation_id, State.ROLLED_BACK, zone.purge(vacation_id))
 
 
@@ -153,15 +155,19 @@ class Delivered:
 
 def deliver(config: CassandraConfig, vacation_id: str, outbound_root: str, *,
             redeliver: bool = False, beam_args: Sequence[str] = (),
-            pushgateway: Optional[str] = None, session: Any = None) -> Delivered:
+            pushgateway: Optional[str] = None, session: Any = None,
+            released_by: Optional[str] = None) -> Delivered:
     """Builds and delivers the package of a LOADED or REJECTED vacation unless it already was
     (``redeliver``: again), and records it in the ledger; the run's metrics, a failed
     connection included, go to ``pushgateway``. ``session``: a caller's open session (a
-    recovery delivers several vacations over one), else one of its own."""
+    recovery delivers several vacations over one), else one of its own. ``released_by``: who
+    releases a delivery a data-quality finding held (``DeliveryHeld`` otherwise)."""
     from pipelines.deliver import deliver as deliver_package  # Beam's pipeline modules
 
     with run_metrics.observed(run_metrics.DELIVER, vacation_id, pushgateway), \
             (contextlib.nullcontext(session) if session else connected(config)) as session:
+        if released_by is not None:
+            Ledger(session).release_delivery(vacation_id, released_by)
         try:
             result = deliver_package(session, config, vacation_id, outbound_root, redeliver,
                                      PipelineOptions(list(beam_args)))

@@ -16,6 +16,7 @@ from io_connectors.avro_blocks import CODECS
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines import ledger
 from transforms import contract
+from transforms.quality import SEVERITIES
 
 _LIMITS = contract.Limits()
 
@@ -91,6 +92,7 @@ PASSWORD_STDIN = Flag.of("password_stdin", underscored=False, action="store_true
                          help="Read the password from standard input.")
 
 LOAD_MODES = ("auto", "cql", "bulk")
+QUALITY_HOLDS = ("none", *SEVERITIES)
 # below this, the bulk writer's fixed cost (its JVM, a stream per table) outweighs its speed:
 # docs/performance.md, "The structured load: CQL and bulk"
 BULK_MIN_ROWS = 100_000
@@ -129,6 +131,16 @@ INGEST = (
             "or a fix); cre replay sets it. Never over a LOADED vacation."),
     Flag.of("no_deliver", **FLAG, help="Do not deliver the Arkea ABS package at the end (cre "
             "deliver does it later). Without a structured zone nothing is delivered."),
+    Flag.of("quality", choices=("on", "off"), default="on", env="CRE_QUALITY",
+            help="Measure the vacation and judge it against its slot's history (default: "
+            "$CRE_QUALITY, else on); off: no metrics, no quality in the summary."),
+    Flag.of("quality_settings", env="CRE_QUALITY_SETTINGS",
+            help="The data-quality settings, a TOML file as monitoring/quality/settings.toml "
+            "(default: $CRE_QUALITY_SETTINGS, else the settings that file spells)."),
+    Flag.of("quality_hold", choices=QUALITY_HOLDS, default="none", env="CRE_QUALITY_HOLD",
+            help="A finding of this severity or above holds the delivery to Arkea ABS until an "
+            "operator releases it from the console (default: $CRE_QUALITY_HOLD, else none: a "
+            "finding never holds it)."),
 )
 
 # the structured zone's connection: every CRE_CASSANDRA_* variable is a default, and a command
@@ -203,6 +215,8 @@ DELIVER = (
     ZONES_ROOT.but(required=True),
     OUTBOUND_ROOT,
     Flag.of("redeliver", **FLAG, help="Deliver again a vacation already delivered."),
+    Flag.of("release", **FLAG, help="Release a delivery a data-quality finding held "
+            "(--quality-hold), then deliver; the ledger notes who released it."),
 )
 
 

@@ -82,6 +82,8 @@ def plan(ledger: Ledger, grace: datetime.timedelta,
                 steps.append(Step(row.vacation_id, state, "wait",
                                   f"its run holds it until {row.lease_until:%H:%M:%SZ}"))
     for state in (State.LOADED, State.REJECTED):
-        steps += [Step(row.vacation_id, state, "deliver", "no package delivered")
+        steps += [Step(row.vacation_id, state, "wait", f"delivery held: {row.delivery_held}")
+                  if row.delivery_held else Step(row.vacation_id, state, "deliver",
+                                                 "no package delivered")
                   for row in ledger.in_state(state) if row.delivered_at is None]
     return steps

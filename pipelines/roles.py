@@ -1,13 +1,13 @@
 """Least privilege in the structured zone: the three roles the platform's processes log in as.
 
 - ``cre_ingest``, the Beam jobs (``cre ingest``, ``deliver``, ``replay``, ``rollback``,
-  ``recover``): reads and writes the zone's tables and the ledger;
+  ``recover``): reads and writes the zone's tables, the ledger and the data-quality tables;
 - ``cre_service``, ``cre serve``: reads and writes the collection's tables (uploads, tokens,
   the login throttle, the audit trail) and the ledger (it queues uploads, its manager claims
-  them), reads the rejected lines (its console shows samples of them), and no other data
-  table;
-- ``cre_reader``, consumers and ``cre query``/``status``/``rejects``: reads the zone's tables
-  and the ledger, which decides what is visible.
+  them), reads the rejected lines and the data-quality findings (its console shows them), and
+  no other data table;
+- ``cre_reader``, consumers and ``cre query``/``status``/``rejects``/``quality``: reads the
+  zone's tables, the data-quality tables and the ledger, which decides what is visible.
 
 Creating tables (``cre db migrate``), backups, restores and these roles stay with an
 administrator. Every table of the keyspace must be in one of the groups below, so a migration
@@ -25,7 +25,8 @@ LEDGER = frozenset({"vacations", "vacation_history"})
 COLLECTION = frozenset({"uploads", "upload_names", "service_tokens", "login_failures",
                         "audit_events"})
 SCHEMA = frozenset({"schema_migrations"})  # read by every command: is the keyspace current?
-TABLES = ZONE | LEDGER | COLLECTION | SCHEMA
+QUALITY = frozenset({"vacation_quality", "accounts_first_seen"})
+TABLES = ZONE | LEDGER | COLLECTION | SCHEMA | QUALITY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +43,13 @@ class Role:
                 {(f"<table {keyspace}.{table}>", "MODIFY") for table in self.writes & tables})
 
 
-INGEST = Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA, ZONE | LEDGER)
+INGEST = Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA | QUALITY,
+              ZONE | LEDGER | QUALITY)
 ROLES = (
     INGEST,
     Role("cre_service", "CRE_SERVICE_PASSWORD",
-         COLLECTION | LEDGER | SCHEMA | {"rejects_by_vacation"}, COLLECTION | LEDGER),
-    Role("cre_reader", "CRE_READER_PASSWORD", ZONE | LEDGER | SCHEMA),
+         COLLECTION | LEDGER | SCHEMA | QUALITY | {"rejects_by_vacation"}, COLLECTION | LEDGER),
+    Role("cre_reader", "CRE_READER_PASSWORD", ZONE | LEDGER | SCHEMA | QUALITY),
 )
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines import schedule
 from pipelines.ledger import State, VacationRecord
-from service.console import charts, schedule
+from service.console import charts
+from service.console.actions import ACTIONS
 from service.console.operators import OperatorStore
 from service.console.routes import _TEMPLATES, _local, csrf_token
 
@@ -73,6 +75,29 @@ def test_an_empty_chart_still_draws():
     assert svg.startswith("<svg") and "<polyline" not in svg
 
 
+def _heights(svg: str, pattern: str) -> tuple[float, ...]:
+    return tuple(float(number) for number in re.search(pattern, svg).groups())
+
+
+def test_a_band_is_drawn_behind_the_lines_and_within_the_y_axis():
+    days = [DAY + datetime.timedelta(days=index) for index in range(3)]
+    svg = charts.line_chart("events <x>", days, {"m": [1, 2, 3]}, band=(5, 10))
+    top, height = _heights(svg, r'<rect x="64" y="([\d.]+)" width="546" height="([\d.]+)" '
+                                r'class="band"')
+    assert top == 28 and height == 81  # 5 to 10 of a plot of 0 to 10, 162 pixels high
+    assert svg.index('class="band"') < svg.index("<polyline")
+    assert ">10</text>" in svg and "expected: 5 to 10" in svg
+    below = charts.line_chart("m", days, {"m": [-4, 2, 3]}, band=(None, 1))
+    top, height = _heights(below, r'y="([\d.]+)" width="546" height="([\d.]+)" class="band"')
+    assert top + height == 190 and ">-4</text>" in below  # open below: to the plot's floor
+    assert "expected: at most 1" in below
+    above = charts.line_chart("m", days, {"m": [1, 2, 3]}, band=(5, None))
+    top, height = _heights(above, r'y="([\d.]+)" width="546" height="([\d.]+)" class="band"')
+    assert top == 28 and height > 10 and ">5.5</text>" in above  # open above: not a mere line
+    assert 'class="band"' not in charts.line_chart("m", days, {"m": [1, 2, 3]},
+                                                   band=(None, None))
+
+
 def test_operators_have_a_role_and_an_argon2_password(tmp_path):
     store = OperatorStore(tmp_path / "operators.json")
     store.add("alice", "a long password here", "operator")
@@ -108,16 +133,47 @@ def test_a_login_only_sends_the_browser_back_into_the_console(target, expected):
     assert _local(target) == expected
 
 
-def test_the_pages_escape_what_a_sender_wrote():
-    raw = '<script>alert("x")</script>;ZZZ'
-    html = _TEMPLATES.get_template("vacation.html").render(
-        operator=None, csrf="", may_act=False, actions={}, started=None, v={
+def _vacation_page(may_act: bool = False, **seen) -> str:
+    """The vacation page rendered without a server, over ``seen`` (what the view gathers)."""
+    return _TEMPLATES.get_template("vacation.html").render(
+        operator=None, csrf="", may_act=may_act, actions=ACTIONS, started=None, v={
             "vacation_id": "BAF_20261201_02", "state": "LOADED", "outcome": "ACCEPTED",
             "row": {"business_date": DAY, "slot": 2, "sha256": "ab"}, "tenant": "arkea",
             "received_at": None, "processed_at": None, "delivered_at": None, "errors": [],
-            "members": [], "reconciliation": [], "reject_codes": {"BAD_CURRENCY": 1},
-            "samples": {"BAD_CURRENCY": [{"member_name": "CRE_0001.csv", "line_number": 4,
-                                          "error_message": "ZZZ <unknown>", "raw": raw}]},
-            "history": [], "delivery": None, "manifest": [], "files": []})
+            "members": [], "reconciliation": [], "reject_codes": {}, "samples": {},
+            "history": [], "delivery": None, "manifest": [], "files": [], "quality": None,
+            "delivery_held": None, **seen})
+
+
+def test_the_pages_escape_what_a_sender_wrote():
+    raw = '<script>alert("x")</script>;ZZZ'
+    html = _vacation_page(reject_codes={"BAD_CURRENCY": 1}, samples={"BAD_CURRENCY": [
+        {"member_name": "CRE_0001.csv", "line_number": 4, "error_message": "ZZZ <unknown>",
+         "raw": raw}]})
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "ZZZ &lt;unknown&gt;" in html
+
+
+def test_the_vacation_page_shows_its_findings_escaped():
+    finding = {"metric": "events.<b>.EUR.count", "value": 12.0,
+               "expected": {"low": 40.5, "high": None}, "severity": "critical",
+               "check": "history", "message": 'events <script>alert("x")</script> low'}
+    html = _vacation_page(quality={
+        "badge": {"severity": "critical", "label": "critical 1", "title": "<i>why</i>"},
+        "note": "", "history": 20, "findings": [finding],
+        "charts": ["<svg class=\"chart\"></svg>"]})
+    assert 'id="quality-findings"' in html and "&ge; 40.5" in html
+    assert "judged against 20 earlier vacations of slot 2" in html
+    assert "<script>" not in html and "events &lt;script&gt;" in html
+    assert "events.&lt;b&gt;.EUR.count" in html and 'title="&lt;i&gt;why&lt;/i&gt;"' in html
+    assert '<svg class="chart">' in html  # the chart is the server's own markup
+    assert "No data-quality record" in _vacation_page()
+
+
+def test_the_release_shows_only_for_a_held_delivery():
+    shown = _vacation_page(may_act=True)
+    assert 'id="action-rollback"' in shown and 'id="action-release"' not in shown
+    assert 'id="delivery-held"' not in shown
+    held = _vacation_page(may_act=True, delivery_held="critical finding <on> events.x")
+    assert 'id="action-release"' in held and 'id="action-rollback"' in held
+    assert re.search(r'id="delivery-held">[^<]*critical finding &lt;on&gt; events.x', held)

@@ -45,18 +45,19 @@ def no_database(monkeypatch):
 
 def test_an_in_process_action_is_audited_with_what_it_did(tmp_path, monkeypatch, no_database):
     runner, audit = _runner(tmp_path, monkeypatch)
-    done = Action("rollback", "?", call=lambda session, vacation_id: f"{vacation_id} in {session}")
+    done = Action("rollback", "?", call=lambda session, vacation_id, operator:
+                  f"{vacation_id} in {session} for {operator}")
     refused = Action("rollback", "?", call=_refuse)
     for action in (done, refused):
         runner.start(OLIVIA, action, VACATION, "10.0.0.1")
         runner.wait(10)
     assert [event[3:] for event in audit.events] == [
-        ("started", "in cre serve"), ("ok", f"{VACATION} in session"),
+        ("started", "in cre serve"), ("ok", f"{VACATION} in session for olivia"),
         ("started", "in cre serve"), ("failed", f"OperationRefused: {VACATION} is RECEIVED")]
     assert {event[:3] for event in audit.events} == {("operator:olivia", "rollback", VACATION)}
 
 
-def _refuse(_session, vacation_id: str) -> str:
+def _refuse(_session, vacation_id: str, _operator: str) -> str:
     raise operations.OperationRefused(f"{vacation_id} is RECEIVED")
 
 

@@ -17,12 +17,15 @@ from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from vacations import break_currencies, data_records, write_archive
 
+from pipelines.ledger import Ledger
 from pipelines.local.generator import generate_vacation, read_members
+from pipelines.quality import QualityStore
 
 pytestmark = pytest.mark.integration
 
 DATE, MISSING_SLOT = "2026-11-20", 5
 FIRST, WITH_REJECTS, CORRECTION, REJECTED = (f"BAF_20261120_0{slot}" for slot in (1, 2, 3, 4))
+LAST = "BAF_20261120_06"
 PASSWORDS = {"olivia": "operator password 1", "victor": "viewer password 22"}
 SCREENSHOTS = ROOT / "var" / "console-screenshots"
 
@@ -106,6 +109,34 @@ def test_the_day_shows_its_six_slots_and_the_missing_one(browser, console):
     missing = browser.find_element(By.CSS_SELECTOR, f'tr.slot[data-slot="{MISSING_SLOT}"]')
     assert "missing: due at 21:00 UTC" in missing.text
     _shot(browser, "day")
+
+
+def test_a_finding_shows_on_the_day_and_on_its_vacation(browser, console, zone_session):
+    """A critical finding written over slot 6's record: its badge on the day (next to the
+    others' "ok", judged against too short a history), its table and chart on the vacation."""
+    finding = {"metric": "records.CRE", "value": 100.0, "expected": {"low": 300.0, "high": None},
+               "severity": "critical", "check": "history",
+               "message": "records.CRE is 100, usually 400 (-9.9 robust sd, 20 earlier vacations)"}
+    QualityStore(zone_session).record({
+        **Ledger(zone_session).get(LAST).summary.document, "quality": {
+            "findings": [finding], "history": 20, "note": "", "metrics": {"records.CRE": 100.0}}})
+    _log_in(browser, console, "olivia", f"/console/days/{DATE}")
+    badges = {row.get_attribute("data-slot"): row.find_elements(By.CSS_SELECTOR, ".dq")
+              for row in browser.find_elements(By.CSS_SELECTOR, "tr.slot")}
+    assert [badge.text for badge in badges["6"]] == ["critical 1"]
+    assert "usually 400" in badges["6"][0].get_attribute("title")
+    assert [badge.text for badge in badges["1"]] == ["ok"] and not badges["5"]
+    assert "history too short" in badges["1"][0].get_attribute("title")
+
+    browser.find_element(By.LINK_TEXT, LAST).click()
+    findings = browser.find_element(By.ID, "quality-findings")
+    assert "records.CRE 100 ≥ 300 critical history" in findings.text
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg.chart[aria-label="records.CRE"]')
+    assert chart.find_elements(By.CSS_SELECTOR, "rect.band")
+    assert chart.find_elements(By.CSS_SELECTOR, 'circle[data-series="records.CRE"]')
+    assert not browser.find_elements(By.ID, "delivery-held")
+    assert not browser.find_elements(By.ID, "action-release")
+    _shot(browser, "quality")
 
 
 _CLIPPED = """return [...document.querySelectorAll('#slots th, #slots td')].filter(cell => {

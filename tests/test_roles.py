@@ -35,10 +35,11 @@ def test_every_table_of_the_schema_is_granted_to_someone():
 
 def test_each_role_writes_only_its_own_tables():
     ingest, service, reader = roles.ROLES
-    assert ingest.writes == roles.ZONE | roles.LEDGER
+    assert ingest.writes == roles.ZONE | roles.LEDGER | roles.QUALITY
     # the service reads of the zone only the rejected lines its console shows
     assert service.writes.isdisjoint(roles.ZONE)
     assert service.reads & roles.ZONE == {"rejects_by_vacation"}
+    assert service.writes.isdisjoint(roles.QUALITY)  # a release runs as an ingest's child
     assert not reader.writes
     assert reader.permissions("ks", frozenset({"vacations", "uploads"})) == {
         ("<table ks.vacations>", "SELECT")}

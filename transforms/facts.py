@@ -3,8 +3,8 @@
 Each fact is a small frozen dataclass: it pickles across bundles and workers (Beam's fallback
 coder), and the combiner dispatches on its type. The steps that learn them:
 ``ReadVacation`` (``Meta``, ``Monitor``, ``MemberDigest``, ``FatalError``), ``ValidateRecords``
-(``BatchCounts``), ``WriteStagedAvro`` (``StagedFile``) and the structured-zone writes
-(``StructuredWrite``).
+(``BatchCounts``), ``WriteStagedAvro`` (``StagedFile``), the structured-zone writes
+(``StructuredWrite``) and the data-quality profile (``BatchProfile``, ``AccountsSeen``).
 
 ``Meta`` is also META.json's model: its fields' annotations are the rules of spec 1.2, which
 pydantic applies when ``vacation_reader.parse_meta`` builds one from the JSON, and only then
@@ -188,4 +188,25 @@ class StructuredWrite:
     error: str = ""
 
 
-Fact = Union[Meta, Monitor, MemberDigest, FatalError, BatchCounts, StagedFile, StructuredWrite]
+@dataclasses.dataclass(frozen=True)
+class BatchProfile:
+    """One validated CRE batch's shape, for the checks against the slot's history: per (event
+    type, currency) the loaded events and the sum of their amounts, and the span of their value
+    dates (``date.toordinal()``; None for an empty batch)."""
+
+    events: dict[tuple[str, str], tuple[int, Decimal]]
+    first_value_date: Optional[int]
+    last_value_date: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountsSeen:
+    """The vacation's distinct accounts, and how many of them the structured zone had never
+    seen (None without a structured zone)."""
+
+    distinct: int
+    new: Optional[int]
+
+
+Fact = Union[Meta, Monitor, MemberDigest, FatalError, BatchCounts, StagedFile, StructuredWrite,
+             BatchProfile, AccountsSeen]

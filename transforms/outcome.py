@@ -17,10 +17,12 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.transforms.display import DisplayDataItem
 
-from transforms import contract
+from transforms import contract, quality
 from transforms.contract import Fatal, Outcome
 from transforms.facts import (
+    AccountsSeen,
     BatchCounts,
+    BatchProfile,
     Fact,
     FatalError,
     MemberDigest,
@@ -59,6 +61,20 @@ class VacationFacts:
     staged: list[StagedFile] = dataclasses.field(default_factory=list)
     rows_written: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     write_failures: list[StructuredWrite] = dataclasses.field(default_factory=list)
+    events: dict[tuple[str, str], list] = dataclasses.field(default_factory=dict)
+    value_dates: tuple[Optional[int], Optional[int]] = (None, None)
+    accounts: Optional[AccountsSeen] = None
+
+    def _add_profile(self, profile: BatchProfile) -> None:
+        for pair, (count, amount) in profile.events.items():
+            totals = self.events.setdefault(pair, [0, Decimal(0)])
+            totals[0] += count
+            totals[1] += amount
+        spans = [span for span in (self.value_dates, (profile.first_value_date,
+                                                      profile.last_value_date))
+                 if span[0] is not None]
+        if spans:
+            self.value_dates = (min(span[0] for span in spans), max(span[1] for span in spans))
 
     def add(self, fact: Fact) -> VacationFacts:
         match fact:
@@ -79,6 +95,10 @@ class VacationFacts:
                 self.rows_written[fact.table] += fact.rows
                 if fact.failed:
                     self.write_failures.append(fact)
+            case BatchProfile():
+                self._add_profile(fact)
+            case AccountsSeen():
+                self.accounts = fact
             case _:
                 raise TypeError(f"not a vacation fact: {fact!r}")
         return self
@@ -94,6 +114,9 @@ class VacationFacts:
         self.staged.extend(other.staged)
         self.rows_written.update(other.rows_written)
         self.write_failures.extend(other.write_failures)
+        self._add_profile(BatchProfile({pair: tuple(totals) for pair, totals
+                                        in other.events.items()}, *other.value_dates))
+        self.accounts = self.accounts or other.accounts
 
 
 class CollectFacts(beam.CombineFn):
@@ -125,6 +148,7 @@ class RunContext:
     sha256: str
     received_at: str
     max_reject_ratio: float = contract.DEFAULT_MAX_REJECT_RATIO
+    quality: Optional[quality.Baseline] = None  # None: the vacation's quality is not judged
 
 
 def _member_rows(facts: VacationFacts) -> list[dict]:
@@ -183,13 +207,41 @@ def decide(facts: VacationFacts, context: RunContext, processed_at: str) -> dict
         status = Outcome.ACCEPTED_WITH_REJECTS
     else:
         status = Outcome.ACCEPTED
-    return summary(context, status, processed_at, errors, members, totals,
-                   dict(sorted(facts.reject_codes.items())))
+    reject_codes = dict(sorted(facts.reject_codes.items()))
+    judged = _quality(facts, context, status, members, totals, reject_codes)
+    return summary(context, status, processed_at, errors, members, totals, reject_codes, judged)
+
+
+def _quality(facts: VacationFacts, context: RunContext, status: Outcome, members: list[dict],
+             totals: dict, reject_codes: dict) -> Optional[dict]:
+    """The vacation's metrics and findings (``transforms.quality``), unless not asked for; a
+    REJECTED vacation is measured but not judged (its reading may have stopped early)."""
+    baseline = context.quality
+    if baseline is None:
+        return None
+    business_date = datetime.date.fromisoformat(context.business_date)
+    records = dict.fromkeys(contract.DATA_TYPES, 0)
+    for row in members:
+        records[row["type"]] += row["records"]
+    loaded_cre = sum(row["loaded"] for row in members if row["type"] == contract.CRE)
+    accounts = facts.accounts or AccountsSeen(0, None)
+    found = quality.metrics(
+        records, loaded_cre, totals["rejected"], reject_codes,
+        {pair: tuple(counted) for pair, counted in facts.events.items()}, facts.value_dates,
+        business_date, accounts.distinct, accounts.new,
+        datetime.datetime.fromisoformat(context.received_at), baseline.deadline)
+    if status == Outcome.REJECTED:
+        return {"findings": [], "history": 0, "note": "not judged: the vacation is REJECTED",
+                "metrics": dict(sorted(found.items()))}
+    return quality.judge(found, baseline, business_date, context.slot)
 
 
 def summary(context: RunContext, status: Outcome, processed_at: str,
             errors: Iterable[FatalError] = (), members: Iterable[dict] = (),
-            totals: Optional[dict] = None, reject_codes: Optional[dict] = None) -> dict:
+            totals: Optional[dict] = None, reject_codes: Optional[dict] = None,
+            judged: Optional[dict] = None) -> dict:
+    """The summary of spec 2.4; ``quality`` only when the vacation's quality was judged."""
+    quality_part = {} if judged is None else {"quality": judged}
     return {
         "vacation_id": context.vacation_id,
         "status": status,
@@ -202,6 +254,7 @@ def summary(context: RunContext, status: Outcome, processed_at: str,
         "members": list(members),
         "totals": totals or {"records": 0, "loaded": 0, "rejected": 0},
         "reject_codes": reject_codes or {},
+        **quality_part,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import logging
 import sys
@@ -105,7 +106,8 @@ def deliver_command(args: argparse.Namespace) -> int:
         done = operations.deliver(cassandra_config(args, required=True), args.vacation,
                                   args.outbound_root or args.zones_root,
                                   redeliver=args.redeliver, beam_args=args.beam_args,
-                                  pushgateway=args.pushgateway)
+                                  pushgateway=args.pushgateway,
+                                  released_by=getpass.getuser() if args.release else None)
     report(args, dataclasses.asdict(done), [done.describe()])
     return Exit.OK
 

@@ -1,4 +1,5 @@
-"""The structured-zone commands of ``cre``: migrate, roles, query, status, rejects, rollback.
+"""The structured-zone commands of ``cre``: migrate, roles, query, status, rejects, quality,
+rollback.
 
 Plain text for people by default, ``--json`` for machines; both print the same facts.
 """
@@ -24,6 +25,7 @@ from pipelines.commands.common import (
 from pipelines.commands.parsing import exit_codes, group, subcommand
 from pipelines.ledger import Ledger
 from pipelines.options import REPLICATION, cassandra_config
+from pipelines.quality import QualityRecord, QualityStore
 from pipelines.schema_migrations import migrate
 from pipelines.structured_zone import StructuredZone, slots
 from transforms.contract import Exit
@@ -163,6 +165,44 @@ def rejects(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+_FINDING_COLUMNS = ["vacation_id", "severity", "metric", "value", "low", "high", "check"]
+
+
+def _finding_rows(record: QualityRecord) -> list[dict]:
+    return [{"vacation_id": record.vacation_id, **finding, **finding["expected"]}
+            for finding in record.findings]
+
+
+def quality(args: argparse.Namespace) -> int:
+    """A vacation's data-quality findings against its slot's history, or a date's."""
+    if bool(args.vacation_id) == bool(args.date):
+        print("cre quality: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
+        return Exit.USAGE
+    with zone_session(args) as session:
+        store = QualityStore(session)
+        if args.date:
+            records = store.day(args.date)
+            findings = [row for record in records for row in _finding_rows(record)]
+            judged = ", ".join(f"{record.slot}" for record in records) or "none"
+            report(args, {"business_date": args.date,
+                          "vacations": [record.view() for record in records]},
+                   [*text_table(findings, _FINDING_COLUMNS),
+                    f"{len(findings)} findings on {args.date:%Y-%m-%d}; slots judged: {judged}"])
+            return Exit.OK
+        record = store.get(args.vacation_id)
+    if record is None:
+        report(args, {"vacation_id": args.vacation_id, "findings": None},
+               [f"{args.vacation_id}: no data-quality record (not ingested, or ingested with "
+                "--quality off)"])
+        return Exit.NO
+    report(args, record.view(),
+           [*text_table(_finding_rows(record), _FINDING_COLUMNS),
+            f"{len(record.findings)} findings; "
+            + (record.note or f"judged against {record.history} earlier vacations of slot "
+               f"{record.slot}")])
+    return Exit.OK
+
+
 def rollback(args: argparse.Namespace) -> int:
     """``operations.rollback``: the vacation's rows hidden at once, then deleted."""
     with zone_session(args) as session:
@@ -197,6 +237,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     status_parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
     add_connection_arguments(status_parser)
     status_parser.set_defaults(handler=status)
+
+    quality_parser = subcommand(
+        commands, "quality", "A vacation's data-quality findings, or a date's.",
+        epilog=exit_codes(
+            "the findings (none: an empty list), each with its metric, value, expected range "
+            "and severity", usage="neither or both of VACATION_ID and --date, or the command "
+            "line is refused: nothing done", no="the vacation has no data-quality record"),
+        description="The findings of a vacation's metrics against its slot's history and the "
+        "fixed rules (docs/operations.md, \"Data quality\"); with --date, those of the "
+        "business date's vacations. Give a VACATION_ID or --date.")
+    quality_parser.add_argument("vacation_id", nargs="?",
+                                help="The vacation: BAF_<YYYYMMDD>_<NN>.")
+    quality_parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
+    add_connection_arguments(quality_parser)
+    quality_parser.set_defaults(handler=quality)
 
     for name, handler, text, epilog in (
             ("rejects", rejects, "A vacation's rejected records.", _ZONE_EXITS),

@@ -3,11 +3,14 @@
 Deterministic per seed (same arguments, same bytes), streamed (each member goes through a
 temporary file, so 5 million rows take no more memory than 5 thousand), and realistic where the
 parser is tested: accents, quoted ``;``, doubled quotes, quoted line breaks, CRLF members, a BOM,
-optional IBANs and several CRE members.
+optional IBANs and several CRE members. A ``Traffic`` bends a day's traffic the way the
+data-quality checks must notice (new accounts, one pair's amounts multiplied, bad value dates)
+while every rule of the contract still holds or rejects record by record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import io
@@ -18,7 +21,7 @@ import random
 import string
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Optional
@@ -81,17 +84,40 @@ class _Member:
                 "bytes": self.bytes, "sha256": self._sha.hexdigest()}
 
 
+_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """How a vacation's traffic departs from the plain one (which draws nothing more).
+
+    ``accounts`` events' accounts are drawn from, a pool made from ``accounts_seed`` (None: the
+    vacation's seed; one seed for all makes the days share their accounts); ``new_accounts``,
+    the share of events on an account outside the pool; ``amount_factors``, an integer factor
+    per (event type, currency) the amounts are multiplied by; ``bad_dates``, the share of
+    events whose value date does not exist (each rejected as BAD_DATE)."""
+
+    accounts: int = 3000
+    accounts_seed: Optional[int] = None
+    new_accounts: float = 0.0
+    amount_factors: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    bad_dates: float = 0.0
+
+
 class _Rows:
     """Row factory; one ``random.Random`` so the whole vacation follows from the seed."""
 
-    def __init__(self, business_date: datetime.date, slot: int, seed: int, latin1: bool):
+    def __init__(self, business_date: datetime.date, slot: int, seed: int, latin1: bool,
+                 traffic: Traffic = Traffic()):
         self._random = random.Random(seed)
         self._date = business_date
         self._prefix = f"{business_date:%Y%m%d}{slot:02d}"
         self._latin1 = latin1
-        accounts = random.Random(seed ^ 0x5EED)
-        alphabet = string.ascii_uppercase + string.digits
-        self._accounts = ["".join(accounts.choices(alphabet, k=11)) for _ in range(3000)]
+        self._traffic = traffic
+        pool_seed = seed if traffic.accounts_seed is None else traffic.accounts_seed
+        accounts = random.Random(pool_seed ^ 0x5EED)
+        self._accounts = ["".join(accounts.choices(_ALPHABET, k=11))
+                          for _ in range(traffic.accounts)]
 
     def cre(self, number: int) -> list[str]:
         rnd = self._random
@@ -111,14 +137,26 @@ class _Rows:
         offset = "+01:00" if rnd.random() < 0.8 else "+02:00"
         moment = f"{self._date:%Y-%m-%d}T{rnd.randrange(24):02d}:{rnd.randrange(60):02d}:" \
                  f"{rnd.randrange(60):02d}{offset}"
-        value_date = self._date + datetime.timedelta(days=rnd.randrange(-3, 3))
+        value_date = f"{self._date + datetime.timedelta(days=rnd.randrange(-3, 3)):%Y-%m-%d}"
         counterparty = ""
         if rnd.random() < 0.4:
             country, bank, digits = rnd.choice(_BANKS)
             counterparty = iban(country, bank, f"{rnd.randrange(10**digits):0{digits}d}")
-        return [f"{self._prefix}-{number:09d}", rnd.choice(self._accounts), event_type, moment,
-                f"{value_date:%Y-%m-%d}", amount, rnd.choice(_CURRENCIES), counterparty,
-                self._label()]
+        row = [f"{self._prefix}-{number:09d}", rnd.choice(self._accounts), event_type, moment,
+               value_date, amount, rnd.choice(_CURRENCIES), counterparty, self._label()]
+        return self._bent(row) if self._traffic != Traffic() else row
+
+    def _bent(self, row: list[str]) -> list[str]:
+        """The row as the ``Traffic`` wants it."""
+        rnd, traffic = self._random, self._traffic
+        if traffic.new_accounts and rnd.random() < traffic.new_accounts:
+            row[1] = "".join(rnd.choices(_ALPHABET, k=11))
+        factor = traffic.amount_factors.get((row[2], row[6]))
+        if factor:
+            row[5] = str(Decimal(row[5]) * factor)
+        if traffic.bad_dates and rnd.random() < traffic.bad_dates:
+            row[4] = f"{self._date.year}-02-30"
+        return row
 
     def _label(self) -> str:
         rnd = self._random
@@ -150,11 +188,13 @@ class _Rows:
 def generate_vacation(out_dir: str | Path, business_date: str, slot: int, cre_rows: int,
                       gesparam_rows: int, seed: int, *, cre_members: Optional[int] = None,
                       encoding: str = contract.DEFAULT_ENCODING,
-                      corrections: Sequence[Sequence[str]] = ()) -> Path:
+                      corrections: Sequence[Sequence[str]] = (),
+                      traffic: Traffic = Traffic()) -> Path:
     """Writes ``BAF_<YYYYMMDD>_<NN>.tar.bz2`` into ``out_dir`` and returns its path.
 
     ``corrections`` are full CRE rows (in column order) appended to the last CRE member: a later
-    vacation re-sending events of an earlier one with corrected values.
+    vacation re-sending events of an earlier one with corrected values. ``traffic``: how the
+    day departs from the plain one.
     """
     date = datetime.date.fromisoformat(business_date)
     out = Path(out_dir)
@@ -163,7 +203,7 @@ def generate_vacation(out_dir: str | Path, business_date: str, slot: int, cre_ro
     if cre_members is None:
         cre_members = max(2 if cre_rows >= 1000 else 1, min(8, math.ceil(cre_rows / 250_000)))
     codec = contract.ENCODINGS[encoding]
-    rows = _Rows(date, slot, seed, latin1=codec != "utf-8")
+    rows = _Rows(date, slot, seed, latin1=codec != "utf-8", traffic=traffic)
     with tempfile.TemporaryDirectory(dir=out) as folder:
         members = _write_cre(folder, rows, cre_rows, cre_members, codec, corrections)
         if gesparam_rows:

@@ -47,13 +47,13 @@ _LONGEST_PAUSE = 900.0  # seconds between two attempts at most, however many fai
 
 def waits(row: VacationRecord, now: datetime.datetime) -> bool:
     """Whether the vacation of ``row`` still needs a run: received, failed, abandoned by its
-    run, or loaded or rejected but not delivered."""
+    run, or loaded or rejected but not delivered (and its delivery not held for an operator)."""
     if row.landed_path is None:
         return False
     if row.state in IN_PROGRESS:
         return Ledger.abandoned(row, now)
     if row.state in (State.LOADED, State.REJECTED):
-        return row.delivered_at is None
+        return row.delivered_at is None and row.delivery_held is None
     return row.state in (State.RECEIVED, State.FAILED)
 
 

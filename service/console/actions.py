@@ -20,14 +20,22 @@ from typing import Any, Optional
 
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines import child_runs, operations
+from pipelines.ledger import Ledger
 from service.audit import AuditTrail
 from service.console.operators import Operator
 
 _LOG = logging.getLogger(__name__)
 
 
-def _rollback(session: Any, vacation_id: str) -> str:
+def _rollback(session: Any, vacation_id: str, _operator: str) -> str:
     return operations.rollback(session, vacation_id).describe()
+
+
+def _release(session: Any, vacation_id: str, operator: str) -> str:
+    """Lets a held delivery go; the ingest manager delivers it at its next look."""
+    if not Ledger(session).release_delivery(vacation_id, operator):
+        raise operations.OperationRefused(f"{vacation_id}'s delivery is not held")
+    return f"{vacation_id}'s delivery released: the ingest manager delivers it"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +47,7 @@ class Action:
     name: str
     question: str  # what the confirmation asks
     child: Optional[Callable[[str, str], list[str]]] = None
-    call: Optional[Callable[[Any, str], str]] = None
+    call: Optional[Callable[[Any, str, str], str]] = None
 
     def __post_init__(self) -> None:
         if (self.child is None) == (self.call is None):
@@ -53,6 +61,8 @@ ACTIONS = {action.name: action for action in (
            "versions before it are served again.", call=_rollback),
     Action("redeliver", "Build {vacation_id}'s package again and send it to Arkea ABS?",
            child=child_runs.redeliver_command),
+    Action("release", "Release {vacation_id}'s delivery, held by a data-quality finding, and "
+           "send its package to Arkea ABS?", call=_release),
     Action("recover", "Recover every vacation a crashed run left (this one included)?",
            child=lambda _vacation_id, root: child_runs.recover_command(root)),
 )}
@@ -108,7 +118,7 @@ class ActionRunner:
         """Runs an in-process action; what it did, or why it did not, goes to the trail."""
         try:
             with operations.connected(self._config) as session:
-                ok, detail = True, action.call(session, vacation_id)
+                ok, detail = True, action.call(session, vacation_id, operator.name)
         except Exception as error:  # noqa: BLE001 - said in the trail, and cre serve goes on
             if not isinstance(error, operations.OperationRefused):  # a refusal needs no trace
                 _LOG.exception("%s of %s failed", action.name, vacation_id)

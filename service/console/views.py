@@ -13,16 +13,19 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from io_connectors import zones
+from pipelines import schedule
 from pipelines.ledger import Ledger, MemberCounts, State, VacationRecord
+from pipelines.quality import QualityRecord, QualityStore, describe
 from pipelines.structured_zone import StructuredZone, slots
 from service import audit
-from service.console import charts, schedule
+from service.console import charts
 from service.console.operators import PRINCIPAL
 from service.tenants import TenantStore
 from service.uploads import Uploads
 from transforms import contract, pivot_package
 
 TREND_DAYS = 30
+QUALITY_DAYS = 56  # the history a finding's chart shows: the judging window's default 8 weeks
 REJECT_SAMPLE = 5  # rejected lines shown per reject code
 
 
@@ -33,35 +36,41 @@ class ConsoleViews:
         self._session = session
         self._ledger = Ledger(session)
         self._zone = StructuredZone(session, self._ledger)
+        self._quality = QualityStore(session)
         self._uploads = Uploads(session)
         self._zones_root = zones_root
         self._proxy = zones.ProxyZone(zones_root)
         self._tenants = tenants
 
     def day(self, business_date: datetime.date, now: datetime.datetime) -> dict:
-        """The six slots of a business date, what each has done, and what is late."""
+        """The six slots of a business date, what each has done, what is late, and the
+        data-quality badge of each judged one."""
         ids = slots(business_date)
         rows = self._ledger.get_many(ids)
+        judged = {record.slot: record for record in self._quality.day(business_date)}
         found = []
         for slot, vacation_id in enumerate(ids, start=1):
             row = rows.get(vacation_id)
             found.append({**(row.view(*_SLOT) if row else _MISSING),
                           "slot": slot, "vacation_id": vacation_id,
                           "due": schedule.deadline(business_date, slot),
-                          "late": schedule.lateness(row, business_date, slot, now)})
+                          "late": schedule.lateness(row, business_date, slot, now),
+                          "quality": _badge(judged[slot]) if slot in judged else None})
         return {"business_date": business_date, "slots": found,
                 "previous": business_date - datetime.timedelta(days=1),
                 "next": business_date + datetime.timedelta(days=1)}
 
     def vacation(self, vacation_id: str) -> Optional[dict]:
         """A vacation's story: members, rejects with samples, the reconciliation against its
-        MONITOR, the ledger history, the delivered package and the zone files it wrote."""
+        MONITOR, its data quality, the ledger history, the delivered package and the zone
+        files it wrote."""
         row = self._ledger.get(vacation_id)
         if row is None:
             return None
         members = row.summary.members if row.summary else ()
         record = self._proxy.commit_record(vacation_id)
-        return {**row.view(*_SLOT, "errors", "delivery"), "vacation_id": vacation_id,
+        return {**row.view(*_SLOT, "errors", "delivery", "delivery_held"),
+                "vacation_id": vacation_id, "quality": self._judged(vacation_id),
                 "row": row, "members": members,
                 "reject_codes": row.summary.reject_codes if row.summary else {},
                 "samples": self._samples(vacation_id, [member.name for member in members]),
@@ -109,6 +118,26 @@ class ConsoleViews:
                   for event in audit.events_since(self._session, principal, since)]
         return sorted(events, key=lambda event: event["at"], reverse=True)[:limit]
 
+    def _judged(self, vacation_id: str) -> Optional[dict]:
+        """The vacation's data-quality badge, note and findings, each finding with its chart
+        (None: it was not judged)."""
+        record = self._quality.get(vacation_id)
+        if record is None:
+            return None
+        return {"badge": _badge(record), "note": record.note, "history": record.history,
+                "findings": record.findings, "charts": self._finding_charts(record)}
+
+    def _finding_charts(self, record: QualityRecord) -> list[str]:
+        """Per finding, its metric over the slot's last ``QUALITY_DAYS`` days, the range it
+        was expected within a band: is the value a jump, a drift, or the slot's habit?"""
+        if not record.findings:
+            return []
+        last = record.business_date
+        days = [last - datetime.timedelta(days=back) for back in range(QUALITY_DAYS - 1, -1, -1)]
+        metrics = {past.business_date: past.metrics
+                   for past in self._quality.series(record.slot, days[0], last)}
+        return [_finding_chart(finding, days, metrics) for finding in record.findings]
+
     def _samples(self, vacation_id: str, members: list[str]) -> dict[str, list[dict]]:
         """Up to ``REJECT_SAMPLE`` rejected lines of each code, in file order."""
         samples: dict[str, list[dict]] = {}
@@ -149,6 +178,25 @@ def _monitor_lines(record: Optional[dict]) -> Iterator[dict]:
 _SLOT = ("state", "outcome", "records", "loaded", "rejected", "reject_ratio", "received_at",
          "processed_at", "delivered_at", "visible", "tenant")
 _MISSING = {"state": "MISSING", **dict.fromkeys(field for field in _SLOT[1:] if field != "visible")}
+
+
+def _badge(record: QualityRecord) -> dict:
+    """What a page shows of a judged vacation at a glance: its worst finding's severity and
+    the number of findings ("ok": none), the findings' messages (or why none) in its tooltip."""
+    count = len(record.findings)
+    return {"severity": record.severity or "ok",
+            "label": f"{record.severity} {count}" if record.severity else "ok",
+            "title": describe(record.view())}
+
+
+def _finding_chart(finding: dict, days: list[datetime.date],
+                   metrics: dict[datetime.date, dict[str, float]]) -> str:
+    """A finding's metric over ``days``, the range it was expected within a band; on the last
+    day, the finding's, the value judged (which the metrics leave out when it is a 0)."""
+    name, expected = finding["metric"], finding["expected"]
+    values = [metrics.get(day, {}).get(name) for day in days[:-1]] + [finding["value"]]
+    return charts.line_chart(name, days, {name: values},
+                             band=(expected["low"], expected["high"]))
 
 
 def _duration(row: VacationRecord) -> Optional[float]:
