@@ -39,6 +39,11 @@
    days of six vacations in the ledger, put there through ``Ledger`` as uploads and ingests
    move them, around one small vacation really ingested (its rejects, zone files and package
    are read): median and slowest of 20 answers of each page, after one to warm it.
+9. What the data-quality metrics cost the ingest (issue 33): the 1M-row vacation ingested with
+   ``--quality on`` (the default) and ``--quality off``, turn about, five times each into the
+   Proxy Producer zone alone, then three times each into the structured zone too (a fresh
+   keyspace each time, so every account is new: the most the first-seen table costs); the
+   median of each, and the bar on the difference of the medians.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ DSBULK_BAR = 1.0  # the structured zone's load rate over DSBulk's
 DELIVER_BAR_SECONDS = 30  # cre deliver of the 1M-row vacation
 CONSOLE_BAR_MS = 300  # the slowest of the 20 answers of every console page (issue 17)
 CONSOLE_KEYSPACE = "bench_console"
+QUALITY_BAR = 0.05  # the data-quality metrics' share of the ingest's time at 1M rows
 CONTRACT_ROWS = 140_000_000  # CRE rows of the contract's largest vacation, 20 GiB of tar.bz2
 SLOT_HOURS = 4  # six slots a day: a vacation is loaded within its own
 QUIET_TIMEOUT = 600.0  # the longest wait for a quiet machine (--quiet-timeout)
@@ -742,6 +748,35 @@ def _console(days: int) -> bool:
     return met
 
 
+def _quality_cost(rows: int) -> bool:
+    """The ingest with the data-quality metrics and without, turn about: the medians, and
+    whether the metrics cost less than ``QUALITY_BAR`` of the time."""
+    path, env, met = _archive(rows), _cassandra(), True
+    print(f"\nThe data-quality metrics at {rows:,} CRE rows: cre ingest with --quality on and "
+          "off, turn about (median seconds)")
+    for zone, times in (("proxy", 5), ("structured", 3)):
+        seconds: dict[str, list[float]] = {"on": [], "off": []}
+        for _ in range(times):
+            for quality in ("on", "off"):
+                cassandra, extra = None, ("--quality", quality)
+                if zone == "structured":
+                    _fresh_keyspace(env)
+                    cassandra, extra = env, (*extra, "--no-deliver")
+                _wait_until_quiet()
+                elapsed, _, summary = _ingest(path, cassandra, extra)
+                assert summary["status"] == "ACCEPTED", summary
+                assert ("quality" in summary) == (quality == "on"), summary.keys()
+                seconds[quality].append(elapsed)
+        on, off = (statistics.median(seconds[quality]) for quality in ("on", "off"))
+        cost = (on - off) / off
+        met = cost < QUALITY_BAR and met
+        print(f"  {zone:<10} on {on:6.2f} s  off {off:6.2f} s  cost {cost:+.1%} "
+              f"(bar < {QUALITY_BAR:.0%}: {'met' if cost < QUALITY_BAR else 'NOT met'}); "
+              f"runs on {', '.join(f'{one:.2f}' for one in seconds['on'])}, "
+              f"off {', '.join(f'{one:.2f}' for one in seconds['off'])}")
+    return met
+
+
 def _sizes(text: str) -> list[int]:
     """``1M,5M`` (or ``1000000,5000000``, ``50k``) as CRE rows; ``0``: none."""
     sizes = []
@@ -793,11 +828,13 @@ def main() -> int:
                         help="GiB of the collection service upload (0: skip it)")
     parser.add_argument("--console-days", type=int, default=90,
                         help="business dates of vacations in the console's ledger (0: skip it)")
+    parser.add_argument("--quality-rows", type=int, default=1_000_000,
+                        help="CRE rows of the data-quality metrics' cost (0: skip it)")
     args = parser.parse_args()
     QUIET_TIMEOUT = args.quiet_timeout
     if args.structured_only:
-        args.rows, args.modes_rows, args.upload_gib, args.flink_rows, args.console_days = (
-            [], 0, 0, 0, 0)
+        (args.rows, args.modes_rows, args.upload_gib, args.flink_rows, args.console_days,
+         args.quality_rows) = ([], 0, 0, 0, 0, 0)
     results = []
     for rows in args.rows:
         path = _archive(rows)
@@ -834,6 +871,8 @@ def main() -> int:
         bars = _flink(args.flink_rows) and bars
     if args.console_days:
         bars = _console(args.console_days) and bars
+    if args.quality_rows:
+        bars = _quality_cost(args.quality_rows) and bars
     return 0 if bars else 1
 
 

@@ -20,13 +20,14 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from pipelines.ledger import Ledger, State, VacationRecord
 from transforms.contract import Outcome, VacationName
+from transforms.quality import SEVERITIES
 
 _LOG = logging.getLogger(__name__)
 
@@ -159,12 +160,32 @@ class RunMetrics:
             for code, count in collections.Counter(
                     error["code"] for error in summary["errors"]).items():
                 errors.labels(**vacation, code=code).set(count)
+            if "quality" in summary:
+                self._quality_metrics(summary["quality"], vacation, gauge)
         if row.get("delivered_at"):
             gauge("cre_vacation_delivered_timestamp_seconds",
                   "When the vacation's Arkea ABS package was delivered.").labels(
                 **vacation).set(_timestamp(row["delivered_at"]))
             gauge("cre_vacation_delivered_bytes", "Size of the delivered package.").labels(
                 **vacation).set(row["delivery"]["bytes"])
+
+    @staticmethod
+    def _quality_metrics(judged: dict, vacation: dict[str, str],
+                         gauge: Callable[..., Gauge]) -> None:
+        """The data-quality findings: a count per severity (0s included, so an alert clears
+        when the slot's next vacation is normal) and one series per finding's metric."""
+        counts = collections.Counter(finding["severity"] for finding in judged["findings"])
+        by_severity = gauge("cre_vacation_quality_findings", "Data-quality findings of the "
+                            "vacation against its slot's history, by severity.", "severity")
+        for severity in SEVERITIES:
+            by_severity.labels(**vacation, severity=severity).set(counts[severity])
+        gauge("cre_vacation_quality_history", "Earlier vacations of the slot the vacation was "
+              "judged against (0: not judged).").labels(**vacation).set(judged["history"])
+        found = gauge("cre_vacation_quality_finding", "1 for each metric found outside its "
+                      "expected range, with the finding's severity.", "quality_metric", "severity")
+        for finding in judged["findings"]:
+            found.labels(**vacation, quality_metric=finding["metric"],
+                         severity=finding["severity"]).set(1)
 
     def _run_metrics(self, registry: CollectorRegistry) -> None:
         finished = self.finished_at or time.time()  # a run still going: so far

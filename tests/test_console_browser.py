@@ -269,6 +269,32 @@ def _session(console: dict, name: str) -> tuple[httpx.Client, str]:
     return client, re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)[1]
 
 
+def test_a_delivery_held_by_a_finding_is_released_from_the_console(browser, console,
+                                                                   tmp_path):
+    """A vacation ingested with --quality-hold warning and a rule it breaks: LOADED, its
+    delivery held; Release (audited) lets the service's ingest manager deliver it."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[[rule]]\nname = "at most 10 events"\nmetric = "records.CRE"\n'
+                        'max = 10\nseverity = "warning"\n')
+    archive = generate_vacation(tmp_path, "2026-11-23", 1, 40, 2, seed=98)
+    held = "BAF_20261123_01"
+    ingested = run_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "zones"),
+                       "--quality-settings", str(settings), "--quality-hold", "warning",
+                       env=console["env"])
+    assert ingested.code == 0, ingested.stderr[-3000:]
+    assert _state(console, held) == "LOADED"
+    _log_in(browser, console, "olivia", f"/console/vacations/{held}")
+    assert "warning data-quality finding on records.CRE" in browser.find_element(
+        By.ID, "delivery-held").text
+    _act(browser, "release")
+    _audited(browser, console, "release")
+    wait_until(lambda: _state(console, held), lambda state: state == "DELIVERED", timeout=120,
+               interval=1, what=f"{held} delivered by the ingest manager")
+    browser.get(f"{console['url']}/console/vacations/{held}")
+    assert "delivery released by olivia" in browser.find_element(By.ID, "history").text
+    assert not browser.find_elements(By.ID, "action-release")
+
+
 def test_a_viewer_sees_no_action_and_is_refused_one(browser, console):
     _log_in(browser, console, "victor", f"/console/vacations/{FIRST}")
     assert not browser.find_elements(By.ID, "actions")

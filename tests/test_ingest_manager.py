@@ -178,6 +178,17 @@ def test_a_run_that_moves_its_vacation_on_is_done(tmp_path, code, state):
     assert registry.get_sample_value("cre_ingest_manager_failures_total") == 0
 
 
+def test_a_delivery_held_for_an_operator_is_left_until_released(tmp_path):
+    held = _row(state=State.LOADED, delivery_held="critical data-quality finding on x")
+    ledger = _Ledger(**{VACATION: held})
+    manager = _Manager(ledger, tmp_path)
+    manager.tick()
+    assert manager.launched == []
+    ledger.rows[VACATION] = dataclasses.replace(held, delivery_held=None)  # released
+    manager.tick()
+    assert len(manager.launched) == 1
+
+
 @pytest.mark.integration
 def test_of_two_replicas_one_starts_each_vacation_and_a_dead_ones_are_taken_over(
         structured, zone_session, tmp_path):

@@ -67,7 +67,8 @@ def test_plan_leaves_live_runs_and_fresh_uploads_alone():
             row("V5", State.VALIDATED, owner=f"{socket.gethostname()}:999999999",
                 lease_until=now + datetime.timedelta(hours=1)),
             row("V6", State.LOADED), row("V7", State.LOADED, delivered_at=now),
-            row("V8", State.REJECTED)]
+            row("V8", State.REJECTED),
+            row("V9", State.LOADED, delivery_held="critical data-quality finding on x")]
 
     class LedgerRows:
         def in_state(self, state: State) -> list[VacationRecord]:
@@ -76,7 +77,8 @@ def test_plan_leaves_live_runs_and_fresh_uploads_alone():
     steps = recovery.plan(LedgerRows(), datetime.timedelta(minutes=10), now)
     assert [(step.vacation_id, step.action) for step in steps] == [
         ("V1", "wait"), ("V2", "replay"), ("V3", "wait"), ("V4", "replay"), ("V5", "replay"),
-        ("V6", "deliver"), ("V8", "deliver")]
+        ("V6", "deliver"), ("V9", "wait"), ("V8", "deliver")]
+    assert steps[-2].reason == "delivery held: critical data-quality finding on x"
 
 
 @pytest.mark.integration

@@ -126,6 +126,20 @@ def test_without_a_ledger_the_summary_says_rejected_and_why():
     assert _sample(run, "cre_run_rows") is None  # no pipeline ran in this run
 
 
+def test_the_quality_findings_are_counted_by_severity_and_named_by_metric():
+    finding = {"metric": "records.CRE", "value": 400.0, "expected": {"low": 900.0, "high": 1100.0},
+               "severity": "critical", "check": "history", "message": "..."}
+    judged = {"findings": [finding], "history": 20, "note": "", "metrics": {}}
+    run = RunMetrics(INGEST, "BAF_20261122_03", summary={**_summary(), "quality": judged})
+    assert _sample(run, "cre_vacation_quality_findings", **VACATION, severity="critical") == 1
+    assert _sample(run, "cre_vacation_quality_findings", **VACATION, severity="warning") == 0
+    assert _sample(run, "cre_vacation_quality_finding", **VACATION, quality_metric="records.CRE",
+                   severity="critical") == 1
+    assert _sample(run, "cre_vacation_quality_history", **VACATION) == 20
+    plain = RunMetrics(INGEST, "BAF_20261122_03", summary=_summary())  # --quality off
+    assert _sample(plain, "cre_vacation_quality_history", **VACATION) is None
+
+
 def test_a_duplicate_changes_no_state():
     run = RunMetrics(INGEST, "BAF_20261122_03", summary=_summary("DUPLICATE"))
     assert all(_sample(run, "cre_vacation_state", **VACATION, state=state) is None

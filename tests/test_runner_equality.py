@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -67,10 +68,11 @@ def archives(tmp_path_factory) -> dict:
 
 
 def _without_times(value: Any) -> Any:
-    """JSON with the keys that say when (``*_at``) taken out, at any depth."""
+    """JSON with the keys that say when (``*_at``, and the data-quality metric of the arrival,
+    which follows ``received_at``) taken out, at any depth."""
     if isinstance(value, dict):
         return {key: _without_times(item) for key, item in value.items()
-                if not key.endswith("_at")}
+                if not key.endswith("_at") and key != "arrival.delay_minutes"}
     if isinstance(value, list):
         return [_without_times(item) for item in value]
     return value
@@ -83,6 +85,8 @@ def _plain(table: str, row: dict) -> str:
             continue
         if isinstance(value, str) and value[:1] in "{[":
             value = _without_times(json.loads(value))
+        elif isinstance(value, Mapping):  # a CQL map: vacation_quality's metrics
+            value = _without_times(dict(value))
         if (table, name) == ("vacations", "delivery") and value:
             value = {key: item for key, item in value.items() if key not in TIMED_PACKAGE}
         kept[name] = value
