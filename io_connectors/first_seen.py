@@ -14,16 +14,16 @@ finds them its own again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterator
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 from cassandra.concurrent import execute_concurrent_with_args
 
 from io_connectors.cassandra_client import SESSIONS, CassandraConfig
-from transforms.facts import AccountsSeen
+from transforms.outcome import VacationFacts
 
 __all__ = ["CountNewAccounts"]
 
@@ -53,8 +53,8 @@ class _CountNewAccountsFn(beam.DoFn):
             f"INSERT INTO {table} (account_id, vacation_id) VALUES (?, ?) "
             f"USING TIMESTAMP {self._write_time}")
 
-    def process(self, accounts: pa.Array) -> Iterator[AccountsSeen]:
-        ids = accounts.to_pylist()
+    def process(self, facts: VacationFacts) -> Iterator[VacationFacts]:
+        ids = facts.distinct_accounts().to_pylist()
         earliest: dict[str, str] = {}
         chunks = [(ids[start:start + _PER_REQUEST],)
                   for start in range(0, len(ids), _PER_REQUEST)]
@@ -67,21 +67,22 @@ class _CountNewAccountsFn(beam.DoFn):
                                      [(account, self._vacation_id) for account in new],
                                      concurrency=64, raise_on_first_error=True)
         self._new.inc(len(new))
-        yield AccountsSeen(len(ids), len(new))
+        yield dataclasses.replace(facts, new_accounts=len(new))
 
     def teardown(self) -> None:
         SESSIONS.release(self._config)
 
 
-@beam.typehints.with_input_types(pa.Array)
-@beam.typehints.with_output_types(AccountsSeen)
+@beam.typehints.with_input_types(VacationFacts)
+@beam.typehints.with_output_types(VacationFacts)
 class CountNewAccounts(beam.PTransform):
-    """A vacation's distinct accounts (one Arrow string array) in, one ``AccountsSeen`` out;
-    records the vacation as the first sighting of each account no earlier vacation brought.
+    """A vacation's combined facts in (``outcome.CollectFacts``, one element), the same out
+    with ``new_accounts`` counted; records the vacation as the first sighting of each of its
+    accounts no earlier vacation brought. ``DecideVacation`` runs it before it judges.
 
     Args:
       config: the structured zone's connection.
-      vacation_id: the vacation whose accounts these are.
+      vacation_id: the vacation whose facts these are.
       business_date: its business date, and
       slot: its slot: together its place in time, which decides the earliest sighting.
     """
@@ -98,8 +99,8 @@ class CountNewAccounts(beam.PTransform):
         self._fn = _CountNewAccountsFn(config, vacation_id, business_date, slot)
         self._vacation_id = vacation_id
 
-    def expand(self, accounts: beam.PCollection) -> beam.PCollection:
-        return accounts | "FirstSightings" >> beam.ParDo(self._fn)
+    def expand(self, facts: beam.PCollection) -> beam.PCollection:
+        return facts | "FirstSightings" >> beam.ParDo(self._fn)
 
     def display_data(self) -> dict:
         return {"vacation_id": DisplayDataItem(self._vacation_id, label="Vacation"),

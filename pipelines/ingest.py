@@ -27,12 +27,13 @@ from pipelines.structured_zone import StructuredZone
 from transforms import contract, structured_rows
 from transforms.archive import iter_members
 from transforms.contract import Fatal, Outcome, VacationError, VacationName
-from transforms.facts import FatalError, StructuredWrite
+from transforms.facts import BatchCounts, BatchProfile, FatalError, StructuredWrite
 from transforms.outcome import DecideVacation, RunContext, now, summary
-from transforms.profile import ProfileVacation
+from transforms.profile import profile_batch
 from transforms.quality import Baseline, Settings
 from transforms.read_vacation import FACTS, ReadVacation, ValidateRecords
 from transforms.vacation_reader import read_meta_json
+from transforms.validate import ValidatedBatch
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class IngestVacation(beam.PTransform):
     (duplicate keys, digests, limits), so that validation, Avro staging and the Cassandra
     writes of one vacation run on every worker instead of the reader's alone. With ``bulk``,
     the structured zone's rows go as SSTables (``WriteToCassandraBulk``), all with the write
-    time of this run, chosen here. When the context has a quality baseline, the CRE batches are
-    also profiled (``ProfileVacation``) for the decision to judge.
+    time of this run, chosen here. When the context has a quality baseline, each CRE batch is
+    also profiled (``profile_batch``) beside its counts, and the decision asks the structured
+    zone which of the vacation's accounts are new (``CountNewAccounts``) before it judges.
     """
 
     def __init__(self, archive_path: str, name: VacationName, context: RunContext,
@@ -63,6 +65,7 @@ class IngestVacation(beam.PTransform):
         self._staging = zones.ProxyZone(options.zones_root).staging(
             name.vacation_id, uuid.uuid4().hex)
         self._cassandra = cassandra.cassandra_config() if cassandra else None
+        self._quality = context.quality is not None
         self._write_settings = ({"max_in_flight": cassandra.cassandra_max_in_flight,
                                  "batch_rows": cassandra.cassandra_batch_rows}
                                 if cassandra else {})
@@ -83,15 +86,15 @@ class IngestVacation(beam.PTransform):
             validated = batches | f"Validate{label}" >> ValidateRecords()
             facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
                 self._staging, self._name.vacation_id, self._codec))
-            facts.append(validated | f"Count{label}" >> beam.Map(lambda batch: batch.counts))
-            if kind == contract.CRE and self._context.quality is not None:
-                facts.extend(validated | f"Profile{label}" >> ProfileVacation(
-                    self._new_accounts()))
+            measure = _counts_and_profile if (kind == contract.CRE and self._quality) \
+                else _counts
+            facts.append(validated | f"Measure{label}" >> beam.FlatMap(measure))
             if self._cassandra is not None:
                 facts.extend(self._load(validated, kind))
+        new_accounts = self._new_accounts() if self._quality else None
         return (facts
                 | "AllFacts" >> beam.Flatten()
-                | "Decide" >> DecideVacation(self._context)
+                | "Decide" >> DecideVacation(self._context, new_accounts)
                 | "Publish" >> PublishVacation(self._zones_root, self._context, self._staging))
 
     def _new_accounts(self) -> Optional[CountNewAccounts]:
@@ -119,6 +122,14 @@ class IngestVacation(beam.PTransform):
             results.append(written | f"{step}Written" >> beam.Map(
                 lambda count, table=table: StructuredWrite(table, count)))
         return results
+
+
+def _counts(batch: ValidatedBatch) -> tuple[BatchCounts]:
+    return (batch.counts,)
+
+
+def _counts_and_profile(batch: ValidatedBatch) -> tuple[BatchCounts, BatchProfile]:
+    return batch.counts, profile_batch(batch)
 
 
 def run_ingest(options: IngestOptions) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import random
+from decimal import Decimal
 
 import apache_beam as beam
 import pyarrow as pa
@@ -21,8 +22,9 @@ from pipelines import schedule
 from pipelines.local.generator import Traffic
 from transforms import contract
 from transforms.csv_records import REJECT_SCHEMA
-from transforms.facts import AccountsSeen, BatchProfile
-from transforms.profile import ProfileVacation, profile_batch
+from transforms.facts import BatchCounts, Digest, MemberDigest, Meta, Monitor, MonitorLine
+from transforms.outcome import DecideVacation, RunContext
+from transforms.profile import profile_batch
 from transforms.quality import Baseline, Check, Past, Rule, Settings, judge
 from transforms.validate import ValidatedBatch
 
@@ -240,23 +242,48 @@ def test_a_metric_no_check_names_is_kept_but_not_judged():
     assert judged["findings"] == [] and judged["metrics"] == {"accounts.distinct": 5000.0}
 
 
-def test_profile_vacation_gives_a_profile_per_batch_and_the_vacations_accounts():
-    def batch(accounts: list[str], kinds: list[str]) -> ValidatedBatch:
-        records = pa.table({
-            "account_id": accounts, "event_type": kinds, "currency": ["EUR"] * len(kinds),
-            "amount": pa.array([1] * len(kinds), pa.decimal128(18, 2)),
-            "value_date": pa.array([datetime.date(2026, 11, 20)] * len(kinds))})
-        return ValidatedBatch("CRE_0001.csv", contract.CRE, records, REJECT_SCHEMA.empty_table(),
-                              None)
+def _validated(accounts: list[str], kinds: list[str]) -> ValidatedBatch:
+    records = pa.table({
+        "account_id": accounts, "event_type": kinds, "currency": ["EUR"] * len(kinds),
+        "amount": pa.array(["1.50"] * len(kinds), pa.string()).cast(pa.decimal128(18, 2)),
+        "value_date": pa.array([datetime.date(2026, 11, 20 + day)
+                                for day in range(len(kinds))])})
+    counts = BatchCounts("CRE_0001.csv", contract.CRE, len(kinds), 0, {},
+                         Decimal("1.50") * len(kinds))
+    return ValidatedBatch("CRE_0001.csv", contract.CRE, records, REJECT_SCHEMA.empty_table(),
+                          counts)
 
-    batches = [batch(["A", "B"], ["DEBIT", "FEE"]), batch(["B", "C"], ["DEBIT", "DEBIT"])]
-    ordinal = datetime.date(2026, 11, 20).toordinal()
+
+def test_a_batch_profile_counts_its_events_and_accounts():
+    profile = profile_batch(_validated(["A", "B", "A"], ["DEBIT", "FEE", "DEBIT"]))
+    assert profile.events == {("DEBIT", "EUR"): (2, Decimal("3.00")),
+                              ("FEE", "EUR"): (1, Decimal("1.50"))}
+    first = datetime.date(2026, 11, 20).toordinal()
+    assert (profile.first_value_date, profile.last_value_date) == (first, first + 2)
+    assert sorted(profile.accounts.to_pylist()) == ["A", "B"]
+
+
+def test_the_decision_unites_the_profiles_of_every_batch():
+    """Batches profiled apart (on any worker), combined into the vacation's metrics."""
+    batches = [_validated(["A", "B"], ["DEBIT", "FEE"]), _validated(["B", "C"], ["DEBIT"] * 2)]
+    member = MemberDigest("CRE_0001.csv", contract.CRE, 4, Digest(10, "0" * 64))
+    facts = [Meta("BAF_20261120_02", contract.SENDER, "2026-11-20", 2,
+                  "2026-11-20T09:00:00+01:00", contract.FORMAT_VERSION, "UTF-8", (member,)),
+             Monitor((MonitorLine("CRE_0001.csv", contract.CRE, 4, Decimal("6.00")),)), member,
+             *(fact for batch in batches for fact in (batch.counts, profile_batch(batch)))]
+    context = RunContext("BAF_20261120_02", "2026-11-20", 2, "0" * 64,
+                         "2026-11-20T08:00:00+00:00",
+                         quality=Baseline(Settings(), None, schedule.deadline(
+                             datetime.date(2026, 11, 20), 2)))
     with TestPipeline() as pipeline:
-        profiles, seen = (pipeline | beam.Create(batches, reshuffle=False)
-                          | ProfileVacation())
-        assert_that(seen, equal_to([AccountsSeen(3, None)]), label="Accounts")
-        assert_that(profiles | beam.Map(lambda profile: sorted(profile.events.items())),
-                    equal_to([[(("DEBIT", "EUR"), (1, 1)), (("FEE", "EUR"), (1, 1))],
-                              [(("DEBIT", "EUR"), (2, 2))]]), label="Profiles")
-    assert profile_batch(batches[0]) == BatchProfile(
-        {("DEBIT", "EUR"): (1, 1), ("FEE", "EUR"): (1, 1)}, ordinal, ordinal)
+        decided = (pipeline | beam.Create(facts, reshuffle=False)
+                   | DecideVacation(context)
+                   | beam.Map(lambda decision: decision.summary["quality"]["metrics"]))
+        assert_that(decided | beam.Map(lambda metrics: {
+            name: metrics[name] for name in ("accounts.distinct", "events.DEBIT.EUR.count",
+                                             "events.DEBIT.EUR.amount", "loaded.CRE",
+                                             "value_dates.spread_days",
+                                             "arrival.delay_minutes")}),
+            equal_to([{"accounts.distinct": 3.0, "events.DEBIT.EUR.count": 3.0,
+                       "events.DEBIT.EUR.amount": 4.5, "loaded.CRE": 4.0,
+                       "value_dates.spread_days": 1.0, "arrival.delay_minutes": -60.0}]))

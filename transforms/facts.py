@@ -4,7 +4,7 @@ Each fact is a small frozen dataclass: it pickles across bundles and workers (Be
 coder), and the combiner dispatches on its type. The steps that learn them:
 ``ReadVacation`` (``Meta``, ``Monitor``, ``MemberDigest``, ``FatalError``), ``ValidateRecords``
 (``BatchCounts``), ``WriteStagedAvro`` (``StagedFile``), the structured-zone writes
-(``StructuredWrite``) and the data-quality profile (``BatchProfile``, ``AccountsSeen``).
+(``StructuredWrite``) and the data-quality profile of each CRE batch (``BatchProfile``).
 
 ``Meta`` is also META.json's model: its fields' annotations are the rules of spec 1.2, which
 pydantic applies when ``vacation_reader.parse_meta`` builds one from the JSON, and only then
@@ -19,6 +19,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Optional, Union
 
+import pyarrow as pa
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr
 
 from transforms import contract
@@ -191,22 +192,14 @@ class StructuredWrite:
 @dataclasses.dataclass(frozen=True)
 class BatchProfile:
     """One validated CRE batch's shape, for the checks against the slot's history: per (event
-    type, currency) the loaded events and the sum of their amounts, and the span of their value
-    dates (``date.toordinal()``; None for an empty batch)."""
+    type, currency) the loaded events and the sum of their amounts, the span of their value
+    dates (``date.toordinal()``; None for an empty batch) and their distinct accounts."""
 
     events: dict[tuple[str, str], tuple[int, Decimal]]
     first_value_date: Optional[int]
     last_value_date: Optional[int]
-
-
-@dataclasses.dataclass(frozen=True)
-class AccountsSeen:
-    """The vacation's distinct accounts, and how many of them the structured zone had never
-    seen (None without a structured zone)."""
-
-    distinct: int
-    new: Optional[int]
+    accounts: pa.Array
 
 
 Fact = Union[Meta, Monitor, MemberDigest, FatalError, BatchCounts, StagedFile, StructuredWrite,
-             BatchProfile, AccountsSeen]
+             BatchProfile]

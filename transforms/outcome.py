@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Optional
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import contract, quality
 from transforms.contract import Fatal, Outcome
 from transforms.facts import (
-    AccountsSeen,
     BatchCounts,
     BatchProfile,
     Fact,
@@ -31,6 +31,7 @@ from transforms.facts import (
     StagedFile,
     StructuredWrite,
 )
+from transforms.profile import distinct
 
 __all__ = ["CollectFacts", "Decision", "DecideVacation", "RunContext", "VacationFacts",
            "decide", "judge", "now", "summary"]
@@ -63,7 +64,8 @@ class VacationFacts:
     write_failures: list[StructuredWrite] = dataclasses.field(default_factory=list)
     events: dict[tuple[str, str], list] = dataclasses.field(default_factory=dict)
     value_dates: tuple[Optional[int], Optional[int]] = (None, None)
-    accounts: Optional[AccountsSeen] = None
+    accounts: list[pa.Array] = dataclasses.field(default_factory=list)  # distinct, by batch
+    new_accounts: Optional[int] = None  # of the distinct accounts, those never seen before
 
     def _add_profile(self, profile: BatchProfile) -> None:
         for pair, (count, amount) in profile.events.items():
@@ -75,6 +77,17 @@ class VacationFacts:
                  if span[0] is not None]
         if spans:
             self.value_dates = (min(span[0] for span in spans), max(span[1] for span in spans))
+        self._add_accounts([profile.accounts])
+
+    def _add_accounts(self, arrays: list[pa.Array]) -> None:
+        """Keeps the batches' distinct accounts, united now and then: the accumulator holds
+        about the vacation's distinct accounts, not one array per batch."""
+        self.accounts.extend(arrays)
+        if len(self.accounts) > 32:
+            self.accounts = [self.distinct_accounts()]
+
+    def distinct_accounts(self) -> pa.Array:
+        return distinct(self.accounts)
 
     def add(self, fact: Fact) -> VacationFacts:
         match fact:
@@ -97,8 +110,6 @@ class VacationFacts:
                     self.write_failures.append(fact)
             case BatchProfile():
                 self._add_profile(fact)
-            case AccountsSeen():
-                self.accounts = fact
             case _:
                 raise TypeError(f"not a vacation fact: {fact!r}")
         return self
@@ -115,8 +126,8 @@ class VacationFacts:
         self.rows_written.update(other.rows_written)
         self.write_failures.extend(other.write_failures)
         self._add_profile(BatchProfile({pair: tuple(totals) for pair, totals
-                                        in other.events.items()}, *other.value_dates))
-        self.accounts = self.accounts or other.accounts
+                                        in other.events.items()}, *other.value_dates,
+                                       distinct(other.accounts)))
 
 
 class CollectFacts(beam.CombineFn):
@@ -224,11 +235,10 @@ def _quality(facts: VacationFacts, context: RunContext, status: Outcome, members
     for row in members:
         records[row["type"]] += row["records"]
     loaded_cre = sum(row["loaded"] for row in members if row["type"] == contract.CRE)
-    accounts = facts.accounts or AccountsSeen(0, None)
     found = quality.metrics(
         records, loaded_cre, totals["rejected"], reject_codes,
         {pair: tuple(counted) for pair, counted in facts.events.items()}, facts.value_dates,
-        business_date, accounts.distinct, accounts.new,
+        business_date, len(facts.distinct_accounts()), facts.new_accounts,
         datetime.datetime.fromisoformat(context.received_at), baseline.deadline)
     if status == Outcome.REJECTED:
         return {"findings": [], "history": 0, "note": "not judged: the vacation is REJECTED",
@@ -303,19 +313,28 @@ class DecideVacation(beam.PTransform):
     """Every fact of one run in, its one ``Decision`` out, for ``PublishVacation`` to carry out.
 
     Args:
-      context: what the driver knows of the vacation (id, sha256, reject ratio limit...).
+      context: what the driver knows of the vacation (id, sha256, reject ratio limit, the
+        quality baseline...).
+      new_accounts: a transform from the combined ``VacationFacts`` to the same with
+        ``new_accounts`` counted (``io_connectors.first_seen.CountNewAccounts``), run between
+        combining and judging; None when there is no structured zone to ask.
     """
 
-    def __init__(self, context: RunContext):
+    def __init__(self, context: RunContext, new_accounts: Optional[beam.PTransform] = None):
         super().__init__()
         if not isinstance(context, RunContext):
             raise TypeError(f"context must be a RunContext, not {type(context).__name__}")
+        if new_accounts is not None and not isinstance(new_accounts, beam.PTransform):
+            raise TypeError(f"new_accounts must be a PTransform, not "
+                            f"{type(new_accounts).__name__}")
         self._context = context
+        self._new_accounts = new_accounts
 
     def expand(self, facts: beam.PCollection) -> beam.PCollection:
-        return (facts
-                | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
-                | "Judge" >> beam.Map(_judge_now, self._context))
+        collected = facts | "CollectFacts" >> beam.CombineGlobally(CollectFacts())
+        if self._new_accounts is not None:
+            collected = collected | "NewAccounts" >> self._new_accounts
+        return collected | "Judge" >> beam.Map(_judge_now, self._context)
 
     def display_data(self) -> dict:
         return {"vacation_id": DisplayDataItem(self._context.vacation_id, label="Vacation"),

@@ -4,8 +4,8 @@ tests, which need weeks of history (``test_quality``) or a slot's history in a s
 
 Each vacation is generated as Arkea would send it, read and validated by the pipeline's own
 functions, profiled (``transforms.profile``) and judged by the decision (``outcome.decide``)
-against the slot's earlier vacations; the accounts already seen are a set here, as
-``accounts_first_seen`` keeps them in the structured zone.
+against the slot's earlier vacations; the accounts already seen are a set here, where
+``CountNewAccounts`` asks ``accounts_first_seen`` in the structured zone.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pipelines.local.generator import Traffic, generate_vacation
 from transforms import contract
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
-from transforms.facts import AccountsSeen
 from transforms.outcome import RunContext, VacationFacts, decide
-from transforms.profile import batch_accounts, profile_batch
+from transforms.profile import profile_batch
 from transforms.quality import Baseline, Past, Settings
 from transforms.vacation_reader import VacationReader
 from transforms.validate import validate_batch
@@ -61,7 +60,7 @@ class Feed:
                             schedule.deadline(day, name.slot))
         context = RunContext(name.vacation_id, name.business_date, name.slot, "0" * 64,
                              received.isoformat(), quality=baseline)
-        facts, accounts = VacationFacts(), set()
+        facts = VacationFacts()
         for event in VacationReader(lambda: open(path, "rb"), name, Limits()):
             if not isinstance(event, ParsedBatch):
                 facts.add(event)
@@ -70,7 +69,7 @@ class Feed:
             facts.add(validated.counts)
             if validated.kind == contract.CRE:
                 facts.add(profile_batch(validated))
-                accounts.update(batch_accounts(validated).to_pylist())
-        facts.add(AccountsSeen(len(accounts), len(accounts - self.accounts)))
+        accounts = set(facts.distinct_accounts().to_pylist())
+        facts.new_accounts = len(accounts - self.accounts)
         self.accounts |= accounts
         return decide(facts, context, received.isoformat())
