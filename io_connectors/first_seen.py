@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.transforms.display import DisplayDataItem
 from cassandra.concurrent import execute_concurrent_with_args
 
-from io_connectors.cassandra_client import SESSIONS, CassandraConfig
+from io_connectors.cassandra_client import SESSIONS, CassandraConfig, retry_transient
 from transforms.outcome import VacationFacts
 
 __all__ = ["CountNewAccounts"]
@@ -45,6 +45,11 @@ class _CountNewAccountsFn(beam.DoFn):
         self._new = beam.metrics.Metrics.counter("quality", "new_accounts")
 
     def setup(self) -> None:
+        self._session = None  # opened at the first vacation to judge: see _connect
+
+    def _connect(self) -> None:
+        """Not in ``setup``: a run whose rows failed (replicas lost) asks nothing, and must
+        fail on its rows, not on a session a cluster short of a quorum cannot authenticate."""
         self._session = SESSIONS.acquire(self._config)
         table = f"{self._config.keyspace}.accounts_first_seen"
         self._select = self._session.prepare(
@@ -54,23 +59,39 @@ class _CountNewAccountsFn(beam.DoFn):
             f"USING TIMESTAMP {self._write_time}")
 
     def process(self, facts: VacationFacts) -> Iterator[VacationFacts]:
+        if facts.write_failures:  # the run is discarded, its vacation not judged: ask nothing
+            yield facts
+            return
+        if self._session is None:
+            self._connect()
         ids = facts.distinct_accounts().to_pylist()
-        earliest: dict[str, str] = {}
-        chunks = [(ids[start:start + _PER_REQUEST],)
-                  for start in range(0, len(ids), _PER_REQUEST)]
-        for _, rows in execute_concurrent_with_args(self._session, self._select, chunks,
-                                                    concurrency=32, raise_on_first_error=True):
-            earliest.update(rows)
+        earliest = self._earliest(ids)
         new = [account for account in ids
                if earliest.get(account, self._vacation_id) >= self._vacation_id]
-        execute_concurrent_with_args(self._session, self._insert,
-                                     [(account, self._vacation_id) for account in new],
-                                     concurrency=64, raise_on_first_error=True)
+        self._record(new)
         self._new.inc(len(new))
         yield dataclasses.replace(facts, new_accounts=len(new))
 
+    @retry_transient(max_wait=30)
+    def _earliest(self, ids: list[str]) -> dict[str, str]:
+        """The earliest vacation recorded of each account that has one."""
+        chunks = [(ids[start:start + _PER_REQUEST],)
+                  for start in range(0, len(ids), _PER_REQUEST)]
+        return {account: vacation for _, rows in execute_concurrent_with_args(
+            self._session, self._select, chunks, concurrency=32, raise_on_first_error=True)
+            for account, vacation in rows}
+
+    @retry_transient(max_wait=30)
+    def _record(self, new: list[str]) -> None:
+        """This vacation as the first sighting of ``new``: idempotent (a fixed write time),
+        so a node restarting meanwhile is waited out."""
+        execute_concurrent_with_args(self._session, self._insert,
+                                     [(account, self._vacation_id) for account in new],
+                                     concurrency=64, raise_on_first_error=True)
+
     def teardown(self) -> None:
-        SESSIONS.release(self._config)
+        if self._session is not None:
+            SESSIONS.release(self._config)
 
 
 @beam.typehints.with_input_types(VacationFacts)

@@ -135,6 +135,7 @@ class QualityStore:
             self._session.execute(self._mark, (ROLLED_BACK, name.slot,
                                                datetime.date.fromisoformat(name.business_date)))
 
+    @retry_transient(max_wait=10)
     def _rows(self, statement, values: tuple) -> list[QualityRecord]:
         return [QualityRecord(
             vacation_id, business_date.date(), slot, status, dict(metrics or {}),

@@ -18,12 +18,22 @@ from apache_beam.testing.util import assert_that, equal_to
 from helpers import ROOT
 from helpers.feed import Feed
 
+from io_connectors.cassandra_client import CassandraConfig
+from io_connectors.first_seen import _CountNewAccountsFn
 from pipelines import schedule
 from pipelines.local.generator import Traffic
 from transforms import contract
 from transforms.csv_records import REJECT_SCHEMA
-from transforms.facts import BatchCounts, Digest, MemberDigest, Meta, Monitor, MonitorLine
-from transforms.outcome import DecideVacation, RunContext
+from transforms.facts import (
+    BatchCounts,
+    Digest,
+    MemberDigest,
+    Meta,
+    Monitor,
+    MonitorLine,
+    StructuredWrite,
+)
+from transforms.outcome import DecideVacation, RunContext, VacationFacts
 from transforms.profile import profile_batch
 from transforms.quality import Baseline, Check, Past, Rule, Settings, judge
 from transforms.validate import ValidatedBatch
@@ -287,3 +297,15 @@ def test_the_decision_unites_the_profiles_of_every_batch():
             equal_to([{"accounts.distinct": 3.0, "events.DEBIT.EUR.count": 3.0,
                        "events.DEBIT.EUR.amount": 4.5, "loaded.CRE": 4.0,
                        "value_dates.spread_days": 1.0, "arrival.delay_minutes": -60.0}]))
+
+
+def test_a_run_whose_rows_failed_asks_the_structured_zone_nothing():
+    """Its vacation is discarded, not judged: no session is opened (two replicas lost, a
+    cluster could not even authenticate it), the run fails on its rows."""
+    facts = VacationFacts(write_failures=[StructuredWrite("cre_event_versions", 0, 5, "down")])
+    counting = _CountNewAccountsFn(CassandraConfig(("127.0.0.1",), "cre"), "BAF_20261120_02",
+                                   datetime.date(2026, 11, 20), 2)
+    counting.setup()  # as Beam does: no session yet
+    assert list(counting.process(facts)) == [facts]
+    counting.teardown()
+    assert facts.new_accounts is None
