@@ -111,9 +111,16 @@ def _to_the_second(view: dict) -> dict:
                        ("received_at", "processed_at", "delivered_at") if view.get(key)}}
 
 
+def _vacation_or_date(args: argparse.Namespace, command: str) -> bool:
+    """Whether exactly one of VACATION_ID and --date was given; else says so on stderr."""
+    if bool(args.vacation_id) != bool(args.date):
+        return True
+    print(f"cre {command}: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
+    return False
+
+
 def status(args: argparse.Namespace) -> int:
-    if bool(args.vacation_id) == bool(args.date):
-        print("cre status: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
+    if not _vacation_or_date(args, "status"):
         return Exit.USAGE
     with zone_session(args) as session:
         ledger = Ledger(session)
@@ -175,8 +182,7 @@ def _finding_rows(record: QualityRecord) -> list[dict]:
 
 def quality(args: argparse.Namespace) -> int:
     """A vacation's data-quality findings against its slot's history, or a date's."""
-    if bool(args.vacation_id) == bool(args.date):
-        print("cre quality: give a VACATION_ID or --date YYYY-MM-DD", file=sys.stderr)
+    if not _vacation_or_date(args, "quality"):
         return Exit.USAGE
     with zone_session(args) as session:
         store = QualityStore(session)
@@ -221,6 +227,11 @@ def rollback(args: argparse.Namespace) -> int:
 _ZONE_EXITS = exit_codes("done: its result on stdout (--json: one JSON document)")
 
 
+def _add_vacation_or_date(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vacation_id", nargs="?", help="The vacation: BAF_<YYYYMMDD>_<NN>.")
+    parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Registers the structured-zone subcommands on ``cre``'s parser."""
     _add_db_parsers(commands)
@@ -232,9 +243,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             "is refused: nothing done", no="the vacation is not in the ledger"),
         description="A vacation's state, counts and history in the ledger; with --date, the "
         "six slots of a business date. Give a VACATION_ID or --date.")
-    status_parser.add_argument("vacation_id", nargs="?",
-                               help="The vacation: BAF_<YYYYMMDD>_<NN>.")
-    status_parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
+    _add_vacation_or_date(status_parser)
     add_connection_arguments(status_parser)
     status_parser.set_defaults(handler=status)
 
@@ -247,9 +256,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         description="The findings of a vacation's metrics against its slot's history and the "
         "fixed rules (docs/operations.md, \"Data quality\"); with --date, those of the "
         "business date's vacations. Give a VACATION_ID or --date.")
-    quality_parser.add_argument("vacation_id", nargs="?",
-                                help="The vacation: BAF_<YYYYMMDD>_<NN>.")
-    quality_parser.add_argument("--date", type=_day, help="A business date, YYYY-MM-DD.")
+    _add_vacation_or_date(quality_parser)
     add_connection_arguments(quality_parser)
     quality_parser.set_defaults(handler=quality)
 
