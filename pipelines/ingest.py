@@ -62,6 +62,7 @@ class IngestVacation(beam.PTransform):
         self._zones_root = options.zones_root
         self._limits = options.limits()
         self._codec = options.avro_codec
+        self._decoder_threads = options.decoder_threads
         self._staging = zones.ProxyZone(options.zones_root).staging(
             name.vacation_id, uuid.uuid4().hex)
         self._cassandra = cassandra.cassandra_config() if cassandra else None
@@ -75,7 +76,8 @@ class IngestVacation(beam.PTransform):
                 | "LandedArchive" >> beam.Create([self._archive_path])
                 | "ReadVacation" >> ReadVacation(
                     self._name, self._limits,
-                    progress=progress.Bar(f"{self._name.vacation_id} CSV", progress.BYTES)))
+                    progress=progress.Bar(f"{self._name.vacation_id} CSV", progress.BYTES),
+                    decoder_threads=self._decoder_threads))
         facts = [read[FACTS]]
         # one branch per type, no Flatten of records: each branch is its own stream
         for kind in contract.DATA_TYPES:

@@ -112,6 +112,10 @@ INGEST = (
     Flag.of("max_ratio", type=float, default=_LIMITS.max_ratio,
             help="Highest compression ratio (uncompressed/compressed)."),
     AVRO_CODEC,
+    Flag.of("decoder_threads", type=int, default=0, env="CRE_DECODER_THREADS",
+            help="Threads decoding the archive's bzip2 blocks in parallel (default: "
+            "$CRE_DECODER_THREADS, else 0: one per core of the worker that reads it; 1: "
+            "Python's bz2, one stream after the other)."),
     Flag.of("spread", choices=("auto", "on", "off"), default="auto",
             help="Redistribute the batches after the archive's one reader so every worker "
             "validates, stages and loads (auto: unless the runner has one worker, the "

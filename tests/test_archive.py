@@ -24,34 +24,66 @@ from transforms.archive import Bz2Reader, iter_members
 from transforms.contract import Limits, VacationError
 
 
-def _read_all(data: bytes, limits: Limits = Limits()) -> bytes:
-    reader = Bz2Reader(io.BytesIO(data), limits)
+def _with_a_damaged_block() -> bytes:
+    data = bytearray(bz2.compress(random.Random(2).randbytes(50_000)))
+    data[2000] ^= 0xFF
+    return bytes(data)
+
+
+# one thread: Python's bz2, the reference; two: the blocks decoded in parallel (indexed_bzip2)
+THREADS = pytest.mark.parametrize("threads", [1, 2])
+
+
+def _read_all(data: bytes, limits: Limits = Limits(), threads: int = 1) -> bytes:
+    reader = Bz2Reader(io.BytesIO(data), limits, threads)
     try:
         return reader.read()
     finally:
         reader.close()
 
 
-def test_multistream_bzip2_reads_as_one():
-    assert _read_all(bz2.compress(b"abc" * 1000) + bz2.compress(b"xyz")) == b"abc" * 1000 + b"xyz"
+@THREADS
+def test_multistream_bzip2_reads_as_one(threads):
+    data = bz2.compress(b"abc" * 1000) + bz2.compress(b"xyz")
+    assert _read_all(data, threads=threads) == b"abc" * 1000 + b"xyz"
 
 
+@THREADS
+def test_parallel_decoding_gives_every_block_in_order(threads):
+    rows = random.Random(7).randbytes(3 << 20).hex().encode()  # 6 MiB: seven 900 kB blocks
+    data = bz2.compress(rows[: 4 << 20]) + bz2.compress(rows[4 << 20:])
+    assert _read_all(data, threads=threads) == rows
+
+
+@THREADS
 @pytest.mark.parametrize("data, code", [
     (b"PK\x03\x04 zip, not bzip2", "NOT_BZIP2"),
     (bz2.compress(random.Random(1).randbytes(100_000))[:-10], "CORRUPT_ARCHIVE"),
     (bz2.compress(b"data") + b"garbage", "CORRUPT_ARCHIVE"),
+    (bz2.compress(b"data") + b"BZh9 not a stream", "CORRUPT_ARCHIVE"),
+    (_with_a_damaged_block(), "CORRUPT_ARCHIVE"),
 ])
-def test_bad_streams_are_named(data, code):
+def test_bad_streams_are_named(data, code, threads):
     with pytest.raises(VacationError) as error:
-        _read_all(data)
+        _read_all(data, threads=threads)
     assert error.value.code == code
 
 
-def test_a_bomb_stops_after_a_few_megabytes():
+def test_one_thread_where_the_source_cannot_seek():
+    class Unseekable(io.BytesIO):
+        def seekable(self) -> bool:
+            return False
+
+    reader = Bz2Reader(Unseekable(bz2.compress(b"abc")), Limits(), threads=4)
+    assert reader._threads == 1 and reader.read() == b"abc"
+
+
+@THREADS
+def test_a_bomb_stops_after_a_few_megabytes(threads):
     compressor = bz2.BZ2Compressor()
     zeros = b"\0" * (1 << 20)
     bomb = b"".join(compressor.compress(zeros) for _ in range(1024)) + compressor.flush()
-    reader = Bz2Reader(io.BytesIO(bomb), Limits(max_ratio=200))
+    reader = Bz2Reader(io.BytesIO(bomb), Limits(max_ratio=200), threads)
     with pytest.raises(VacationError) as error:
         while reader.read_chunk():
             pass
@@ -61,16 +93,17 @@ def test_a_bomb_stops_after_a_few_megabytes():
     assert reader.uncompressed_bytes <= (1 << 20) + max(200 * len(bomb), 1 << 20)
 
 
-def test_the_ratio_is_judged_only_past_one_mebibyte():
+@THREADS
+def test_the_ratio_is_judged_only_past_one_mebibyte(threads):
     """Amendment 2026-12-01: an empty tar (10 KiB of zeros, ratio ~250) is no bomb, but the
     same ratio past 1 MiB is."""
     empty_tar = bz2.compress(tar_bytes({}))
     assert len(tar_bytes({})) / len(empty_tar) > 200
-    assert _read_all(empty_tar, Limits(max_ratio=200)) == tar_bytes({})
+    assert _read_all(empty_tar, Limits(max_ratio=200), threads) == tar_bytes({})
     just_under = bz2.compress(b"\0" * (1 << 20))
-    assert len(_read_all(just_under, Limits(max_ratio=200))) == 1 << 20
+    assert len(_read_all(just_under, Limits(max_ratio=200), threads)) == 1 << 20
     with pytest.raises(VacationError) as error:
-        _read_all(bz2.compress(b"\0" * ((1 << 20) + 1)), Limits(max_ratio=200))
+        _read_all(bz2.compress(b"\0" * ((1 << 20) + 1)), Limits(max_ratio=200), threads)
     assert error.value.code == "LIMIT_EXCEEDED"
 
 

@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import contract
+from transforms.archive import decoder_threads
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
 from transforms.facts import Fact
@@ -27,8 +28,9 @@ class _ReadArchiveFn(beam.DoFn):
     """Streams one archive: parsed batches to the output of their type, facts to ``facts``."""
 
     def __init__(self, name: VacationName, limits: Limits, chunk_bytes: int,
-                 progress: Optional[ProgressBar]):
+                 progress: Optional[ProgressBar], threads: int):
         self._name = name
+        self._threads = threads
         self._limits = limits
         self._chunk_bytes = chunk_bytes
         self._progress = progress
@@ -40,7 +42,7 @@ class _ReadArchiveFn(beam.DoFn):
             return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
         reader = VacationReader(open_archive, self._name, self._limits, self._chunk_bytes,
-                                self._progress)
+                                self._progress, self._threads or decoder_threads())
         for event in reader:
             if isinstance(event, ParsedBatch):
                 self._batches.inc()
@@ -64,10 +66,13 @@ class ReadVacation(beam.PTransform):
         of a batch; at least 1024.
       progress: a bar of the CSV read, started and moved by the reader wherever it runs (it is
         pickled with it), e.g. ``pipelines.progress.Bar``; by default the reader only logs.
+      decoder_threads: the threads decoding the archive's bzip2 blocks; 0 (the default): one
+        per core of the worker that reads it.
     """
 
     def __init__(self, name: VacationName, limits: Limits = Limits(),
-                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None):
+                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None,
+                 decoder_threads: int = 0):
         super().__init__()
         if not isinstance(name, VacationName):
             raise TypeError(f"name must be a VacationName, not {type(name).__name__}")
@@ -77,6 +82,9 @@ class ReadVacation(beam.PTransform):
             raise ValueError(f"chunk_bytes must be an int of at least 1024, not {chunk_bytes!r}")
         if progress is not None and not isinstance(progress, ProgressBar):
             raise TypeError(f"progress must be a ProgressBar, not {type(progress).__name__}")
+        if not isinstance(decoder_threads, int) or decoder_threads < 0:
+            raise ValueError(f"decoder_threads must be an int >= 0, not {decoder_threads!r}")
+        self._threads = decoder_threads
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
@@ -84,7 +92,8 @@ class ReadVacation(beam.PTransform):
 
     def expand(self, paths):
         return paths | "StreamArchive" >> beam.ParDo(
-            _ReadArchiveFn(self._name, self._limits, self._chunk_bytes, self._progress)
+            _ReadArchiveFn(self._name, self._limits, self._chunk_bytes, self._progress,
+                           self._threads)
         ).with_output_types(beam.typehints.Any, **_OUTPUT_TYPES).with_outputs(*_OUTPUT_TYPES)
 
     def display_data(self) -> dict:
@@ -92,7 +101,9 @@ class ReadVacation(beam.PTransform):
                 "max_members": self._limits.max_members,
                 "max_uncompressed_bytes": self._limits.max_uncompressed_bytes,
                 "max_ratio": self._limits.max_ratio,
-                "chunk_bytes": self._chunk_bytes}
+                "chunk_bytes": self._chunk_bytes,
+                "decoder_threads": DisplayDataItem(self._threads or "one per core",
+                                                   label="bzip2 decoder threads")}
 
 
 @beam.typehints.with_input_types(ParsedBatch)

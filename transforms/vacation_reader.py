@@ -66,12 +66,15 @@ class VacationReader:
 
     ``open_archive`` is called once, or twice when META.json is not the first member (the data
     members cannot be decoded before META gives their encoding). ``progress``, if any, is
-    started at the CSV's total size and advanced as it is read.
+    started at the CSV's total size and advanced as it is read. ``decoder_threads``: the
+    threads that decode the bzip2 blocks (``transforms.archive.Bz2Reader``).
     """
 
     def __init__(self, open_archive: Callable[[], BinaryIO], name: VacationName, limits: Limits,
-                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None):
+                 chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None,
+                 decoder_threads: int = 1):
         self._open = open_archive
+        self._threads = decoder_threads
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
@@ -88,7 +91,8 @@ class VacationReader:
     def _find_meta_first(self) -> Meta:
         """META when it is the first member, else found by a first pass that skips the data."""
         with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits):
+            for member in iter_members(source, self._name.vacation_id, self._limits,
+                                       self._threads):
                 if member.name == "META.json":
                     return self._meta(member)
                 if member.name and contract.member_type(member.name) is not None:
@@ -98,7 +102,8 @@ class VacationReader:
             else:
                 raise VacationError(Fatal.META_MISSING, "the archive has no META.json")
         with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits):
+            for member in iter_members(source, self._name.vacation_id, self._limits,
+                                       self._threads):
                 if member.name == "META.json":
                     return self._meta(member)
         raise VacationError(Fatal.META_MISSING, "the archive has no META.json")
@@ -112,7 +117,8 @@ class VacationReader:
         progress = _Progress(self._name.vacation_id, self._bar, sum(
             entry.digest.bytes for entry in meta.members if entry.kind in contract.DATA_TYPES))
         with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits):
+            for member in iter_members(source, self._name.vacation_id, self._limits,
+                                       self._threads):
                 if member.name == "META.json":
                     continue
                 entry = listed.get(member.name)
