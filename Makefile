@@ -19,7 +19,18 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed $(BIN)/prism $(SSTABLE_WRITER) monitoring-tools browser-tools
+setup: $(VENV)/.installed $(VENV)/.native $(BIN)/prism $(SSTABLE_WRITER) monitoring-tools \
+	browser-tools
+
+# the compiled kernels of the hot path (native/: Rust, PyO3), built by maturin (from PyPI, as
+# pip's build backend) with the crates of native/Cargo.lock from crates.io, into the virtualenv.
+# The machine's Rust (rustup's): Debian bookworm's 1.63 is older than the lock file's format.
+$(VENV)/.native: native/Cargo.toml native/Cargo.lock native/pyproject.toml \
+		$(shell find native/src -type f) | $(VENV)/.installed
+	@command -v cargo >/dev/null || { echo "make setup: native/ needs Rust 1.78 or later" \
+		"(rustup, https://rustup.rs); or run with --hot-path python" >&2; exit 1; }
+	$(BIN)/pip install -q ./native
+	touch $@
 
 # the bulk writer's JVM half (cassandra/sstable-writer: Cassandra's own SSTable writer and
 # loader, Arrow), built by Maven into var/sstable-writer with its dependencies

@@ -36,6 +36,8 @@ IMPORTING = "<frozen importlib._bootstrap>"
 RULES: tuple[tuple[str, str, str], ...] = (
     ("bzip2 decode", "transforms/archive.py", r"_decompress"),
     ("bzip2 decode", "/bz2.py", ""),
+    ("bzip2 decode", "/indexed_bzip2/", ""),
+    ("compiled: {function}", "transforms/kernels.py", r"^(?!_)"),
     ("tar walk", "/tarfile.py", ""),
     ("tar walk", "transforms/archive.py", ""),
     ("record boundaries", "transforms/csv_records.py", r"feed|close|_batch|_record_ends"),

@@ -5,7 +5,8 @@ alone would run slower than bzip2 decompression. This encoder builds a whole dat
 numpy instead: every field becomes one or more byte *parts* (a zig-zag varint, a string's bytes,
 a union branch), each part a flat byte array with a length per row, and the parts are scattered
 into the block row by row. The files are plain Avro (spec 1.11), read back by any Avro reader;
-the tests read them with fastavro.
+the tests read them with fastavro. With ``native``, the compiled kernel
+``transforms.kernels.encode_block`` writes the block from the columns' Arrow buffers instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import cramjam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from transforms import kernels
 
 MAGIC = b"Obj\x01"
 CODECS = ("null", "deflate", "snappy")
@@ -93,15 +96,24 @@ class AvroBlockEncoder:
     Supported field types are those the product's data schemas use: string, long, int, enum,
     fixed (decimal), the date and timestamp-micros logical types, and ``["null", T]`` unions.
     Fields named in ``constants`` take that value in every row (the vacation id, for example).
+    ``native``: the compiled kernel encodes the block.
     """
 
-    def __init__(self, schema: Mapping[str, Any], constants: Optional[Mapping[str, Any]] = None):
+    def __init__(self, schema: Mapping[str, Any], constants: Optional[Mapping[str, Any]] = None,
+                 native: bool = False):
         self.schema = schema
+        self._native = native
         self._constants = {name: _encode_constant(value) for name, value in
                            (constants or {}).items()}
 
     def encode(self, table: pa.Table) -> bytes:
         rows = table.num_rows
+        if self._native:
+            return kernels.encode_block(
+                [kernels.constant_field(self._constants[field["name"]])
+                 if field["name"] in self._constants
+                 else kernels.avro_field(field["type"], table[field["name"]])
+                 for field in self.schema["fields"]], rows)
         parts: list[_Part] = []
         for field in self.schema["fields"]:
             name = field["name"]
@@ -158,11 +170,14 @@ def _interleave(parts: Sequence[_Part], rows: int) -> np.ndarray:
 
 
 class AvroContainerWriter:
-    """Writes an Avro object container file: the header, then one data block per batch."""
+    """Writes an Avro object container file: the header, then one data block per batch
+    (compressed by the compiled kernel when ``native`` and the codec is snappy)."""
 
-    def __init__(self, handle: BinaryIO, schema: Mapping[str, Any], codec: str = "snappy"):
+    def __init__(self, handle: BinaryIO, schema: Mapping[str, Any], codec: str = "snappy",
+                 native: bool = False):
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {codec!r}")
+        self._native = native
         self._handle = handle
         self._codec = codec
         self._sync = os.urandom(16)
@@ -180,6 +195,8 @@ class AvroContainerWriter:
         if self._codec == "deflate":
             compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
             data = compressor.compress(data) + compressor.flush()
+        elif self._codec == "snappy" and self._native:
+            data = kernels.snappy_block(data)
         elif self._codec == "snappy":  # raw snappy, then the CRC32 of the uncompressed data
             data = bytes(cramjam.snappy.compress_raw(data)) + zlib.crc32(data).to_bytes(4, "big")
         self._handle.write(b"".join((_encode_long(rows), _encode_long(len(data)), data,

@@ -26,7 +26,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 import schemas
 from io_connectors import zones
 from io_connectors.avro_blocks import CODECS, AvroBlockEncoder, AvroContainerWriter
-from transforms import contract
+from transforms import contract, kernels
 from transforms.facts import Meta, StagedFile
 from transforms.outcome import Decision, RunContext, now
 from transforms.validate import ValidatedBatch
@@ -39,11 +39,12 @@ _LOG = logging.getLogger(__name__)
 class _StagedWriter:
     """One open staging file of one output type."""
 
-    def __init__(self, path: str, output_type: str, codec: str):
+    def __init__(self, path: str, output_type: str, codec: str, native: bool):
         self.path = path
         self.output_type = output_type
         self._handle = FileSystems.create(path)
-        self._writer = AvroContainerWriter(self._handle, schemas.definition(output_type), codec)
+        self._writer = AvroContainerWriter(self._handle, schemas.definition(output_type), codec,
+                                           native)
 
     def write(self, encoder: AvroBlockEncoder, table) -> None:
         if table.num_rows:
@@ -55,7 +56,8 @@ class _StagedWriter:
 
 
 class _StageAvroFn(beam.DoFn):
-    def __init__(self, staging_dir: str, vacation_id: str, codec: str):
+    def __init__(self, staging_dir: str, vacation_id: str, codec: str, native: bool):
+        self._native = native
         self._staging_dir = staging_dir
         self._vacation_id = vacation_id
         self._codec = codec
@@ -78,7 +80,8 @@ class _StageAvroFn(beam.DoFn):
     def _writer(self, output_type: str) -> _StagedWriter:
         if output_type not in self._writers:
             path = zones.join(self._staging_dir, output_type, f"part-{uuid.uuid4().hex}.avro")
-            self._writers[output_type] = _StagedWriter(path, output_type, self._codec)
+            self._writers[output_type] = _StagedWriter(path, output_type, self._codec,
+                                                       self._native)
         return self._writers[output_type]
 
     def _encoder(self, output_type: str, member_name: str) -> AvroBlockEncoder:
@@ -87,7 +90,8 @@ class _StageAvroFn(beam.DoFn):
             constants = {"vacation_id": self._vacation_id}
             if output_type != contract.REJECT:
                 constants["member_name"] = member_name
-            self._encoders[key] = AvroBlockEncoder(schemas.definition(output_type), constants)
+            self._encoders[key] = AvroBlockEncoder(schemas.definition(output_type), constants,
+                                                   self._native)
         return self._encoders[key]
 
 
@@ -102,9 +106,12 @@ class WriteStagedAvro(beam.PTransform):
       staging_dir: the run's own staging folder (``ProxyZone.staging``); local or ``gs://``.
       vacation_id: written in every record, as the schemas require.
       codec: the Avro block codec, one of ``avro_blocks.CODECS``.
+      hot_path: ``native`` (the default): the compiled kernel encodes the blocks; ``python``:
+        the numpy reference (``transforms.kernels.HOT_PATHS``).
     """
 
-    def __init__(self, staging_dir: str, vacation_id: str, codec: str = "snappy"):
+    def __init__(self, staging_dir: str, vacation_id: str, codec: str = "snappy",
+                 hot_path: str = "native"):
         super().__init__()
         if not staging_dir:
             raise ValueError("staging_dir is required")
@@ -112,17 +119,20 @@ class WriteStagedAvro(beam.PTransform):
             raise ValueError("vacation_id is required")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {codec!r}")
+        self._native = kernels.native(hot_path)
+        self._hot_path = hot_path
         self._staging_dir = staging_dir
         self._vacation_id = vacation_id
         self._codec = codec
 
     def expand(self, batches):
         return batches | "WriteAvroFiles" >> beam.ParDo(
-            _StageAvroFn(self._staging_dir, self._vacation_id, self._codec))
+            _StageAvroFn(self._staging_dir, self._vacation_id, self._codec, self._native))
 
     def display_data(self) -> dict:
         return {"staging_dir": DisplayDataItem(self._staging_dir, label="Staging folder"),
-                "codec": DisplayDataItem(self._codec, label="Avro codec")}
+                "codec": DisplayDataItem(self._codec, label="Avro codec"),
+                "hot_path": DisplayDataItem(self._hot_path, label="Hot path")}
 
 
 def _fastavro_bytes(output_type: str, records: list[dict]) -> bytes:

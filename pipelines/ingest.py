@@ -63,6 +63,7 @@ class IngestVacation(beam.PTransform):
         self._limits = options.limits()
         self._codec = options.avro_codec
         self._decoder_threads = options.decoder_threads
+        self._hot_path = options.hot_path
         self._staging = zones.ProxyZone(options.zones_root).staging(
             name.vacation_id, uuid.uuid4().hex)
         self._cassandra = cassandra.cassandra_config() if cassandra else None
@@ -77,7 +78,7 @@ class IngestVacation(beam.PTransform):
                 | "ReadVacation" >> ReadVacation(
                     self._name, self._limits,
                     progress=progress.Bar(f"{self._name.vacation_id} CSV", progress.BYTES),
-                    decoder_threads=self._decoder_threads))
+                    decoder_threads=self._decoder_threads, hot_path=self._hot_path))
         facts = [read[FACTS]]
         # one branch per type, no Flatten of records: each branch is its own stream
         for kind in contract.DATA_TYPES:
@@ -85,9 +86,9 @@ class IngestVacation(beam.PTransform):
             batches = read[kind]
             if self._spread:
                 batches = batches | f"Spread{label}" >> beam.Reshuffle()
-            validated = batches | f"Validate{label}" >> ValidateRecords()
+            validated = batches | f"Validate{label}" >> ValidateRecords(self._hot_path)
             facts.append(validated | f"Stage{label}" >> WriteStagedAvro(
-                self._staging, self._name.vacation_id, self._codec))
+                self._staging, self._name.vacation_id, self._codec, self._hot_path))
             measure = _counts_and_profile if (kind == contract.CRE and self._quality) \
                 else _counts
             facts.append(validated | f"Measure{label}" >> beam.FlatMap(measure))

@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from io_connectors.avro_blocks import CODECS
 from io_connectors.cassandra_client import CassandraConfig
 from pipelines import ledger
-from transforms import contract
+from transforms import contract, kernels
 from transforms.quality import SEVERITIES
 
 _LIMITS = contract.Limits()
@@ -116,6 +116,10 @@ INGEST = (
             help="Threads decoding the archive's bzip2 blocks in parallel (default: "
             "$CRE_DECODER_THREADS, else 0: one per core of the worker that reads it; 1: "
             "Python's bz2, one stream after the other)."),
+    Flag.of("hot_path", choices=kernels.HOT_PATHS, default="native", env="CRE_HOT_PATH",
+            help="Where the per-record work runs (default: $CRE_HOT_PATH, else native): "
+            "native, the compiled kernels make setup builds from native/ (the GIL released); "
+            "python, the numpy and Arrow reference they are tested equal to."),
     Flag.of("spread", choices=("auto", "on", "off"), default="auto",
             help="Redistribute the batches after the archive's one reader so every worker "
             "validates, stages and loads (auto: unless the runner has one worker, the "

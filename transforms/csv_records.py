@@ -4,6 +4,9 @@ The hot path never loops over records in Python: record boundaries come from num
 ends a record when the count of quotes before it is even), fields from Arrow's C++ CSV parser,
 and the few records that break the rules are picked out by vector masks. Python's ``csv`` module
 only sees a batch in which Arrow and the quote parity disagree (stray quotes), which is rare.
+With ``native``, the compiled kernels (``transforms.kernels``) find the boundaries and split the
+fields instead; a batch they cannot read as Arrow would (stray quotes or carriage returns) is
+parsed this module's way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from transforms import kernels
 from transforms.contract import RecordCode
 
 _QUOTE, _LF, _SEMI, _CR = ord('"'), ord("\n"), ord(";"), ord("\r")
@@ -60,7 +64,8 @@ class RecordSplitter:
     so memory stays bounded and the record is rejected by the parser.
     """
 
-    def __init__(self, max_record_bytes: int = 1 << 20):
+    def __init__(self, max_record_bytes: int = 1 << 20, native: bool = False):
+        self._native = native
         self._pending = b""
         self._next_record = 0
         self._next_line = 1
@@ -68,7 +73,7 @@ class RecordSplitter:
 
     def feed(self, chunk: bytes) -> Optional[RawBatch]:
         buf = self._pending + chunk if self._pending else chunk
-        ends = _record_ends(buf)
+        ends = kernels.record_ends(buf) if self._native else _record_ends(buf)
         if not len(ends):
             if len(buf) > self._max_record_bytes and b"\n" in buf:
                 ends = np.array([buf.index(b"\n") + 1], dtype=np.int64)
@@ -88,12 +93,15 @@ class RecordSplitter:
 
     def _batch(self, data: bytes, ends: np.ndarray) -> RawBatch:
         starts = np.concatenate(([0], ends)).astype(np.int64)
-        array = np.frombuffer(data, dtype=np.uint8)
-        line_feeds = np.flatnonzero(array == _LF)
-        lines = self._next_line + np.searchsorted(line_feeds, starts[:-1])
-        batch = RawBatch(data, starts, self._next_record, lines.astype(np.int64))
+        if self._native:
+            before, total = kernels.line_feeds_before(data, starts)
+        else:
+            line_feeds = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _LF)
+            before, total = np.searchsorted(line_feeds, starts[:-1]), len(line_feeds)
+        batch = RawBatch(data, starts, self._next_record,
+                         (self._next_line + before).astype(np.int64))
         self._next_record += len(batch)
-        self._next_line += len(line_feeds)
+        self._next_line += total
         return batch
 
 
@@ -136,9 +144,12 @@ class ParsedBatch:
 
 
 class BatchParser:
-    """Parses ``RawBatch``es of one member into ``ParsedBatch``es."""
+    """Parses ``RawBatch``es of one member into ``ParsedBatch``es (with the compiled kernels
+    when ``native``)."""
 
-    def __init__(self, member_name: str, kind: str, columns: Sequence[str]):
+    def __init__(self, member_name: str, kind: str, columns: Sequence[str],
+                 native: bool = False):
+        self._native = native
         self._member = member_name
         self._kind = kind
         self._columns = list(columns)
@@ -152,23 +163,33 @@ class BatchParser:
 
     def parse(self, batch: RawBatch) -> ParsedBatch:
         count = len(batch)
-        codes = np.zeros(count, dtype=np.int8)  # 0 ok, 1 encoding, 2 column count
-        codes[_bad_utf8_records(batch)] = 1
-        delimiters = _unquoted_delimiters(batch)
-        codes[(codes == 0) & (delimiters != len(self._columns) - 1)] = 2
+        codes = self._codes(batch)
         good = np.flatnonzero(codes == 0)
         numbers = batch.first_record + np.arange(count, dtype=np.int64)
         raw = _raw_records(batch)
-        table = self._fields(batch, good)
+        table = (kernels.split_fields(batch.data, batch.starts, good, self._columns)
+                 if self._native else None)
+        if table is None:
+            table = self._fields(batch, good)
         if table is None:  # Arrow and the quote parity disagree: fall back to csv
             table, good = self._fields_by_csv(batch, good, codes)
-        take = pa.array(good, type=pa.int64())
+        every = len(good) == count
         table = (
-            table.append_column("record_number", pa.array(numbers[good]))
-            .append_column("line_number", pa.array(batch.lines[good]))
-            .append_column("raw", raw.take(take))
+            table.append_column("record_number", pa.array(numbers if every else numbers[good]))
+            .append_column("line_number", pa.array(batch.lines if every else batch.lines[good]))
+            .append_column("raw", raw if every else raw.take(pa.array(good, type=pa.int64())))
         )
         return ParsedBatch(self._member, self._kind, table, self._rejects(batch, numbers, codes))
+
+    def _codes(self, batch: RawBatch) -> np.ndarray:
+        """Per record: 0 ok, 1 not in the encoding, 2 another count of columns."""
+        if self._native:
+            return kernels.record_codes(batch.data, batch.starts, len(self._columns))
+        codes = np.zeros(len(batch), dtype=np.int8)
+        codes[_bad_utf8_records(batch)] = 1
+        delimiters = _unquoted_delimiters(batch)
+        codes[(codes == 0) & (delimiters != len(self._columns) - 1)] = 2
+        return codes
 
     def _fields(self, batch: RawBatch, good: np.ndarray) -> Optional[pa.Table]:
         if not len(good):

@@ -10,7 +10,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.display import DisplayDataItem
 
-from transforms import contract
+from transforms import contract, kernels
 from transforms.archive import decoder_threads
 from transforms.contract import Limits, VacationName
 from transforms.csv_records import ParsedBatch
@@ -28,7 +28,8 @@ class _ReadArchiveFn(beam.DoFn):
     """Streams one archive: parsed batches to the output of their type, facts to ``facts``."""
 
     def __init__(self, name: VacationName, limits: Limits, chunk_bytes: int,
-                 progress: Optional[ProgressBar], threads: int):
+                 progress: Optional[ProgressBar], threads: int, native: bool):
+        self._native = native
         self._name = name
         self._threads = threads
         self._limits = limits
@@ -42,7 +43,8 @@ class _ReadArchiveFn(beam.DoFn):
             return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
         reader = VacationReader(open_archive, self._name, self._limits, self._chunk_bytes,
-                                self._progress, self._threads or decoder_threads())
+                                self._progress, self._threads or decoder_threads(),
+                                self._native)
         for event in reader:
             if isinstance(event, ParsedBatch):
                 self._batches.inc()
@@ -68,11 +70,13 @@ class ReadVacation(beam.PTransform):
         pickled with it), e.g. ``pipelines.progress.Bar``; by default the reader only logs.
       decoder_threads: the threads decoding the archive's bzip2 blocks; 0 (the default): one
         per core of the worker that reads it.
+      hot_path: ``native`` (the default): the compiled kernels split the records and index
+        their keys; ``python``: the numpy and Arrow reference (``transforms.kernels``).
     """
 
     def __init__(self, name: VacationName, limits: Limits = Limits(),
                  chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None,
-                 decoder_threads: int = 0):
+                 decoder_threads: int = 0, hot_path: str = "native"):
         super().__init__()
         if not isinstance(name, VacationName):
             raise TypeError(f"name must be a VacationName, not {type(name).__name__}")
@@ -85,6 +89,8 @@ class ReadVacation(beam.PTransform):
         if not isinstance(decoder_threads, int) or decoder_threads < 0:
             raise ValueError(f"decoder_threads must be an int >= 0, not {decoder_threads!r}")
         self._threads = decoder_threads
+        self._native = kernels.native(hot_path)
+        self._hot_path = hot_path
         self._name = name
         self._limits = limits
         self._chunk_bytes = chunk_bytes
@@ -93,7 +99,7 @@ class ReadVacation(beam.PTransform):
     def expand(self, paths):
         return paths | "StreamArchive" >> beam.ParDo(
             _ReadArchiveFn(self._name, self._limits, self._chunk_bytes, self._progress,
-                           self._threads)
+                           self._threads, self._native)
         ).with_output_types(beam.typehints.Any, **_OUTPUT_TYPES).with_outputs(*_OUTPUT_TYPES)
 
     def display_data(self) -> dict:
@@ -103,7 +109,8 @@ class ReadVacation(beam.PTransform):
                 "max_ratio": self._limits.max_ratio,
                 "chunk_bytes": self._chunk_bytes,
                 "decoder_threads": DisplayDataItem(self._threads or "one per core",
-                                                   label="bzip2 decoder threads")}
+                                                   label="bzip2 decoder threads"),
+                "hot_path": DisplayDataItem(self._hot_path, label="Hot path")}
 
 
 @beam.typehints.with_input_types(ParsedBatch)
@@ -111,8 +118,20 @@ class ReadVacation(beam.PTransform):
 class ValidateRecords(beam.PTransform):
     """``ParsedBatch``es to ``ValidatedBatch``es: each record loaded or rejected with a reason.
 
-    Takes no arguments: the rules are the contract's (``transforms.rules``), one per type.
+    The rules are the contract's (``transforms.rules``), one list per type.
+
+    Args:
+      hot_path: ``native`` (the default): the rules' compiled twins check the records;
+        ``python``: the numpy and Arrow reference (``transforms.kernels``).
     """
 
+    def __init__(self, hot_path: str = "native"):
+        super().__init__()
+        self._native = kernels.native(hot_path)
+        self._hot_path = hot_path
+
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "CheckRules" >> beam.Map(validate_batch)
+        return batches | "CheckRules" >> beam.Map(validate_batch, native=self._native)
+
+    def display_data(self) -> dict:
+        return {"hot_path": DisplayDataItem(self._hot_path, label="Hot path")}

@@ -2,7 +2,9 @@
 
 Each check takes a string column and answers, for every record, whether the value breaks the
 rule; nulls (empty values) are the business of the ``required`` rule alone. No check loops over
-records in Python.
+records in Python. Told ``native``, a check whose reference is a regular expression or numpy
+arithmetic calls its compiled twin (``transforms.kernels``); Arrow's own kernels (lengths, sets)
+serve both paths.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms import contract
+from transforms import contract, kernels
 from transforms.contract import RecordCode
 from transforms.currencies import ISO_4217
 
-Check = Callable[[pa.ChunkedArray], np.ndarray]
+Check = Callable[[pa.ChunkedArray, bool], np.ndarray]  # (column, native) -> broken
 
 _DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIMESTAMP_SHAPE = (
@@ -34,21 +36,55 @@ def _bad(mask) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
-def is_null(column: pa.ChunkedArray) -> np.ndarray:
+def is_null(column: pa.ChunkedArray, native: bool = False) -> np.ndarray:
     return _bad(pc.equal(pc.binary_length(column), 0))
 
 
-def not_matching(pattern: str) -> Check:
-    return lambda column: _bad(pc.invert(pc.match_substring_regex(column, pattern)))
+def _not_matching(column: pa.ChunkedArray, pattern: str) -> np.ndarray:
+    return _bad(pc.invert(pc.match_substring_regex(column, pattern)))
+
+
+def _class_bytes(characters: str) -> bytes:
+    """The bytes a regular expression's character class body (``A-Z0-9_``) stands for."""
+    allowed, index = bytearray(), 0
+    while index < len(characters):
+        if index + 2 < len(characters) and characters[index + 1] == "-":
+            allowed += bytes(range(ord(characters[index]), ord(characters[index + 2]) + 1))
+            index += 3
+        else:
+            allowed += characters[index].encode("ascii")
+            index += 1
+    return bytes(allowed)
+
+
+def not_of(characters: str, least: int, most: int) -> Check:
+    """Broken unless ``least`` to ``most`` characters of the class ``[characters]``."""
+    pattern, allowed = f"^[{characters}]{{{least},{most}}}$", _class_bytes(characters)
+
+    def check(column: pa.ChunkedArray, native: bool) -> np.ndarray:
+        if native:
+            return kernels.outside_charset(column, allowed, least, most)
+        return _not_matching(column, pattern)
+    return check
+
+
+def not_decimal(column: pa.ChunkedArray, native: bool) -> np.ndarray:
+    if native:
+        return kernels.not_decimal(column)
+    return _not_matching(column, contract.DECIMAL_PATTERN)
 
 
 def longer_than(most: int) -> Check:
-    return lambda column: _bad(pc.greater(pc.utf8_length(column), most))
+    def check(column: pa.ChunkedArray, native: bool) -> np.ndarray:
+        if native:
+            return kernels.longer_than(column, most)
+        return _bad(pc.greater(pc.utf8_length(column), most))
+    return check
 
 
 def not_in(values: Sequence[str]) -> Check:
     value_set = pa.array(sorted(values), type=pa.string())
-    return lambda column: _bad(pc.invert(pc.is_in(column, value_set=value_set)))
+    return lambda column, native: _bad(pc.invert(pc.is_in(column, value_set=value_set)))
 
 
 def fixed_width(column, width: int, filler: str) -> np.ndarray:
@@ -95,15 +131,19 @@ def _real_date(text: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarra
     return real, _epoch_days(year, month, day)
 
 
-def parse_date(column) -> pa.Array:
+def parse_date(column, native: bool = False) -> pa.Array:
     """A date32 column, null where the value is not a real calendar date YYYY-MM-DD."""
+    if native:
+        return kernels.parse_date(column)
     shaped = _bad(pc.match_substring_regex(column, _DATE_SHAPE))
     real, days = _real_date(fixed_width(column, 10, "1970-01-01"))
     return pa.array(days.astype(np.int32), pa.date32(), mask=~(shaped & real))
 
 
-def parse_timestamp(column) -> pa.Array:
+def parse_timestamp(column, native: bool = False) -> pa.Array:
     """Microseconds since the epoch (UTC), null where not an ISO 8601 timestamp with offset."""
+    if native:
+        return kernels.parse_timestamp(column)
     shaped = _bad(pc.match_substring_regex(column, _TIMESTAMP_SHAPE))
     micros = np.zeros(len(column), dtype=np.int64)
     if pc.any(pc.match_substring(column, ".")).as_py():
@@ -130,15 +170,17 @@ def _mod97(text: np.ndarray) -> np.ndarray:
     return remainder
 
 
-def bad_iban(column: pa.ChunkedArray) -> np.ndarray:
+def bad_iban(column: pa.ChunkedArray, native: bool = False) -> np.ndarray:
     """ISO 13616: country and check digits moved after the BBAN, read as digits, mod 97 is 1.
 
     Moving four characters to the end is arithmetic: mod97(BBAN) * 10^6 + the six digits of
     the two letters and two digits. Left-padding the BBAN with zeros keeps its remainder, so
     every IBAN becomes one fixed-width column of a byte matrix.
     """
+    if native:
+        return kernels.bad_iban(column)
     present = ~is_null(column)
-    broken = not_matching(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")(column) & present
+    broken = _not_matching(column, r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$") & present
     checked = np.flatnonzero(present & ~broken)
     values = column.take(pa.array(checked, type=pa.int64()))
     bban = fixed_width(pc.utf8_lpad(pc.utf8_slice_codeunits(values, 4), 30, "0"), 30, "0" * 30)
@@ -151,14 +193,15 @@ def bad_iban(column: pa.ChunkedArray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """A record rule: its error code, the message a sender reads, and its vector check."""
+    """A record rule: its error code, the message a sender reads, and its vector check of a
+    table (and whether to run the compiled kernels)."""
 
     code: str
     message: str
-    check: Callable[[pa.Table], np.ndarray]
+    check: Callable[[pa.Table, bool], np.ndarray]
 
 
-PARSERS: dict[str, dict[str, Callable[[pa.ChunkedArray], pa.Array]]] = {
+PARSERS: dict[str, dict[str, Callable[[pa.ChunkedArray, bool], pa.Array]]] = {
     contract.CRE: {"event_ts": parse_timestamp, "value_date": parse_date},
     contract.GESPARAM: {"valid_from": parse_date, "valid_to": parse_date},
 }
@@ -169,16 +212,17 @@ def parsed(column: str) -> str:
     return f"{column}.parsed"
 
 
-def with_parsed(table: pa.Table, kind: str) -> pa.Table:
+def with_parsed(table: pa.Table, kind: str, native: bool = False) -> pa.Table:
     for column, parser in PARSERS.get(kind, {}).items():
-        table = table.append_column(parsed(column), parser(table[column]))
+        table = table.append_column(parsed(column), parser(table[column], native))
     return table
 
 
-def _on(column: str, check: Optional[Check]) -> Callable[[pa.Table], np.ndarray]:
+def _on(column: str, check: Optional[Check]) -> Callable[[pa.Table, bool], np.ndarray]:
     if check is None:  # the value is present but its parser gave nothing
-        return lambda table: _bad(pc.is_null(table[parsed(column)])) & ~is_null(table[column])
-    return lambda table: check(table[column])
+        return lambda table, native: (_bad(pc.is_null(table[parsed(column)]))
+                                      & ~is_null(table[column]))
+    return lambda table, native: check(table[column], native)
 
 
 def _column_rules(
@@ -196,10 +240,10 @@ RULES: dict[str, list[Rule]] = {
     contract.CRE: [
         *_column_rules("cre_id", required=True, checks=[
             (RecordCode.BAD_FORMAT, "1..36 characters of A-Z, a-z, 0-9 and -",
-             not_matching(r"^[A-Za-z0-9-]{1,36}$"))]),
+             not_of("A-Za-z0-9-", 1, 36))]),
         *_column_rules("account_id", required=True, checks=[
             (RecordCode.BAD_FORMAT, "11 characters of A-Z and 0-9",
-             not_matching(r"^[A-Z0-9]{11}$"))]),
+             not_of("A-Z0-9", 11, 11))]),
         *_column_rules("event_type", required=True, checks=[
             (RecordCode.BAD_ENUM, "not one of " + " ".join(contract.EVENT_TYPES),
              not_in(contract.EVENT_TYPES))]),
@@ -208,7 +252,7 @@ RULES: dict[str, list[Rule]] = {
         *_column_rules("value_date", required=True, checks=[_DATE]),
         *_column_rules("amount", required=True, checks=[
             (RecordCode.BAD_DECIMAL, "not a decimal with at most 16 digits and 2 decimals",
-             not_matching(contract.DECIMAL_PATTERN))]),
+             not_decimal)]),
         *_column_rules("currency", required=True, checks=[
             (RecordCode.BAD_CURRENCY, "not an ISO 4217 alphabetic code", not_in(ISO_4217))]),
         *_column_rules("counterparty_iban", required=False, checks=[
@@ -219,7 +263,7 @@ RULES: dict[str, list[Rule]] = {
     contract.GESPARAM: [
         *_column_rules("table_code", required=True, checks=[
             (RecordCode.BAD_FORMAT, "1..20 characters of A-Z, 0-9 and _",
-             not_matching(r"^[A-Z0-9_]{1,20}$"))]),
+             not_of("A-Z0-9_", 1, 20))]),
         *_column_rules("param_key", required=True, checks=[
             (RecordCode.TOO_LONG, "longer than 64 characters", longer_than(64))]),
         *_column_rules("param_value", required=True, checks=[
@@ -232,6 +276,6 @@ RULES: dict[str, list[Rule]] = {
 }
 
 
-def bad_range(table: pa.Table) -> np.ndarray:
+def bad_range(table: pa.Table, native: bool = False) -> np.ndarray:
     """GESPARAM: valid_to before valid_from (both already known to be real dates)."""
     return _bad(pc.less(table[parsed("valid_to")], table[parsed("valid_from")]))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, Optional, Protocol, Union, runtime_c
 import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 
-from transforms import contract
+from transforms import contract, kernels
 from transforms.archive import DigestingReader, Member, iter_members
 from transforms.contract import Fatal, Limits, VacationError, VacationName
 from transforms.csv_records import (
@@ -67,12 +67,14 @@ class VacationReader:
     ``open_archive`` is called once, or twice when META.json is not the first member (the data
     members cannot be decoded before META gives their encoding). ``progress``, if any, is
     started at the CSV's total size and advanced as it is read. ``decoder_threads``: the
-    threads that decode the bzip2 blocks (``transforms.archive.Bz2Reader``).
+    threads that decode the bzip2 blocks (``transforms.archive.Bz2Reader``); ``native``: parse
+    the records and index their keys with the compiled kernels (``transforms.kernels``).
     """
 
     def __init__(self, open_archive: Callable[[], BinaryIO], name: VacationName, limits: Limits,
                  chunk_bytes: int = 2 << 20, progress: Optional[ProgressBar] = None,
-                 decoder_threads: int = 1):
+                 decoder_threads: int = 1, native: bool = False):
+        self._native = native
         self._open = open_archive
         self._threads = decoder_threads
         self._name = name
@@ -111,7 +113,8 @@ class VacationReader:
     def _read(self, meta: Meta) -> Iterator[Event]:
         listed = {entry.name: entry for entry in meta.members}
         encoding = contract.ENCODINGS[meta.encoding]
-        keys = {kind: KeyIndex() for kind in contract.DATA_TYPES}
+        index = kernels.KeyIndex if self._native else KeyIndex
+        keys = {kind: index() for kind in contract.DATA_TYPES}
         monitor: Optional[Monitor] = None
         seen: set[str] = set()
         progress = _Progress(self._name.vacation_id, self._bar, sum(
@@ -144,9 +147,10 @@ class VacationReader:
         progress.done()
 
     def _data_member(self, member: Member, kind: str, reader: DigestingReader, encoding: str,
-                     keys: KeyIndex, progress: _Progress) -> Iterator[Event]:
-        splitter = RecordSplitter()
-        parser = BatchParser(member.name, kind, contract.COLUMNS[kind])
+                     keys: KeyIndex | kernels.KeyIndex, progress: _Progress
+                     ) -> Iterator[Event]:
+        splitter = RecordSplitter(native=self._native)
+        parser = BatchParser(member.name, kind, contract.COLUMNS[kind], self._native)
         header: Optional[list[str]] = None
         records = 0
         first = True
@@ -173,7 +177,7 @@ class VacationReader:
         return records
 
     @staticmethod
-    def _with_duplicates(batch: ParsedBatch, keys: KeyIndex) -> ParsedBatch:
+    def _with_duplicates(batch: ParsedBatch, keys: KeyIndex | kernels.KeyIndex) -> ParsedBatch:
         columns = [batch.table[name] for name in contract.KEYS[batch.kind]]
         duplicate = keys.mark(columns)
         batch.table = batch.table.append_column("duplicate", pa.array(duplicate))

@@ -23,7 +23,7 @@ _EXTRA_RULES = {
     contract.GESPARAM: [Rule(RecordCode.BAD_RANGE, "valid_to is before valid_from", bad_range)],
 }
 _DUPLICATE = Rule(RecordCode.DUPLICATE_KEY, "the key was already seen earlier in this vacation",
-                  lambda table: table["duplicate"].to_numpy())
+                  lambda table, native: table["duplicate"].to_numpy())
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ class ValidatedBatch:
     counts: BatchCounts
 
 
-def _first_errors(table: pa.Table, kind: str) -> tuple[np.ndarray, list[Rule]]:
+def _first_errors(table: pa.Table, kind: str, native: bool) -> tuple[np.ndarray, list[Rule]]:
     """For each record the index of the first rule it breaks, -1 for none."""
     rules = [*RULES[kind], *_EXTRA_RULES.get(kind, []), _DUPLICATE]
     first = np.full(table.num_rows, -1, dtype=np.int16)
@@ -43,19 +43,20 @@ def _first_errors(table: pa.Table, kind: str) -> tuple[np.ndarray, list[Rule]]:
         pending = first < 0
         if not pending.any():
             break
-        first[pending & rule.check(table)] = index
+        first[pending & rule.check(table, native)] = index
     return first, rules
 
 
-def validate_batch(batch: ParsedBatch) -> ValidatedBatch:
-    table = with_parsed(batch.table, batch.kind)
-    first, rules = _first_errors(table, batch.kind)
+def validate_batch(batch: ParsedBatch, native: bool = False) -> ValidatedBatch:
+    """``native``: the rules' compiled twins (``transforms.kernels``) check the records."""
+    table = with_parsed(batch.table, batch.kind, native)
+    first, rules = _first_errors(table, batch.kind, native)
     failed = first >= 0
     rejects = _rule_rejects(batch.member_name, table, first, rules)
     if batch.rejects.num_rows:
         rejects = pa.concat_tables([batch.rejects, rejects])
-    loaded = table.filter(pa.array(~failed))
-    records = TYPED[batch.kind](loaded)
+    kept = table.drop_columns(["raw", "duplicate"])  # the rejects' alone: not copied below
+    records = TYPED[batch.kind](kept.filter(pa.array(~failed)) if failed.any() else kept)
     codes, counts = np.unique(rejects["error_code"].to_numpy(zero_copy_only=False),
                               return_counts=True)
     amount_sum = Decimal(0)
