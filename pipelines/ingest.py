@@ -24,7 +24,7 @@ from pipelines.ledger import Claim, Ledger, State, Summary
 from pipelines.options import CassandraOptions, IngestOptions
 from pipelines.schema_migrations import require_current
 from pipelines.structured_zone import StructuredZone
-from transforms import contract, structured_rows
+from transforms import contract, kernels, structured_rows
 from transforms.archive import iter_members
 from transforms.contract import Fatal, Outcome, VacationError, VacationName
 from transforms.facts import BatchCounts, BatchProfile, FatalError, StructuredWrite
@@ -137,6 +137,7 @@ def _counts_and_profile(batch: ValidatedBatch) -> tuple[BatchCounts, BatchProfil
 
 def run_ingest(options: IngestOptions) -> dict:
     """Lands, checks and publishes one vacation; returns its summary (spec 2.4)."""
+    kernels.native(options.hot_path)  # a missing extension is refused before anything lands
     cassandra = options.view_as(CassandraOptions)
     file_name = posixpath.basename(options.input)
     name = VacationName.parse(file_name)

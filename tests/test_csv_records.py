@@ -45,3 +45,26 @@ def test_parser_splits_fields_and_sets_structural_rejects_apart():
     assert parsed.rejects["error_code"].to_pylist() == ["COLUMN_COUNT", "BAD_ENCODING"]
     assert parsed.rejects["raw"].to_pylist() == ["too;few", GOOD.format(n=4, label="caf\\xe9")
                                                  .rstrip("\n")]
+
+
+def _parsed(data: bytes):
+    return BatchParser("CRE_0001.csv", "CRE", CRE_COLUMNS).parse(RecordSplitter().feed(data))
+
+
+def test_a_line_break_or_a_quote_outside_quotes_is_a_column_count_reject():
+    data = (GOOD.format(n=1, label="a\rb") + GOOD.format(n=2, label='"x"y')
+            + GOOD.format(n=3, label="ok")).encode()
+    parsed = _parsed(data)
+    assert parsed.table["cre_id"].to_pylist() == ["C-3"]
+    assert parsed.rejects["error_code"].to_pylist() == ["COLUMN_COUNT"] * 2
+    assert parsed.rejects["error_message"].to_pylist() == [
+        "not 9 CSV columns: a line break or a quote outside a quoted field"] * 2
+    assert parsed.rejects["line_number"].to_pylist() == [1, 2]
+
+
+def test_a_byte_order_mark_inside_a_member_is_data_wherever_the_batch_starts():
+    """Only the member's first bytes may be a BOM (the reader removes it); Arrow's CSV reader
+    would drop one that opens the bytes it is given."""
+    marked = GOOD.format(n=1, label="").encode().replace(b"C-1", b"\xef\xbb\xbfC-1")
+    assert _parsed(marked).table["cre_id"].to_pylist() == ["\ufeffC-1"]
+    assert _parsed(b"x\n" + marked).table["cre_id"].to_pylist() == ["\ufeffC-1"]

@@ -185,7 +185,7 @@ class BatchParser:
         """Per record: 0 ok, 1 not in the encoding, 2 another count of columns."""
         if self._native:
             return kernels.record_codes(batch.data, batch.starts, len(self._columns))
-        codes = np.zeros(len(batch), dtype=np.int8)
+        codes = np.zeros(len(batch), dtype=np.int8)  # 3: csv's own refusal, found later
         codes[_bad_utf8_records(batch)] = 1
         delimiters = _unquoted_delimiters(batch)
         codes[(codes == 0) & (delimiters != len(self._columns) - 1)] = 2
@@ -200,6 +200,8 @@ class BatchParser:
             source = b"".join(batch.record(i) for i in good)
         if not source.endswith(b"\n"):
             source += b"\n"
+        if source.startswith(BOM):  # Arrow would drop it, though not the member's first bytes
+            return None
         invalid: list[object] = []
 
         def on_invalid(row: object) -> str:
@@ -229,7 +231,11 @@ class BatchParser:
         width = len(self._columns)
         for index in good:
             text = strip_line_end(batch.record(int(index))).decode("utf-8")
-            fields = next(csv.reader([text], delimiter=";", strict=True), [""])
+            try:
+                fields = next(csv.reader([text], delimiter=";", strict=True), [""])
+            except csv.Error:  # a line break or a quote where CSV allows none
+                codes[index] = 3
+                continue
             if len(fields) != width:
                 codes[index] = 2
                 continue
@@ -248,6 +254,8 @@ class BatchParser:
         messages = {
             1: ("BAD_ENCODING", "bytes not valid in the declared encoding"),
             2: ("COLUMN_COUNT", f"expected {width} columns"),
+            3: ("COLUMN_COUNT", f"not {width} CSV columns: a line break or a quote outside a "
+                "quoted field"),
         }
         rows = {name: [] for name in REJECT_SCHEMA.names}
         for index in bad:
