@@ -18,6 +18,6 @@ setup(
         for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "-"))
     ],
-    entry_points={"console_scripts": ["cre=pipelines.commands.cli:main",
+    entry_points={"console_scripts": ["cre=pipelines.commands:main",
                                     "cre-worker=pipelines.sdk_worker:main"]},
 )

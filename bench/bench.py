@@ -69,7 +69,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CRE = [sys.executable, "-m", "pipelines.commands.cli"]
+CRE = [sys.executable, "-m", "pipelines.commands"]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # the tests' helpers, as pytest.ini's pythonpath does
 

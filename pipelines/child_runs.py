@@ -42,7 +42,7 @@ def cre_child(config: CassandraConfig, *args: str) -> tuple[list[str], dict[str,
     with the structured zone's flags last so that nothing before them points it elsewhere, and
     its environment, with the password, where ``ps`` does not show it, and no other inherited
     ``CRE_CASSANDRA_*`` variable."""
-    argv = [sys.executable, "-m", "pipelines.commands.cli", *args,
+    argv = [sys.executable, "-m", "pipelines.commands", *args,
             *cassandra_arguments(config)]
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("CRE_CASSANDRA_")}

@@ -16,12 +16,12 @@ const SEMI: u8 = b';';
 fn record_ends<'py>(py: Python<'py>, buffer: PyBuffer<u8>) -> Bound<'py, PyBytes> {
     let data = bytes_of(&buffer);
     let ends = py.allow_threads(|| {
-        let mut ends: Vec<i64> = Vec::new();
+        let mut ends: Vec<i64> = Vec::with_capacity(data.len() / 64);
         let mut quoted = false;
-        for (index, &byte) in data.iter().enumerate() {
-            if byte == QUOTE {
+        for index in memchr::memchr2_iter(QUOTE, LF, data) {
+            if data[index] == QUOTE {
                 quoted = !quoted;
-            } else if byte == LF && !quoted {
+            } else if !quoted {
                 ends.push(index as i64 + 1);
             }
         }
@@ -46,11 +46,11 @@ fn line_feeds_before<'py>(
         let mut position = 0usize;
         for &start in &starts[..starts.len().saturating_sub(1)] {
             let start = start as usize;
-            count += data[position..start].iter().filter(|&&byte| byte == LF).count() as i64;
+            count += memchr::memchr_iter(LF, &data[position..start]).count() as i64;
             position = start;
             before.push(count);
         }
-        count += data[position..].iter().filter(|&&byte| byte == LF).count() as i64;
+        count += memchr::memchr_iter(LF, &data[position..]).count() as i64;
         (before, count)
     });
     (PyBytes::new(py, &le_bytes(&before, |value| value.to_le_bytes())), total)
@@ -73,14 +73,19 @@ fn record_codes<'py>(
         let mut quoted = false;
         for bounds in starts.windows(2) {
             let record = &data[bounds[0]..bounds[1]];
-            let mut delimiters = 0usize;
-            for &byte in record {
-                if byte == QUOTE {
-                    quoted = !quoted;
-                } else if byte == SEMI && !quoted {
-                    delimiters += 1;
+            let delimiters = if !quoted && memchr::memchr(QUOTE, record).is_none() {
+                memchr::memchr_iter(SEMI, record).count()
+            } else {
+                let mut delimiters = 0usize;
+                for index in memchr::memchr2_iter(QUOTE, SEMI, record) {
+                    if record[index] == QUOTE {
+                        quoted = !quoted;
+                    } else if !quoted {
+                        delimiters += 1;
+                    }
                 }
-            }
+                delimiters
+            };
             codes.push(if std::str::from_utf8(record).is_err() {
                 1i8
             } else if delimiters + 1 != columns {
@@ -105,6 +110,9 @@ struct Column {
 /// unquoted field or after a closing quote, an unclosed quote, a carriage return outside
 /// quotes, another count of fields): the caller then parses the batch the reference's way.
 fn split_record(record: &[u8], columns: &mut [Column]) -> Option<()> {
+    if memchr::memchr3(QUOTE, CR, LF, record).is_none() {
+        return split_plain(record, columns);
+    }
     let mut position = 0usize;
     let mut field = 0usize;
     loop {
@@ -147,6 +155,20 @@ fn split_record(record: &[u8], columns: &mut [Column]) -> Option<()> {
             Some(_) => return None,
         }
     }
+}
+
+/// `split_record` of a record with no quote and no line break: its fields are what lies
+/// between the semicolons.
+fn split_plain(record: &[u8], columns: &mut [Column]) -> Option<()> {
+    let mut start = 0usize;
+    let mut fields = columns.iter_mut();
+    for end in memchr::memchr_iter(SEMI, record).chain(std::iter::once(record.len())) {
+        let column = fields.next()?;
+        column.data.extend_from_slice(&record[start..end]);
+        column.offsets.push(i32::try_from(column.data.len()).ok()?);
+        start = end + 1;
+    }
+    fields.next().is_none().then_some(())
 }
 
 /// Twin of `BatchParser._fields` (Arrow's CSV parser): the fields of the records `good`

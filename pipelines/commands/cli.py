@@ -25,6 +25,3 @@ def main(argv: Optional[list[str]] = None) -> int:
     common.configure_logging(argv)
     return common.dispatch(parser(), argv)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import pytest
 import tenacity
 
 ROOT = Path(__file__).resolve().parents[2]
-CRE = [sys.executable, "-m", "pipelines.commands.cli"]  # the cre command of this checkout
+CRE = [sys.executable, "-m", "pipelines.commands"]  # the cre command of this checkout
 T = TypeVar("T")
 
 # The unit tier (make check: -m "not integration") reaches no server and runs no cre process.
