@@ -128,9 +128,8 @@ class AvroBlockEncoder:
 
 def _encode_constant(value: Any) -> bytes:
     if isinstance(value, str):
-        raw = value.encode("utf-8")
-        return _zigzag_varints(np.array([len(raw)]))[1].tobytes() + raw
-    return _zigzag_varints(np.array([value]))[1].tobytes()
+        return _encode_bytes(value.encode("utf-8"))
+    return _encode_long(value)
 
 
 def _field_parts(avro_type: Any, array: pa.Array) -> list[_Part]:
@@ -199,13 +198,20 @@ class AvroContainerWriter:
             data = kernels.snappy_block(data)
         elif self._codec == "snappy":  # raw snappy, then the CRC32 of the uncompressed data
             data = bytes(cramjam.snappy.compress_raw(data)) + zlib.crc32(data).to_bytes(4, "big")
-        self._handle.write(b"".join((_encode_long(rows), _encode_long(len(data)), data,
-                                     self._sync)))
+        self._handle.write(_encode_long(rows) + _encode_long(len(data)))
+        self._handle.write(data)  # a block is megabytes: written as it is, not joined
+        self._handle.write(self._sync)
         self.records += rows
 
 
 def _encode_long(value: int) -> bytes:
-    return _zigzag_varints(np.array([value]))[1].tobytes()
+    """One long (zig-zag, then 7 bits a byte), for the few a file's header and blocks hold."""
+    encoded, out = (value << 1) ^ (value >> 63), bytearray()
+    while encoded > 0x7F:
+        out.append(encoded & 0x7F | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
 
 
 def _encode_bytes(value: bytes) -> bytes:

@@ -8,8 +8,7 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 mod avro;
 mod csv;
@@ -75,35 +74,78 @@ pub(crate) fn bools(values: Vec<bool>) -> Vec<u8> {
     values.into_iter().map(u8::from).collect()
 }
 
-/// A hasher that passes a key already hashed through (the keys are SipHash values).
-#[derive(Default)]
-struct Identity(u64);
+/// 64-bit key hashes in an open-addressing table with linear probing: one cache line touched
+/// per insert, and the slots of the next keys prefetched while this one is placed, so that a
+/// table far larger than the caches costs little more than one that fits.
+struct Hashes {
+    slots: Vec<u64>, // 0: empty (a hash of 0 is stored as 1)
+    len: usize,
+}
 
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
+const PREFETCH_AHEAD: usize = 8;
+
+impl Hashes {
+    fn new() -> Self {
+        Hashes { slots: vec![0; 1 << 16], len: 0 }
     }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
+
+    fn slot(&self, hash: u64) -> usize {
+        // the high bits: SipHash's are as good as its low ones, and they index the table
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.slots.len().trailing_zeros())) as usize
     }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
+
+    fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint; the address is inside the table
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(self.slots.as_ptr().add(self.slot(hash)) as *const i8, _MM_HINT_T0);
+        }
+    }
+
+    /// Whether `hash` is new (and now kept).
+    fn insert(&mut self, hash: u64) -> bool {
+        let hash = hash.max(1);
+        if (self.len + 1) * 10 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut index = self.slot(hash);
+        loop {
+            match self.slots[index] {
+                0 => {
+                    self.slots[index] = hash;
+                    self.len += 1;
+                    return true;
+                }
+                seen if seen == hash => return false,
+                _ => index = (index + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![0; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.len = 0;
+        for hash in old.into_iter().filter(|&hash| hash != 0) {
+            self.insert(hash);
+        }
     }
 }
 
 /// Twin of `transforms.keys.KeyIndex`: the keys seen so far in one vacation, as 64-bit
 /// SipHash values of their parts (each part length-prefixed, so ("ab", "c") is not ("a", "bc")).
 #[pyclass(module = "cre_native")]
-#[derive(Default)]
 struct KeyIndex {
-    seen: HashSet<u64, BuildHasherDefault<Identity>>,
+    seen: Hashes,
 }
 
 #[pymethods]
 impl KeyIndex {
     #[new]
     fn new() -> Self {
-        KeyIndex::default()
+        KeyIndex { seen: Hashes::new() }
     }
 
     /// Per record, whether its key was seen before (a key with an empty part never is):
@@ -113,19 +155,29 @@ impl KeyIndex {
         let seen = &mut self.seen;
         let marks = py.allow_threads(|| {
             let rows = parts.first().map_or(0, |part| part.len());
+            let hashes: Vec<Option<u64>> = (0..rows)
+                .map(|row| {
+                    if parts.iter().any(|part| part.value(row).is_empty()) {
+                        return None;
+                    }
+                    // SipHash with fixed keys: the same hash for the same key in every process
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    for part in &parts {
+                        let value = part.value(row);
+                        hasher.write_u64(value.len() as u64);
+                        hasher.write(value);
+                    }
+                    Some(hasher.finish())
+                })
+                .collect();
             let mut marks = vec![0u8; rows];
-            for (row, mark) in marks.iter_mut().enumerate() {
-                if parts.iter().any(|part| part.value(row).is_empty()) {
-                    continue;
+            for (row, hash) in hashes.iter().enumerate() {
+                if let Some(Some(ahead)) = hashes.get(row + PREFETCH_AHEAD) {
+                    seen.prefetch(*ahead);
                 }
-                // SipHash with fixed keys: the same hash for the same key in every process
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                for part in &parts {
-                    let value = part.value(row);
-                    hasher.write_u64(value.len() as u64);
-                    hasher.write(value);
+                if let Some(hash) = hash {
+                    marks[row] = u8::from(!seen.insert(*hash));
                 }
-                *mark = u8::from(!seen.insert(hasher.finish()));
             }
             marks
         });
@@ -133,7 +185,7 @@ impl KeyIndex {
     }
 
     fn __len__(&self) -> usize {
-        self.seen.len()
+        self.seen.len
     }
 }
 
