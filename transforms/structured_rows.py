@@ -47,12 +47,19 @@ def cre_events(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
     })
 
 
+def _lineage(batch: ValidatedBatch) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """Where each record came from: its member and the line its record starts on."""
+    records = batch.records
+    return {"member_name": _constant(batch.member_name, records.num_rows),
+            "line_number": records["line_number"]}
+
+
 def cre_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
     records = batch.records
     return pa.table({
         "cre_id": records["cre_id"], "vacation_id": _constant(vacation_id, records.num_rows),
         "account_id": records["account_id"], "value_date": records["value_date"],
-        "currency": records["currency"],
+        "currency": records["currency"], **_lineage(batch),
     })
 
 
@@ -122,7 +129,7 @@ def gesparam_versions(batch: ValidatedBatch, vacation_id: str) -> pa.Table:
         "valid_from": records["valid_from"],
         "vacation_id": _constant(vacation_id, records.num_rows),
         "param_value": records["param_value"], "label": records["label"],
-        "valid_to": records["valid_to"],
+        "valid_to": records["valid_to"], **_lineage(batch),
     })
 
 
