@@ -1,5 +1,5 @@
 """The structured-zone commands of ``cre``: migrate, roles, query, status, rejects, quality,
-rollback.
+lineage, rollback.
 
 Plain text for people by default, ``--json`` for machines; both print the same facts.
 """
@@ -24,6 +24,7 @@ from pipelines.commands.common import (
 )
 from pipelines.commands.parsing import exit_codes, group, subcommand
 from pipelines.ledger import Ledger
+from pipelines.lineage import Lineage
 from pipelines.options import REPLICATION, cassandra_config
 from pipelines.quality import QualityRecord, QualityStore
 from pipelines.schema_migrations import migrate
@@ -209,6 +210,20 @@ def quality(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+_VERSION_COLUMNS = ["vacation_id", "state", "account_id", "value_date", "currency",
+                    "member_name", "line_number"]
+
+
+def lineage(args: argparse.Namespace) -> int:
+    """Every version of an event, the vacation, member and line it was read from."""
+    with zone_session(args) as session:
+        versions = [version.view() for version in Lineage(session).event(args.cre_id)]
+    report(args, {"cre_id": args.cre_id, "versions": versions},
+           [*text_table(versions, _VERSION_COLUMNS),
+            f"{len(versions)} versions of {args.cre_id}, newest vacation first"])
+    return Exit.OK if versions else Exit.NO
+
+
 def rollback(args: argparse.Namespace) -> int:
     """``operations.rollback``: the vacation's rows hidden at once, then deleted."""
     with zone_session(args) as session:
@@ -259,6 +274,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     _add_vacation_or_date(quality_parser)
     add_connection_arguments(quality_parser)
     quality_parser.set_defaults(handler=quality)
+
+    lineage_parser = subcommand(
+        commands, "lineage", "Where an event in the structured zone came from.",
+        epilog=exit_codes(
+            "every version of the event: its vacation (state, archive sha256, landing path), "
+            "member and line", no="no version of that event in the structured zone"),
+        description="Every version of a CRE event the structured zone holds, newest vacation "
+        "first, with the member of its vacation's archive and the line its record starts on.")
+    lineage_parser.add_argument("--cre-id", required=True, help="The event's cre_id.")
+    add_connection_arguments(lineage_parser)
+    lineage_parser.set_defaults(handler=lineage)
 
     for name, handler, text, epilog in (
             ("rejects", rejects, "A vacation's rejected records.", _ZONE_EXITS),
