@@ -169,14 +169,11 @@ def _interleave(parts: Sequence[_Part], rows: int) -> np.ndarray:
 
 
 class AvroContainerWriter:
-    """Writes an Avro object container file: the header, then one data block per batch
-    (compressed by the compiled kernel when ``native`` and the codec is snappy)."""
+    """Writes an Avro object container file: the header, then one data block per batch."""
 
-    def __init__(self, handle: BinaryIO, schema: Mapping[str, Any], codec: str = "snappy",
-                 native: bool = False):
+    def __init__(self, handle: BinaryIO, schema: Mapping[str, Any], codec: str = "snappy"):
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {codec!r}")
-        self._native = native
         self._handle = handle
         self._codec = codec
         self._sync = os.urandom(16)
@@ -194,8 +191,6 @@ class AvroContainerWriter:
         if self._codec == "deflate":
             compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
             data = compressor.compress(data) + compressor.flush()
-        elif self._codec == "snappy" and self._native:
-            data = kernels.snappy_block(data)
         elif self._codec == "snappy":  # raw snappy, then the CRC32 of the uncompressed data
             data = bytes(cramjam.snappy.compress_raw(data)) + zlib.crc32(data).to_bytes(4, "big")
         self._handle.write(_encode_long(rows) + _encode_long(len(data)))

@@ -39,12 +39,11 @@ _LOG = logging.getLogger(__name__)
 class _StagedWriter:
     """One open staging file of one output type."""
 
-    def __init__(self, path: str, output_type: str, codec: str, native: bool):
+    def __init__(self, path: str, output_type: str, codec: str):
         self.path = path
         self.output_type = output_type
         self._handle = FileSystems.create(path)
-        self._writer = AvroContainerWriter(self._handle, schemas.definition(output_type), codec,
-                                           native)
+        self._writer = AvroContainerWriter(self._handle, schemas.definition(output_type), codec)
 
     def write(self, encoder: AvroBlockEncoder, table) -> None:
         if table.num_rows:
@@ -80,8 +79,7 @@ class _StageAvroFn(beam.DoFn):
     def _writer(self, output_type: str) -> _StagedWriter:
         if output_type not in self._writers:
             path = zones.join(self._staging_dir, output_type, f"part-{uuid.uuid4().hex}.avro")
-            self._writers[output_type] = _StagedWriter(path, output_type, self._codec,
-                                                       self._native)
+            self._writers[output_type] = _StagedWriter(path, output_type, self._codec)
         return self._writers[output_type]
 
     def _encoder(self, output_type: str, member_name: str) -> AvroBlockEncoder:

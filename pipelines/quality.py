@@ -84,7 +84,7 @@ class QualityStore:
             f"SELECT {', '.join(self._COLUMNS)} FROM vacation_quality "
             "WHERE slot = ? AND business_date >= ? AND business_date < ?")
         self._of_day = prepare(f"SELECT {', '.join(self._COLUMNS)} FROM vacation_quality "
-                            "WHERE slot IN ? AND business_date = ?")
+                               "WHERE slot IN ? AND business_date = ?")
         self._mark = prepare("UPDATE vacation_quality SET status = ? "
                              "WHERE slot = ? AND business_date = ? IF EXISTS")
 
@@ -120,13 +120,13 @@ class QualityStore:
         if name is None:
             return None
         rows = self._rows(self._of_day, ([name.slot],
-                                      datetime.date.fromisoformat(name.business_date)))
+                                         datetime.date.fromisoformat(name.business_date)))
         return rows[0] if rows else None
 
     def day(self, business_date: datetime.date) -> list[QualityRecord]:
         """The day's vacations that were judged, by slot: one request."""
         return sorted(self._rows(self._of_day, (list(range(1, contract.SLOTS_PER_DAY + 1)),
-                                             business_date)), key=lambda row: row.slot)
+                                                business_date)), key=lambda row: row.slot)
 
     def rolled_back(self, vacation_id: str) -> None:
         """A rolled-back vacation leaves the history the next ones are judged against."""

@@ -12,9 +12,9 @@ from tests.vacations import (
     valid_members,
     write_archive,
 )
-from transforms.contract import Fatal, VacationError, VacationName
+from transforms.contract import Fatal, Limits, VacationError, VacationName
 from transforms.facts import Digest, MemberDigest
-from transforms.vacation_reader import parse_meta
+from transforms.vacation_reader import VacationReader, parse_meta
 
 # the member cases the reader itself refuses; reconciliation decides the others (test_outcome)
 _READER_CASES = sorted(case for case, code in MEMBER_CASE_CODES.items()
@@ -28,6 +28,30 @@ def test_fatal_member_rules_reject_the_whole_vacation(tmp_path, case):
     ingested = ingest_steps(write_archive(tmp_path, members))
     assert ingested.summary["status"] == "REJECTED"
     assert ingested.error_codes == [MEMBER_CASE_CODES[case]]
+
+
+def _passes(archive) -> tuple[int, list[str]]:
+    """How many times the reader opens ``archive``, and the kinds of events it gives."""
+    opened = []
+
+    def open_archive():
+        opened.append(archive)
+        return open(archive, "rb")
+
+    name = VacationName.parse(archive.name)
+    events = [type(event).__name__ for event in VacationReader(open_archive, name, Limits())]
+    return len(opened), events
+
+
+def test_meta_first_is_read_in_one_pass_and_meta_after_the_data_in_two(tmp_path):
+    members = valid_members(tmp_path)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "last").mkdir()
+    assert _passes(write_archive(tmp_path / "first", members)) == (
+        1, ["Meta", "Monitor", *["ParsedBatch", "MemberDigest"] * 3])
+    members["META.json"] = members.pop("META.json")
+    opened, events = _passes(write_archive(tmp_path / "last", members))
+    assert opened == 2 and events[0] == "Meta" and "FatalError" not in events
 
 
 def test_meta_after_the_data_is_read_in_a_second_pass(tmp_path):

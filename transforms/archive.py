@@ -196,7 +196,6 @@ class Bz2Reader(io.RawIOBase):
         if not self._source.read(3).startswith(b"BZh"):
             raise VacationError(Fatal.NOT_BZIP2, "the file does not start with a bzip2 header")
         self._check_tail()
-        self._source.seek(0)
         try:
             with indexed_bzip2.open(self._source, parallelization=self._threads) as decoder:
                 while out := decoder.read(_CHUNK_SIZE):
@@ -210,9 +209,9 @@ class Bz2Reader(io.RawIOBase):
 
     def _check_tail(self) -> None:
         """The archive must end on a stream's end: ``indexed_bzip2`` would ignore what follows
-        it (or stop at a truncation with no word of where), which ``bz2`` refuses."""
+        it (or stop at a truncation with no word of where), which ``bz2`` refuses. Leaves the
+        source at its start."""
         size = self._source.seek(0, io.SEEK_END)
-        self.compressed_bytes = 0
         self._source.seek(max(size - _TAIL_BYTES, 0))
         tail = int.from_bytes(self._source.read(_TAIL_BYTES), "big")
         if not any(tail & ((1 << padding) - 1) == 0

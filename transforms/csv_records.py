@@ -182,10 +182,11 @@ class BatchParser:
         return ParsedBatch(self._member, self._kind, table, self._rejects(batch, numbers, codes))
 
     def _codes(self, batch: RawBatch) -> np.ndarray:
-        """Per record: 0 ok, 1 not in the encoding, 2 another count of columns."""
+        """Per record: 0 ok, 1 not in the encoding, 2 another count of columns (3, csv's own
+        refusal, is found later by ``_fields_by_csv``)."""
         if self._native:
             return kernels.record_codes(batch.data, batch.starts, len(self._columns))
-        codes = np.zeros(len(batch), dtype=np.int8)  # 3: csv's own refusal, found later
+        codes = np.zeros(len(batch), dtype=np.int8)
         codes[_bad_utf8_records(batch)] = 1
         delimiters = _unquoted_delimiters(batch)
         codes[(codes == 0) & (delimiters != len(self._columns) - 1)] = 2

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 HOT_PATHS = ("native", "python")
 
@@ -156,16 +157,14 @@ def parse_timestamp(column: pa.ChunkedArray) -> pa.Array:
 
 def avro_field(avro_type: Any, column: pa.Array | pa.ChunkedArray) -> tuple:
     """One field of ``encode_block``: how the kernel writes the column as ``avro_type``."""
-    import pyarrow.compute as pc
-
     nullable = isinstance(avro_type, list)  # ["null", T]
     value_type = avro_type[1] if nullable else avro_type
     kind = value_type["type"] if isinstance(value_type, dict) else value_type
     array = _array(column)
+    if kind == "enum":  # its symbol's index, as an int
+        array = pc.index_in(array, value_set=pa.array(value_type["symbols"]))
+        array, kind = (array if nullable else pc.fill_null(array, 0)), "int"
     validity = _u8(array.buffers()[0]) if nullable and array.null_count else None
-    if kind == "enum":
-        index = pc.index_in(array, value_set=pa.array(value_type["symbols"]))
-        return "long32", nullable, validity, 0, _u8(pc.fill_null(index, 0).buffers()[1]), None, 0
     if kind in ("string", "bytes"):
         offsets, data, offset, _ = _strings(array)
         return "text", nullable, validity, offset, offsets, data, 0
@@ -187,8 +186,3 @@ def constant_field(encoded: bytes) -> tuple:
 def encode_block(fields: Sequence[tuple], rows: int) -> bytes:
     return _native().encode_block(list(fields), rows)
 
-
-def snappy_block(data: bytes) -> bytes:
-    """An Avro snappy block's payload: the raw snappy data, then the CRC32 (big-endian) of
-    ``data``."""
-    return _native().snappy_block(data)

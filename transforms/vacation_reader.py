@@ -84,33 +84,38 @@ class VacationReader:
 
     def __iter__(self) -> Iterator[Event]:
         try:
-            meta = self._find_meta_first()
-            yield meta
-            yield from self._read(meta)
+            yield from self._events()
         except VacationError as error:
             yield FatalError(error.code, error.message)
 
-    def _find_meta_first(self) -> Meta:
-        """META when it is the first member, else found by a first pass that skips the data."""
+    def _events(self) -> Iterator[Event]:
+        """One pass when META.json is the first member, as the contract orders it; else a
+        first pass finds META and a second reads the archive again from its start."""
         with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits,
-                                       self._threads):
-                if member.name == "META.json":
-                    return self._meta(member)
-                if member.name and contract.member_type(member.name) is not None:
-                    _LOG.info("%s: META.json is not the first member, reading the archive twice",
-                              self._name.vacation_id)
-                    break
-            else:
-                raise VacationError(Fatal.META_MISSING, "the archive has no META.json")
+            members = self._members(source)
+            meta, first = self._find_meta(members)
+            yield meta
+            if first:
+                yield from self._read(meta, members)
+                return
         with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits,
-                                       self._threads):
-                if member.name == "META.json":
-                    return self._meta(member)
+            yield from self._read(meta, self._members(source))
+
+    def _members(self, source: BinaryIO) -> Iterator[Member]:
+        return iter_members(source, self._name.vacation_id, self._limits, self._threads)
+
+    def _find_meta(self, members: Iterator[Member]) -> tuple[Meta, bool]:
+        """META and whether it was the first member; the members before it are skipped (the
+        data cannot be decoded before META gives its encoding)."""
+        for position, member in enumerate(members):
+            if member.name == "META.json":
+                return self._meta(member), position == 0
+            if position == 0:
+                _LOG.info("%s: META.json is not the first member, reading the archive twice",
+                          self._name.vacation_id)
         raise VacationError(Fatal.META_MISSING, "the archive has no META.json")
 
-    def _read(self, meta: Meta) -> Iterator[Event]:
+    def _read(self, meta: Meta, members: Iterator[Member]) -> Iterator[Event]:
         listed = {entry.name: entry for entry in meta.members}
         encoding = contract.ENCODINGS[meta.encoding]
         index = kernels.KeyIndex if self._native else KeyIndex
@@ -119,25 +124,23 @@ class VacationReader:
         seen: set[str] = set()
         progress = _Progress(self._name.vacation_id, self._bar, sum(
             entry.digest.bytes for entry in meta.members if entry.kind in contract.DATA_TYPES))
-        with self._open() as source:
-            for member in iter_members(source, self._name.vacation_id, self._limits,
-                                       self._threads):
-                if member.name == "META.json":
-                    continue
-                entry = listed.get(member.name)
-                if entry is None:
-                    raise VacationError(Fatal.MEMBER_UNEXPECTED,
-                                        f"{member.name} is in the archive but not in META")
-                seen.add(member.name)
-                reader = DigestingReader(member, self._chunk_bytes)
-                if entry.kind == contract.MONITOR:
-                    monitor = _parse_monitor(reader.read_all(_SMALL_MEMBER), encoding, listed)
-                    yield monitor
-                else:
-                    records = yield from self._data_member(member, entry.kind, reader,
-                                                           encoding, keys[entry.kind], progress)
-                    yield MemberDigest(member.name, entry.kind, records, reader.digest())
-                _check_digest(member.name, reader, entry)
+        for member in members:
+            if member.name == "META.json":
+                continue
+            entry = listed.get(member.name)
+            if entry is None:
+                raise VacationError(Fatal.MEMBER_UNEXPECTED,
+                                    f"{member.name} is in the archive but not in META")
+            seen.add(member.name)
+            reader = DigestingReader(member, self._chunk_bytes)
+            if entry.kind == contract.MONITOR:
+                monitor = _parse_monitor(reader.read_all(_SMALL_MEMBER), encoding, listed)
+                yield monitor
+            else:
+                records = yield from self._data_member(member, entry.kind, reader, encoding,
+                                                       keys[entry.kind], progress)
+                yield MemberDigest(member.name, entry.kind, records, reader.digest())
+            _check_digest(member.name, reader, entry)
         missing = sorted(set(listed) - seen)
         if missing:
             raise VacationError(Fatal.MEMBER_MISSING,

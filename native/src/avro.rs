@@ -106,21 +106,7 @@ fn encode_block<'py>(py: Python<'py>, fields: Vec<FieldArg>, rows: usize) -> PyR
     Ok(PyBytes::new(py, &block))
 }
 
-/// Twin of `AvroContainerWriter.write_block`'s snappy codec (cramjam and zlib): the raw snappy
-/// data of a block, then the CRC32 of the uncompressed block, big-endian.
-#[pyfunction]
-fn snappy_block<'py>(py: Python<'py>, block: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
-    let data = bytes_of(&block);
-    let payload = py.allow_threads(|| -> Result<Vec<u8>, snap::Error> {
-        let mut payload = snap::raw::Encoder::new().compress_vec(data)?;
-        payload.extend_from_slice(&crc32fast::hash(data).to_be_bytes());
-        Ok(payload)
-    });
-    payload.map(|payload| PyBytes::new(py, &payload)).map_err(|error| PyValueError::new_err(error.to_string()))
-}
-
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(encode_block, module)?)?;
-    module.add_function(wrap_pyfunction!(snappy_block, module)?)?;
     Ok(())
 }

@@ -24,4 +24,3 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     common.configure_logging(argv)
     return common.dispatch(parser(), argv)
-
