@@ -8,6 +8,7 @@ versions of all the events of that account and day, not only this vacation's.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from cassandra.query import ValueSequence
 from io_connectors import arkea_abs
 from io_connectors.cassandra import ReadAllFromCassandra, ReadFromCassandra
 from io_connectors.cassandra_client import SESSIONS, CassandraConfig
-from pipelines import run_metrics
+from pipelines import package_lineage, run_metrics
 from pipelines.ledger import Ledger, State
 from pipelines.progress import Bar
 from transforms import contract, pivot_package
@@ -125,7 +126,8 @@ def _as_positions(table: pa.Table) -> list[Position]:
 
 
 class _DayPositionsFn(beam.DoFn):
-    """The positions of whole days of events (every version), as one list per batch.
+    """The positions of whole days of events (every version), as one table per batch, and the
+    event versions each was computed from (the ``VERSIONS`` output, the package's lineage).
 
     A row is the latest visible version of its event unless a later visible vacation wrote the
     same cre_id, here or elsewhere. No vacation is later than the newest visible one, so its
@@ -149,7 +151,10 @@ class _DayPositionsFn(beam.DoFn):
         _ROWS_READ.advance(table.num_rows)
         if table.num_rows and self._visible:
             table = table.select(list(_EVENT_COLUMNS))
-            yield _positions(_touched(table, self._vacation_id), self._latest_visible(table))
+            touched, latest = _touched(table, self._vacation_id), self._latest_visible(table)
+            yield _positions(touched, latest)
+            yield beam.pvalue.TaggedOutput(VERSIONS, package_lineage.position_versions(
+                touched, latest))
 
     def _latest_visible(self, table: pa.Table) -> pa.Table:
         table = table.filter(pc.is_in(table["vacation_id"], value_set=pa.array(self._visible)))
@@ -190,8 +195,12 @@ def days_recorded(session, vacation_id: str) -> bool:
         "LIMIT 1", (vacation_id, ValueSequence(range(DAY_BUCKETS)))).one() is not None
 
 
+VERSIONS = "versions"
+
+
 class ComputePositions(beam.PTransform):
-    """The positions of spec 4 for one vacation, as one table of ``_POSITIONS``.
+    """The positions of spec 4 for one vacation, as one table of ``_POSITIONS`` (``positions``),
+    and the event versions behind them (``VERSIONS``: ``package_lineage.VERSIONS`` tables).
 
     The vacation's touched days come from cre_days_by_vacation, one read per bucket, or, for a
     vacation loaded before that table (``days_recorded`` False), from its versions through the
@@ -206,15 +215,18 @@ class ComputePositions(beam.PTransform):
         self._visible = visible
         self._days_recorded = days_recorded
 
-    def expand(self, pbegin):
-        return (self._bucket_days(pbegin)
+    def expand(self, pbegin) -> dict[str, beam.PCollection]:
+        days = (self._bucket_days(pbegin)
                 | "DayKeys" >> beam.FlatMap(_day_keys)
                 | "ReadDays" >> ReadAllFromCassandra(
                     self._config, "cre_events_by_account", ("account_id", "month"),
                     _EVENT_COLUMNS, in_column="value_date")
                 | "DayPositions" >> beam.ParDo(_DayPositionsFn(
-                    self._config, self._vacation_id, self._visible))
-                | "AllPositions" >> beam.CombineGlobally(_concatenated))
+                    self._config, self._vacation_id, self._visible)).with_outputs(
+                        VERSIONS, main="positions"))
+        return {"positions": days.positions | "AllPositions" >> beam.CombineGlobally(
+                    _concatenated),
+                VERSIONS: days[VERSIONS]}
 
     def _bucket_days(self, pbegin) -> beam.PCollection:
         """The vacation's (account_id, value_date) days, one table per bucket."""
@@ -235,7 +247,8 @@ class ComputePositions(beam.PTransform):
 
 
 class BuildPackage(beam.PTransform):
-    """The summary, the rejects and the positions of a vacation as one ``Package``."""
+    """The summary, the rejects and the positions of a vacation as one ``Package``, once the
+    package's lineage is written (``package_lineage.WritePackageLineage``)."""
 
     def __init__(self, config: CassandraConfig, summary: dict, visible: frozenset[str],
                  days_recorded: bool = True):
@@ -253,21 +266,25 @@ class BuildPackage(beam.PTransform):
                        where="vacation_id = ?", values=(vacation_id,))
                    | "RejectRows" >> beam.FlatMap(pa.Table.to_pylist)
                    | "AllRejects" >> beam.combiners.ToList())
-        if self._summary["status"] == contract.Outcome.REJECTED:
-            positions = pbegin | "NoPositions" >> beam.Create([_POSITIONS.empty_table()])
-        else:
-            positions = (pbegin
-                         | "Positions" >> ComputePositions(self._config, vacation_id,
-                                                           self._visible, self._days_recorded))
         summary, business_date = self._summary, self._summary["business_date"]
+        if summary["status"] == contract.Outcome.REJECTED:
+            positions = pbegin | "NoPositions" >> beam.Create([_POSITIONS.empty_table()])
+            lineage = pbegin | "NoLineage" >> beam.Create([0])
+        else:
+            computed = pbegin | "Positions" >> ComputePositions(
+                self._config, vacation_id, self._visible, self._days_recorded)
+            positions = computed["positions"]
+            lineage = computed[VERSIONS] | "Lineage" >> package_lineage.WritePackageLineage(
+                self._config, vacation_id, datetime.date.fromisoformat(business_date))
         return (pbegin
                 | "Summary" >> beam.Create([summary])
                 | "Members" >> beam.Map(
-                    lambda document, rejects, positions: arkea_abs.Package(
+                    lambda document, rejects, positions, _lineage: arkea_abs.Package(
                         document["vacation_id"], business_date,
                         pivot_package.members(document, rejects, _as_positions(positions))),
                     rejects=beam.pvalue.AsSingleton(rejects),
-                    positions=beam.pvalue.AsSingleton(positions)))
+                    positions=beam.pvalue.AsSingleton(positions),
+                    _lineage=beam.pvalue.AsSingleton(lineage)))
 
 
 def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: str,
@@ -292,6 +309,8 @@ def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: s
                 "delivered": False}
     visible = ledger.visible()
     summary = row.summary.document
+    # a redelivery's positions replace the lineage of the package it replaces
+    package_lineage.purge(session, pivot_package.package_name(vacation_id))
     _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline

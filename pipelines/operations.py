@@ -34,6 +34,7 @@ from pipelines.recovery import RecoveryError, Step, landed_copy, plan, replay_va
 from pipelines.schema_migrations import REPLICATION_FROM, require_current
 from pipelines.structured_zone import StructuredZone
 from transforms.contract import Outcome
+from transforms.pivot_package import package_name
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def connected(config: CassandraConfig) -> Iterator[Any]:
 
 @dataclasses.dataclass(frozen=True)
 class RolledBack:
-    """A vacation rolled back, and the rows deleted: ``cre``, ``gesparam``, ``rejects``."""
+    """A vacation rolled back, and the rows deleted: ``cre``, ``gesparam``, ``rejects`` and
+    ``package_positions`` (its package's lineage)."""
 
     vacation_id: str
     state: State
@@ -74,7 +76,7 @@ class RolledBack:
     def describe(self) -> str:
         return (f"{self.vacation_id} rolled back: deleted {self.deleted['cre']} CRE rows, "
                 f"{self.deleted['gesparam']} GESPARAM rows, {self.deleted['rejects']} reject "
-                "members")
+                f"members, {self.deleted['package_positions']} package lineage rows")
 
 
 def rollback(session: Any, vacation_id: str) -> RolledBack:
@@ -89,8 +91,12 @@ def rollback(session: Any, vacation_id: str) -> RolledBack:
     if row.state != State.ROLLED_BACK and not zone.ledger.transition_any(
             vacation_id, row.state, State.ROLLED_BACK, "rolled back by an operator"):
         raise StateChanged(f"{vacation_id} changed state meanwhile; try again")
+    from pipelines import package_lineage  # the lineage tables' owner: a Beam pipeline module
+
     QualityStore(session).rolled_back(vacation_id)
-    return RolledBack(vacation_id, State.ROLLED_BACK, zone.purge(vacation_id))
+    deleted = zone.purge(vacation_id)
+    deleted["package_positions"] = package_lineage.purge(session, package_name(vacation_id))
+    return RolledBack(vacation_id, State.ROLLED_BACK, deleted)
 
 
 # --- ingest and replay -----------------------------------------------------------------------

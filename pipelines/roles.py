@@ -20,7 +20,8 @@ import dataclasses
 from collections.abc import Mapping
 
 ZONE = frozenset({"cre_events_by_account", "cre_event_versions", "cre_days_by_vacation",
-                  "gesparam_versions", "rejects_by_vacation"})
+                  "gesparam_versions", "rejects_by_vacation", "package_positions",
+                  "package_positions_by_day"})
 LEDGER = frozenset({"vacations", "vacation_history"})
 COLLECTION = frozenset({"uploads", "upload_names", "service_tokens", "login_failures",
                         "audit_events"})

@@ -16,6 +16,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Optional
 
 from transforms import contract
 from transforms.contract import Outcome
@@ -37,6 +38,12 @@ class PackageInvalid(ValueError):
 
 def package_name(vacation_id: str) -> str:
     return vacation_id.replace("BAF_", "MMG_ABS_", 1) + ".tar.bz2"
+
+
+def vacation_of_package(name: str) -> Optional[str]:
+    """The vacation a package answers (``package_name``'s inverse); None for another name."""
+    match = re.fullmatch(r"MMG_ABS_(\d{8}_\d{2})\.tar\.bz2", name)
+    return f"BAF_{match.group(1)}" if match else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -211,17 +211,61 @@ def quality(args: argparse.Namespace) -> int:
 
 
 _VERSION_COLUMNS = ["vacation_id", "state", "account_id", "value_date", "currency",
-                    "member_name", "line_number"]
+                    "member_name", "line_number", "packages"]
+_EVENT_COLUMNS = ["package", "value_date", "currency", "event_count", "net_amount", "cre_id",
+                  "vacation_id", "state", "member_name", "line_number"]
+_POSITION_COLUMNS = ["account_id", "value_date", "currency", "event_count", "net_amount",
+                     "events", "vacations"]
+
+
+def _event_lines(positions: list[dict]) -> list[dict]:
+    """One line per event version of each position, its figures on the first."""
+    lines = []
+    for position in positions:
+        figures = position["figures"] or {}
+        for index, event in enumerate(position["events"]):
+            lines.append({**event, "package": position["package"],
+                          **({name: figures.get(name) for name in ("event_count", "net_amount")}
+                             if index == 0 else {})})
+    return lines
+
+
+def _position_lines(positions: list[dict]) -> list[dict]:
+    return [{**position, **(position["figures"] or {}), "events": len(position["events"]),
+             "vacations": " ".join(sorted({event["vacation_id"]
+                                           for event in position["events"]}))}
+            for position in positions]
 
 
 def lineage(args: argparse.Namespace) -> int:
-    """Every version of an event, the vacation, member and line it was read from."""
+    """Where an event, an account's position of a business date or a package came from."""
+    if (args.account is None) != (args.date is None):
+        args.command_parser.error("--account and --date go together")
     with zone_session(args) as session:
-        versions = [version.view() for version in Lineage(session).event(args.cre_id)]
-    report(args, {"cre_id": args.cre_id, "versions": versions},
-           [*text_table(versions, _VERSION_COLUMNS),
-            f"{len(versions)} versions of {args.cre_id}, newest vacation first"])
-    return Exit.OK if versions else Exit.NO
+        found = Lineage(session)
+        if args.cre_id is not None:
+            versions = [version.view() for version in found.event(args.cre_id)]
+            report(args, {"cre_id": args.cre_id, "versions": versions},
+                   [*text_table(versions, _VERSION_COLUMNS),
+                    f"{len(versions)} versions of {args.cre_id}, newest vacation first"])
+            return Exit.OK if versions else Exit.NO
+        if args.package is not None:
+            positions = found.package(args.package)
+            if positions is None:
+                print(f"cre lineage: {args.package} is not a delivered package",
+                      file=sys.stderr)
+                return Exit.NO
+            positions = [position.view() for position in positions]
+            report(args, {"package": args.package, "positions": positions},
+                   [*text_table(_position_lines(positions), _POSITION_COLUMNS),
+                    f"{len(positions)} positions in {args.package}"])
+            return Exit.OK if positions else Exit.NO
+        positions = [position.view() for position in found.position(args.account, args.date)]
+    report(args, {"account_id": args.account, "business_date": args.date.isoformat(),
+                  "positions": positions},
+           [*text_table(_event_lines(positions), _EVENT_COLUMNS),
+            f"{len(positions)} positions of {args.account} in the packages of {args.date}"])
+    return Exit.OK if positions else Exit.NO
 
 
 def rollback(args: argparse.Namespace) -> int:
@@ -276,13 +320,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     quality_parser.set_defaults(handler=quality)
 
     lineage_parser = subcommand(
-        commands, "lineage", "Where an event in the structured zone came from.",
+        commands, "lineage", "Where an event, a position or a package came from.",
         epilog=exit_codes(
-            "every version of the event: its vacation (state, archive sha256, landing path), "
-            "member and line", no="no version of that event in the structured zone"),
-        description="Every version of a CRE event the structured zone holds, newest vacation "
-        "first, with the member of its vacation's archive and the line its record starts on.")
-    lineage_parser.add_argument("--cre-id", required=True, help="The event's cre_id.")
+            "the answer: event versions, each with its vacation (state, archive sha256, "
+            "landing path), member and line, and the packages that counted it",
+            usage="not exactly one of --cre-id, --account with --date, --package, or the "
+            "command line is refused: nothing done",
+            no="nothing found: no version of that event, no position of that account in the "
+            "date's delivered packages, or not a delivered package"),
+        description="Provenance. --cre-id: every version of a CRE event, newest vacation "
+        "first, the member of its vacation's archive and the line its record starts on, and "
+        "the packages that counted it. --account with --date: that account's positions in the "
+        "packages delivered for the business date's vacations, their figures as delivered, and "
+        "every event version each was computed from. --package: every position of a package.")
+    chosen = lineage_parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--cre-id", help="The event's cre_id.")
+    chosen.add_argument("--account", help="An account_id (with --date).")
+    chosen.add_argument("--package", help="A package: MMG_ABS_<YYYYMMDD>_<NN>.tar.bz2.")
+    lineage_parser.add_argument("--date", type=_day,
+                                help="The business date of the packages, YYYY-MM-DD.")
     add_connection_arguments(lineage_parser)
     lineage_parser.set_defaults(handler=lineage)
 
