@@ -19,8 +19,27 @@ WITH_CASSANDRA := started=""; if [ -z "$$CRE_CASSANDRA_HOSTS" ]; then \
 	if ! $(BIN)/cre cassandra status >/dev/null; then $(BIN)/cre cassandra start && started=1; fi \
 	&& export $(LOCAL_CASSANDRA); fi
 
-setup: $(VENV)/.installed $(VENV)/.native $(BIN)/prism $(SSTABLE_WRITER) monitoring-tools \
-	browser-tools
+setup: $(VENV)/.installed $(VENV)/.native $(BIN)/prism $(SSTABLE_WRITER) $(OPENLINEAGE_SPEC) \
+	monitoring-tools browser-tools
+
+# the OpenLineage spec's JSON Schema (2-0-2) and 12 of its facets' schemas, which the tests check
+# the jobs' events against. No registry serves OpenLineage's own copy; the crate
+# datafusion-openlineage carries the files unchanged (from OpenLineage 1.50.0) as test fixtures:
+# cargo fetches it into its cache, both sha256 sums are checked, the files go to var/openlineage.
+OPENLINEAGE_SPEC := var/openlineage/OpenLineage.json
+OPENLINEAGE_CRATE := datafusion-openlineage-0.0.12
+$(OPENLINEAGE_SPEC):
+	cargo info --quiet datafusion-openlineage@0.0.12 >/dev/null
+	mkdir -p $(@D)
+	crate=$$(find "$${CARGO_HOME:-$$HOME/.cargo}/registry/cache" -name \
+		'$(OPENLINEAGE_CRATE).crate' | head -n1) && \
+	echo "c3174cdfb83e6ada02b64b2684f696ca382886cae5ce98d12ec802bbb1392129  $$crate" | \
+		sha256sum --quiet -c - && \
+	tar -xzf "$$crate" -C $(@D) --strip-components=4 \
+		$(OPENLINEAGE_CRATE)/tests/schemas/openlineage/OpenLineage.json \
+		$(OPENLINEAGE_CRATE)/tests/schemas/openlineage/facets
+	echo "69f68bee00b9beac88a87059c0102410e7bb05f3f43c46d02a0409831eceb0d2  $@" | \
+		sha256sum --quiet -c -
 
 # the compiled kernels of the hot path (native/: Rust, PyO3), built by maturin (from PyPI, as
 # pip's build backend) with the crates of native/Cargo.lock from crates.io, into the virtualenv.

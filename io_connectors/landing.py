@@ -45,6 +45,15 @@ def land(source: str, zones_root: str, business_date: str, vacation_id: str) -> 
     return LandedArchive(final, sha256, size, received_at)
 
 
+def landed_path(source: str, zones_root: str, business_date: str, vacation_id: str,
+                sha256: str) -> str:
+    """Where ``land`` put ``source``, whose content hashes to ``sha256``."""
+    if source.startswith(zones.join(zones_root, zones.LANDING) + "/"):
+        return source
+    return zones.join(zones_root, zones.LANDING, business_date, vacation_id, sha256,
+                      posixpath.basename(source))
+
+
 def commit_landed(temporary: str, folder: str, sha256: str, file_name: str) -> str:
     """Moves a fully written and hashed temporary under its sha256, or drops it when that
     content already landed, then writes the ``.sha256`` sidecar if it is not there yet (an

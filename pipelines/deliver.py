@@ -28,7 +28,7 @@ from cassandra.query import ValueSequence
 from io_connectors import arkea_abs
 from io_connectors.cassandra import ReadAllFromCassandra, ReadFromCassandra
 from io_connectors.cassandra_client import SESSIONS, CassandraConfig
-from pipelines import package_lineage, run_metrics
+from pipelines import openlineage_runs, package_lineage, run_metrics
 from pipelines.ledger import Ledger, State
 from pipelines.progress import Bar
 from transforms import contract, pivot_package
@@ -287,10 +287,30 @@ class BuildPackage(beam.PTransform):
                     _lineage=beam.pvalue.AsSingleton(lineage)))
 
 
+# the tables a delivery reads, and those of the lineage it writes: its OpenLineage data sets
+_READ = ("vacations", "rejects_by_vacation", "cre_days_by_vacation", "cre_events_by_account",
+         "cre_event_versions")
+_LINEAGE = ("package_positions", "package_positions_by_day")
+
+
 def deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: str,
             redeliver: bool = False,
             pipeline_options: Optional[PipelineOptions] = None) -> dict:
-    """Builds and delivers the package unless it already was; records it in the ledger."""
+    """Builds and delivers the package unless it already was; records it in the ledger. One
+    OpenLineage run, a part of the ingest's when it is the ingest's last step."""
+    with openlineage_runs.job_run(openlineage_runs.DELIVER, vacation_id) as lineage:
+        delivered = _deliver(session, config, vacation_id, outbound_root, redeliver,
+                             pipeline_options)
+        if delivered["delivered"] and openlineage_runs.enabled():
+            lineage.read(*openlineage_runs.tables(session, dict.fromkeys(_READ)))
+            lineage.wrote(openlineage_runs.file(delivered["path"], size=delivered["bytes"],
+                                                fields=openlineage_runs.PACKAGE_FIELDS),
+                          *openlineage_runs.tables(session, dict.fromkeys(_LINEAGE)))
+        return delivered
+
+
+def _deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: str,
+             redeliver: bool, pipeline_options: Optional[PipelineOptions]) -> dict:
     ledger = Ledger(session)
     row = ledger.get(vacation_id)
     if row is None:

@@ -14,3 +14,4 @@ def quiet_libraries(cassandra: int = logging.WARNING) -> None:
     logging.getLogger("cassandra.protocol").setLevel(logging.ERROR)  # the server's advice
     logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("openlineage").setLevel(logging.WARNING)  # its transport, every command

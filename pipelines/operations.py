@@ -26,9 +26,9 @@ from typing import Any, Optional
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from io_connectors.cassandra_client import CassandraConfig
-from pipelines import run_metrics
+from pipelines import openlineage_runs, run_metrics
 from pipelines.ledger import VISIBLE, Ledger, LedgerConflict, State
-from pipelines.options import IngestOptions, ingest_options
+from pipelines.options import CassandraOptions, IngestOptions, ingest_options
 from pipelines.quality import QualityStore
 from pipelines.recovery import RecoveryError, Step, landed_copy, plan, replay_values, zones_root_of
 from pipelines.schema_migrations import REPLICATION_FROM, require_current
@@ -93,9 +93,15 @@ def rollback(session: Any, vacation_id: str) -> RolledBack:
         raise StateChanged(f"{vacation_id} changed state meanwhile; try again")
     from pipelines import package_lineage  # the lineage tables' owner: a Beam pipeline module
 
-    QualityStore(session).rolled_back(vacation_id)
-    deleted = zone.purge(vacation_id)
-    deleted["package_positions"] = package_lineage.purge(session, package_name(vacation_id))
+    with openlineage_runs.job_run(openlineage_runs.ROLLBACK, vacation_id) as lineage:
+        QualityStore(session).rolled_back(vacation_id)
+        deleted = zone.purge(vacation_id)
+        deleted["package_positions"] = package_lineage.purge(session, package_name(vacation_id))
+        if openlineage_runs.enabled():  # the tables it removed rows from, no row written
+            lineage.wrote(*openlineage_runs.tables(session, dict.fromkeys(
+                ("cre_events_by_account", "cre_event_versions", "cre_days_by_vacation",
+                 "gesparam_versions", "rejects_by_vacation", "package_positions",
+                 "package_positions_by_day"))))
     return RolledBack(vacation_id, State.ROLLED_BACK, deleted)
 
 
@@ -123,8 +129,15 @@ def ingest(options: IngestOptions, pushgateway: Optional[str] = None) -> Ingeste
     from pipelines.ingest import run_ingest  # Beam's pipeline modules: only for a run
 
     vacation_id = options.input.rpartition("/")[2].removesuffix(".tar.bz2")
-    with run_metrics.observed(run_metrics.INGEST, vacation_id, pushgateway) as run:
+    job = openlineage_runs.REPLAY if options.replay else openlineage_runs.INGEST
+    with run_metrics.observed(run_metrics.INGEST, vacation_id, pushgateway) as run, \
+            openlineage_runs.job_run(job, vacation_id,
+                                     [openlineage_runs.file(options.input)]) as lineage:
         run.summary = run_ingest(options)
+        if openlineage_runs.enabled():
+            openlineage_runs.ingested(lineage, options.input, options.zones_root,
+                                      options.view_as(CassandraOptions).cassandra_config(),
+                                      run.summary)
     return Ingested(run.summary)
 
 
@@ -328,5 +341,10 @@ def restore(folder: str, config: CassandraConfig, replication: Optional[str] = N
     a file is damaged or a migration unknown, and when the target holds rows."""
     from pipelines import backup as backups
 
-    done = backups.restore(folder, config, replication, PipelineOptions(list(beam_args)))
+    with openlineage_runs.job_run(openlineage_runs.RESTORE, config.keyspace,
+                                  [openlineage_runs.file(folder)]) as lineage:
+        done = backups.restore(folder, config, replication, PipelineOptions(list(beam_args)))
+        if openlineage_runs.enabled():
+            with openlineage_runs.connected(config) as session:
+                lineage.wrote(*openlineage_runs.tables(session, done.rows))
     return Restored(config.keyspace, folder, done.rows, done.replication, done.replication_from)
