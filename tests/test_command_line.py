@@ -43,13 +43,18 @@ def _value(action: argparse.Action) -> str:
 
 
 def _required(parser: parsing.CommandParser) -> list[str]:
-    """What ``parser`` cannot be run without: its positionals and required options."""
+    """What ``parser`` cannot be run without: its positionals, required options, and the first
+    option of each group of which one is required."""
     words = []
     for action in parser.arguments:
         if not action.option_strings and action.nargs is None:
             words.append(_value(action))
         elif action.required:
             words += [action.option_strings[0], _value(action)]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            words += [group._group_actions[0].option_strings[0],
+                      _value(group._group_actions[0])]
     return words
 
 
