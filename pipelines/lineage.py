@@ -16,7 +16,7 @@ import datetime
 import io
 import logging
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Optional
 
 from cassandra.concurrent import execute_concurrent_with_args
@@ -140,15 +140,22 @@ class Lineage:
             positions += self._positions(row, package, rows, account_id)
         return positions
 
-    def package(self, package: str) -> Optional[list[PackagePosition]]:
-        """Every position of a package with its event versions; None when the package is
-        not one the ledger records as delivered."""
+    def package(self, package: str,
+                limit: Optional[int] = None) -> Optional[list[PackagePosition]]:
+        """The positions of a package (its first ``limit`` by key, or all), each with its
+        event versions; None when the package is not one the ledger records as delivered."""
         vacation_id = pivot_package.vacation_of_package(package)
         row = self._ledger.get(vacation_id) if vacation_id else None
         if row is None or not row.delivered_at:
             return None
-        return self._positions(row, package,
-                               self._session.execute(self._package_rows, (package,)))
+        rows = self._session.execute(self._package_rows, (package,))
+        return self._positions(row, package, rows if limit is None else _first(rows, limit))
+
+    def positions_in(self, package: str) -> int:
+        """How many positions a package's lineage holds (their keys only are read)."""
+        return len({tuple(key) for key in self._session.execute(
+            "SELECT account_id, value_date, currency FROM package_positions WHERE package = %s",
+            (package,))})
 
     def _positions(self, row: VacationRecord, package: str, rows: Iterable[tuple],
                    account_id: Optional[str] = None) -> list[PackagePosition]:
@@ -181,6 +188,16 @@ class Lineage:
 
     def _records(self, vacation_ids: Iterable[str]) -> dict[str, VacationRecord]:
         return self._ledger.get_many(sorted(set(vacation_ids)))
+
+
+def _first(rows: Iterable[tuple], limit: int) -> Iterator[tuple]:
+    """The rows (parts) of the first ``limit`` positions, in key order."""
+    keys: set[tuple] = set()
+    for row in rows:
+        keys.add(tuple(row[:3]))
+        if len(keys) > limit:
+            return
+        yield row
 
 
 def _event_version(cre_id: str, vacation_id: str, account_id: str, value_date: datetime.date,

@@ -4,8 +4,8 @@
   ``recover``): reads and writes the zone's tables, the ledger and the data-quality tables;
 - ``cre_service``, ``cre serve``: reads and writes the collection's tables (uploads, tokens,
   the login throttle, the audit trail) and the ledger (it queues uploads, its manager claims
-  them), reads the rejected lines and the data-quality findings (its console shows them), and
-  no other data table;
+  them), reads the rejected lines, the data-quality findings and the lineage's tables (event
+  versions, package positions: its console shows them), and no other data table;
 - ``cre_reader``, consumers and ``cre query``/``status``/``rejects``/``quality``: reads the
   zone's tables, the data-quality tables and the ledger, which decides what is visible.
 
@@ -49,7 +49,9 @@ INGEST = Role("cre_ingest", "CRE_INGEST_PASSWORD", ZONE | LEDGER | SCHEMA | QUAL
 ROLES = (
     INGEST,
     Role("cre_service", "CRE_SERVICE_PASSWORD",
-         COLLECTION | LEDGER | SCHEMA | QUALITY | {"rejects_by_vacation"}, COLLECTION | LEDGER),
+         COLLECTION | LEDGER | SCHEMA | QUALITY | {"rejects_by_vacation", "cre_event_versions",
+                                                   "package_positions", "package_positions_by_day"},
+         COLLECTION | LEDGER),
     Role("cre_reader", "CRE_READER_PASSWORD", ZONE | LEDGER | SCHEMA | QUALITY),
 )
 

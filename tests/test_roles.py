@@ -36,9 +36,10 @@ def test_every_table_of_the_schema_is_granted_to_someone():
 def test_each_role_writes_only_its_own_tables():
     ingest, service, reader = roles.ROLES
     assert ingest.writes == roles.ZONE | roles.LEDGER | roles.QUALITY
-    # the service reads of the zone only the rejected lines its console shows
+    # the service reads of the zone only what its console shows: the rejected lines, the lineage
     assert service.writes.isdisjoint(roles.ZONE)
-    assert service.reads & roles.ZONE == {"rejects_by_vacation"}
+    assert service.reads & roles.ZONE == {"rejects_by_vacation", "cre_event_versions",
+                                          "package_positions", "package_positions_by_day"}
     assert service.writes.isdisjoint(roles.QUALITY)  # a release runs as an ingest's child
     assert not reader.writes
     assert reader.permissions("ks", frozenset({"vacations", "uploads"})) == {
@@ -115,7 +116,7 @@ def test_reader_queries_and_writes_nothing(structured, granted, zone_session):
 @pytest.mark.integration
 def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_path):
     """cre_service collects, audits and serves its console; of the zone it reads only the
-    rejected lines."""
+    rejected lines and the lineage's tables."""
     add_tenant(tmp_path / "tenants.json", "arkea")
     added = run_cre("operators", "add", "olivia", "--operators", str(tmp_path / "operators.json"),
                     "--password-stdin", input="operator password 1\n")
@@ -134,6 +135,9 @@ def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_
             for page in ("/console/days/2026-08-02", "/console/vacations/BAF_20260802_01",
                          "/console/trends", "/console/audit"):
                 assert browser.get(page).status_code == 200, page
+            for asked in ({"cre_id": "c"}, {"account": "a", "date": "2026-08-02"}):
+                lineage = browser.get("/console/lineage", params=asked)  # read, found nothing
+                assert lineage.status_code == 404 and 'id="nothing"' in lineage.text, asked
     finally:
         service.kill()
     audited = wait_until(lambda: run_cre("audit", "--tenant", "arkea", "--json",
@@ -146,7 +150,9 @@ def test_service_collects_and_audits_and_reads_no_data(structured, granted, tmp_
         _refused(session, "SELECT * FROM cre_events_by_account LIMIT 1",
                  "INSERT INTO cre_event_versions (cre_id, vacation_id) VALUES ('c', 'v')",
                  "DELETE FROM rejects_by_vacation WHERE vacation_id = 'v' AND member_name = 'm'")
-        session.execute("SELECT * FROM rejects_by_vacation LIMIT 1")
+        for table in ("rejects_by_vacation", "cre_event_versions", "package_positions",
+                      "package_positions_by_day"):
+            session.execute(f"SELECT * FROM {table} LIMIT 1")
     finally:
         session.cluster.shutdown()
 

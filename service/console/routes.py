@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from service.console.actions import ACTIONS
 from service.console.operators import PRINCIPAL, Operator
 from service.console.session import (
     COOKIE,
+    Console,
     ConsoleDep,
     LoginRequired,
     OperatorDep,
@@ -31,7 +33,9 @@ from service.console.session import (
     console,
     csrf_token,
 )
+from service.console.views import LINEAGE_POSITIONS
 from service.dependencies import AuditDep, ThrottleDep
+from transforms import pivot_package
 from transforms.contract import VacationName
 
 _HERE = Path(__file__).resolve().parent
@@ -135,6 +139,53 @@ def package(vacation_id: str, _operator: OperatorDep, found: ConsoleDep) -> Resp
         **_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@router.get("/lineage")
+def lineage(request: Request, operator: OperatorDep, found: ConsoleDep, q: str = "",
+            cre_id: str = "", account: str = "", date: str = "",
+            package: str = "") -> HTMLResponse:
+    """Where an event, an account's positions of a business date or a package came from:
+    ``cre lineage`` on a page. ``q`` is the search box's text (``lineage_search``)."""
+    asked = {"cre_id": cre_id, "account": account, "date": date, "package": package}
+    try:
+        if q.strip():
+            if any(asked.values()):
+                raise Refusal(400, "Give the search text q alone.")
+            asked.update(lineage_search(q))
+        if not any(asked.values()):  # what to search for, no error
+            return page(request, "lineage.html", operator, q=q)
+        return _lineage(request, operator, found, q=q, **asked)
+    except Refusal as error:
+        return page(request, "lineage.html", operator, status=error.status, q=q,
+                    error=str(error))
+
+
+def _lineage(request: Request, operator: Operator, found: Console, q: str, cre_id: str,
+             account: str, date: str, package: str) -> HTMLResponse:
+    """The page for exactly one of ``cre_id``, ``account`` with ``date``, ``package``; 404
+    when nothing is found (``cre lineage`` exits 3)."""
+    if sum(map(bool, (cre_id, account or date, package))) != 1 or bool(account) != bool(date):
+        raise Refusal(400, "Give a cre_id, an account with a business date, or a package.")
+    if cre_id:
+        versions = found.views.event_lineage(cre_id)
+        return page(request, "lineage.html", operator, status=200 if versions else 404, q=q,
+                    cre_id=cre_id, versions=versions)
+    if package:
+        if pivot_package.vacation_of_package(package) is None:
+            raise Refusal(400, f"{package!r} is not a package name "
+                               "MMG_ABS_<YYYYMMDD>_<NN>.tar.bz2.")
+        answer = found.views.package_lineage(package)
+        if answer is None:
+            raise Refusal(404, f"{package} is not a delivered package.")
+        total, positions = answer
+    else:
+        business_date = _date(date, status=400)
+        positions = found.views.position_lineage(account, business_date)
+        total = len(positions)
+    return page(request, "lineage.html", operator, status=200 if positions else 404, q=q,
+                package=package, account=account, date=date, total=total,
+                positions=positions[:LINEAGE_POSITIONS])
+
+
 @router.get("/trends")
 def trends(request: Request, operator: OperatorDep, found: ConsoleDep) -> HTMLResponse:
     return page(request, "trends.html", operator, **found.views.trends(_today()))
@@ -169,8 +220,10 @@ async def act(action: str, vacation_id: str, request: Request, operator: Posting
 
 
 def _to_login(request: Request, _error: LoginRequired) -> Response:
-    """The login page, then back where the browser was."""
-    return RedirectResponse(f"/console/login?next={quote(request.url.path)}", 303)
+    """The login page, then back where the browser was, with its question (a lineage's)."""
+    query = request.url.query
+    back = f"{request.url.path}?{query}" if query else request.url.path
+    return RedirectResponse(f"/console/login?next={quote(back)}", 303)
 
 
 def _refused(_request: Request, error: Refusal) -> HTMLResponse:
@@ -195,11 +248,25 @@ def _vacation_id(text: str) -> str:
     return name.vacation_id
 
 
-def _date(text: str) -> datetime.date:
+def _date(text: str, status: int = 404) -> datetime.date:
     try:
         return datetime.date.fromisoformat(text)
     except ValueError:
-        raise Refusal(404, f"{text!r} is not a date YYYY-MM-DD") from None
+        raise Refusal(status, f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def lineage_search(text: str) -> dict[str, str]:
+    """What the search box's text asks the lineage page: a package by its name
+    (``MMG_ABS_....tar.bz2``), ``ACCOUNT DATE`` an account's positions of a business date (the
+    second word a date, YYYY-MM-DD, or what looks meant as one: a bad one is then refused),
+    anything else an event by its cre_id."""
+    text = text.strip()
+    words = text.split()
+    if text.startswith("MMG_ABS_") and text.endswith(".tar.bz2"):
+        return {"package": text}
+    if len(words) == 2 and re.fullmatch(r"[0-9]+-[0-9]+-[0-9]+", words[1]):
+        return {"account": words[0], "date": words[1]}
+    return {"cre_id": text}
 
 
 def _local(target) -> str:

@@ -4,6 +4,7 @@ their owners; plain dicts for the templates, so a page is its data plus its mark
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from io_connectors import zones
 from pipelines import schedule
 from pipelines.ledger import Ledger, MemberCounts, State, VacationRecord
+from pipelines.lineage import Lineage, PackagePosition
 from pipelines.quality import QualityRecord, QualityStore, describe
 from pipelines.structured_zone import StructuredZone, slots
 from service import audit
@@ -27,6 +29,7 @@ from transforms import contract, pivot_package
 TREND_DAYS = 30
 QUALITY_DAYS = 56  # the history a finding's chart shows: the judging window's default 8 weeks
 REJECT_SAMPLE = 5  # rejected lines shown per reject code
+LINEAGE_POSITIONS = 200  # positions the lineage page shows of a package; cre lineage has all
 
 
 class ConsoleViews:
@@ -77,6 +80,7 @@ class ConsoleViews:
                 "reconciliation": self._reconciliation(members, record),
                 "history": self._ledger.history(vacation_id),
                 "manifest": self._manifest(row.delivery),
+                "package_name": _lineage_package(row),
                 "files": record["files"] if record else []}
 
     def package(self, vacation_id: str) -> Optional[tuple[str, bytes]]:
@@ -85,6 +89,31 @@ class ConsoleViews:
         delivery = row.delivery if row else None
         data = zones.read_bytes(delivery.path) if delivery else None
         return None if data is None else (delivery.path.rsplit("/", 1)[-1], data)
+
+    def event_lineage(self, cre_id: str) -> list[dict]:
+        """Every version of an event, newest vacation first, with its member, line and the
+        packages that counted it."""
+        return [version.view() for version in self._lineage.event(cre_id)]
+
+    def position_lineage(self, account_id: str, business_date: datetime.date) -> list[dict]:
+        """An account's positions in the packages delivered for a business date, each with
+        the event versions it was computed from."""
+        return [_position(position)
+                for position in self._lineage.position(account_id, business_date)]
+
+    def package_lineage(self, package: str) -> Optional[tuple[int, list[dict]]]:
+        """How many positions a delivered package has, and its first ``LINEAGE_POSITIONS``
+        (None: not a delivered package): a page need not read a large package whole."""
+        positions = self._lineage.package(package, LINEAGE_POSITIONS)
+        if positions is None:
+            return None
+        return self._lineage.positions_in(package), [_position(one) for one in positions]
+
+    @functools.cached_property
+    def _lineage(self) -> Lineage:
+        """Prepared on first use: a role not yet granted the lineage's tables breaks only
+        the lineage page, not the service's start."""
+        return Lineage(self._session, self._ledger)
 
     def trends(self, today: datetime.date) -> dict:
         """Records, reject ratio and ingest duration per slot over the last ``TREND_DAYS``
@@ -178,6 +207,19 @@ def _monitor_lines(record: Optional[dict]) -> Iterator[dict]:
 _SLOT = ("state", "outcome", "records", "loaded", "rejected", "reject_ratio", "received_at",
          "processed_at", "delivered_at", "visible", "tenant")
 _MISSING = {"state": "MISSING", **dict.fromkeys(field for field in _SLOT[1:] if field != "visible")}
+
+
+def _lineage_package(row: VacationRecord) -> Optional[str]:
+    """The package whose lineage the vacation's page links to: none before a delivery, nor
+    after a rollback, which purges the package's lineage."""
+    if row.delivery is None or row.state == State.ROLLED_BACK:
+        return None
+    return pivot_package.package_name(row.vacation_id)
+
+
+def _position(position: PackagePosition) -> dict:
+    """A position as the page shows it: its delivery time a datetime, as the other pages'."""
+    return {**position.view(), "delivered_at": position.delivered_at}
 
 
 def _badge(record: QualityRecord) -> dict:
