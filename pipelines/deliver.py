@@ -329,8 +329,6 @@ def _deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: 
                 "delivered": False}
     visible = ledger.visible()
     summary = row.summary.document
-    # a redelivery's positions replace the lineage of the package it replaces
-    package_lineage.purge(session, pivot_package.package_name(vacation_id))
     _ROWS_READ.start()
     with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
         _ = (pipeline
@@ -344,6 +342,9 @@ def _deliver(session, config: CassandraConfig, vacation_id: str, outbound_root: 
         data = handle.read()
     delivery = pivot_package.Delivery(vacation_id, path, hashlib.sha256(data).hexdigest(),
                                       len(data))
+    # what an earlier delivery of the package left in its lineage and this one did not write
+    package_lineage.purge(session, pivot_package.package_name(vacation_id),
+                          keep=package_lineage.parts_of(pivot_package.positions_of(data)))
     delivered_at = ledger.record_delivery(vacation_id, row.state, delivery)
     _LOG.info("%s delivered to %s (%d bytes, sha256 %s)", vacation_id, path, len(data),
               delivery.sha256)

@@ -3,13 +3,16 @@
 
 For each delivered package, each of its positions keeps the event versions it was computed from
 (cre_id -> the vacation of the version counted). The delivery writes them before the package
-(``WritePackageLineage``); a redelivery replaces them and a rollback of the package's vacation
-removes them (``purge``). ``pipelines/lineage.py`` reads them.
+(``WritePackageLineage``); once the package is delivered, the rows an earlier delivery of it left
+that its positions no longer have are removed (``purge`` with ``keep``), so a failed redelivery
+leaves the lineage of the package still in place. A rollback of the package's vacation removes
+them all. ``pipelines/lineage.py`` reads them.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -111,16 +114,29 @@ class WritePackageLineage(beam.PTransform):
                 "keyspace": DisplayDataItem(self._config.keyspace, label="Keyspace")}
 
 
-def purge(session, package: str) -> int:
-    """Removes a package's lineage from both tables (a redelivery's first step, a rollback's);
-    the rows removed. Idempotent."""
-    keys = [(account_id, value_date, package, currency, part)
-            for account_id, value_date, currency, part in session.execute(
-                "SELECT account_id, value_date, currency, part FROM package_positions "
-                "WHERE package = %s", (package,))]
-    delete = session.prepare("DELETE FROM package_positions_by_day WHERE account_id = ? AND "
-                             "value_date = ? AND package = ? AND currency = ? AND part = ?")
-    execute_concurrent_with_args(session, delete, keys, concurrency=64,
-                                 raise_on_first_error=True)
-    session.execute("DELETE FROM package_positions WHERE package = %s", (package,))
-    return len(keys)
+def purge(session, package: str, keep: frozenset[tuple] = frozenset()) -> int:
+    """Removes a package's lineage from both tables but the rows of ``keep`` ((account_id,
+    value_date, currency, part) keys: a redelivery's, ``parts_of``); the rows removed.
+    Idempotent."""
+    stale = [(account_id, value_date, package, currency, part)
+             for account_id, value_date, currency, part in session.execute(
+                 "SELECT account_id, value_date, currency, part FROM package_positions "
+                 "WHERE package = %s", (package,))
+             if (account_id, value_date.date(), currency, part) not in keep]
+    for table in ("package_positions_by_day", "package_positions")[:2 if keep else 1]:
+        delete = session.prepare(
+            f"DELETE FROM {table} WHERE account_id = ? AND value_date = ? AND package = ? "
+            "AND currency = ? AND part = ?")
+        execute_concurrent_with_args(session, delete, stale, concurrency=64,
+                                     raise_on_first_error=True)
+    if not keep:  # the whole package: one partition
+        session.execute("DELETE FROM package_positions WHERE package = %s", (package,))
+    return len(stale)
+
+
+def parts_of(positions: Iterable[tuple[str, datetime.date, str, int]]) -> frozenset[tuple]:
+    """The lineage rows' keys of a package's positions, (account_id, value_date, currency,
+    event_count) each: ``PART_EVENTS`` events a part, as ``position_versions`` cuts them."""
+    return frozenset((account_id, value_date, currency, part)
+                     for account_id, value_date, currency, count in positions
+                     for part in range(max(1, -(-count // PART_EVENTS))))

@@ -92,8 +92,8 @@ def _check_against_archives(answer: dict) -> dict[str, list[tuple[str, str, str]
     return seen
 
 
-def test_a_position_is_followed_to_its_lines_through_rollback_and_redelivery(structured,
-                                                                             tmp_path):
+def test_a_position_is_followed_to_its_lines_through_rollback_and_redelivery(
+        structured, zone_session, tmp_path):
     zones = str(tmp_path / "zones")
     first = generate_vacation(tmp_path / "a", "2026-10-06", 1, 400, 0, seed=51)
     rows = [row for name, raw in read_members(first).items() if name.startswith("CRE_")
@@ -133,6 +133,14 @@ def test_a_position_is_followed_to_its_lines_through_rollback_and_redelivery(str
     assert [(v["vacation_id"], v["rolled_back"], v["packages"]) for v in by_event["versions"]] \
         == [(v1, False, [p1]), (v2, True, [p3])]
 
+    # a position the package had when delivered before, and no longer has
+    for statement in ("INSERT INTO package_positions (package, account_id, value_date, currency, "
+                      "part, versions) VALUES (%s, 'GONE0000001', '2026-10-06', 'EUR', 0, "
+                      "{'X': %s})",
+                      "INSERT INTO package_positions_by_day (package, account_id, value_date, "
+                      "currency, part, versions) VALUES (%s, 'GONE0000001', '2026-10-06', "
+                      "'EUR', 0, {'X': %s})"):
+        zone_session.execute(statement, (p3, v3))
     redelivered = run_cre("deliver", "--vacation", v3, "--zones-root", zones, "--redeliver",
                           env=structured)
     assert redelivered.code == 0, redelivered.stderr[-3000:]
@@ -142,6 +150,10 @@ def test_a_position_is_followed_to_its_lines_through_rollback_and_redelivery(str
     _, by_event = _lineage(structured, event)
     assert [(v["vacation_id"], v["packages"]) for v in by_event["versions"]] == [
         (v1, [p1, p3])]
+    for table in ("package_positions", "package_positions_by_day"):
+        assert not list(zone_session.execute(
+            f"SELECT part FROM {table} WHERE account_id = 'GONE0000001' AND "
+            "value_date = '2026-10-06' AND package = %s ALLOW FILTERING", (p3,)))
 
     run = run_cre("lineage", "--package", p3, "--json", env=structured)
     assert run.code == 0, run.stderr[-2000:]

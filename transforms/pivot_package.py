@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import csv
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
@@ -185,6 +186,14 @@ def archive(package: dict[str, bytes]) -> bytes:
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     return bz2.compress(buffer.getvalue(), 9)
+
+
+def positions_of(data: bytes) -> list[tuple[str, datetime.date, str, int]]:
+    """(account_id, value_date, currency, event_count) of each row of a package archive's
+    POSITIONS.csv (none for a REJECTED vacation's)."""
+    rows = _rows(read_archive(data).get(POSITIONS, b""))[1:]
+    return [(account, datetime.date.fromisoformat(day), currency, int(count))
+            for account, day, currency, count, *_ in rows]
 
 
 def read_archive(data: bytes) -> dict[str, bytes]:
