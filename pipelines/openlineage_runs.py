@@ -182,9 +182,12 @@ def _client() -> Optional[OpenLineageClient]:
     """The client when its configuration names a transport; None otherwise (off)."""
     if os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
         return None
-    client = OpenLineageClient()
-    configured = (client.config.transport or {}).get("type") or os.environ.get("OPENLINEAGE_URL")
-    return client if configured else None
+    # where the client looks, in its order; asked first, since a client made without any
+    # falls back to printing every event on the console
+    configured = (os.environ.get("OPENLINEAGE_URL")
+                  or any(name.startswith("OPENLINEAGE__TRANSPORT") for name in os.environ)
+                  or OpenLineageClient._find_yaml_config_path())  # noqa: SLF001
+    return OpenLineageClient() if configured else None
 
 
 def _emit(run: JobRun, state: RunState, error: Optional[BaseException] = None) -> None:

@@ -5,6 +5,7 @@ one."""
 from __future__ import annotations
 
 import json
+import logging
 
 import jsonschema
 import pytest
@@ -105,9 +106,11 @@ def test_a_run_emits_start_then_complete_or_fail(client_configured, monkeypatch)
     assert events[3]["outputs"][0]["name"] == "/backups/b1"
 
 
-def test_nothing_is_emitted_without_a_configuration(client_configured, monkeypatch):
+def test_nothing_is_emitted_without_a_configuration(client_configured, monkeypatch, caplog):
     monkeypatch.delenv("OPENLINEAGE_CONFIG", raising=False)
-    assert not openlineage_runs.enabled()
+    with caplog.at_level(logging.DEBUG, logger="openlineage"):
+        assert not openlineage_runs.enabled()
+    assert not caplog.records  # not even the client's "will print events to console"
     _configure(client_configured, monkeypatch)
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
     openlineage_runs._client.cache_clear()
