@@ -94,7 +94,7 @@ class WritePackageLineage(beam.PTransform):
         for step, table in (("ByPackage", "package_positions"),
                             ("ByDay", "package_positions_by_day")):
             write = rows | f"Write{step}" >> WriteToCassandra(self._config, table)
-            results += [write.written | f"{step}Written" >> beam.Map(lambda rows: (rows, "")),
+            results += [write.written | f"{step}Written" >> beam.Map(lambda count: (count, "")),
                         write.failed | f"{step}Failed" >> beam.Map(
                             lambda failure: (0, failure.error))]
         return (results
