@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 RUN_DIR := var/run
 ZONES := var/zones
 SSTABLE_WRITER := var/sstable-writer/cre-sstable-writer.jar
+OPENLINEAGE_SPEC := var/openlineage/OpenLineage.json
+OPENLINEAGE_CRATE := datafusion-openlineage-0.0.12
 
 SHELL := /bin/bash
 .PHONY: setup monitoring-tools browser-tools run check test test-bulk test-cluster \
@@ -26,8 +28,6 @@ setup: $(VENV)/.installed $(VENV)/.native $(BIN)/prism $(SSTABLE_WRITER) $(OPENL
 # the jobs' events against. No registry serves OpenLineage's own copy; the crate
 # datafusion-openlineage carries the files unchanged (from OpenLineage 1.50.0) as test fixtures:
 # cargo fetches it into its cache, both sha256 sums are checked, the files go to var/openlineage.
-OPENLINEAGE_SPEC := var/openlineage/OpenLineage.json
-OPENLINEAGE_CRATE := datafusion-openlineage-0.0.12
 $(OPENLINEAGE_SPEC):
 	cargo info --quiet datafusion-openlineage@0.0.12 >/dev/null
 	mkdir -p $(@D)
