@@ -13,6 +13,7 @@ import httpx
 import pytest
 from helpers import Service, run_cre
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -111,7 +112,11 @@ def _log_in(browser: webdriver.Chrome, console: dict, path: str) -> None:
     browser.find_element(By.ID, "name").send_keys("victor")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login").click()
-    assert browser.current_url.endswith(path)
+    try:  # the click returns before the browser has followed the redirect, on a busy machine
+        WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith(path))
+    except TimeoutException:
+        raise AssertionError(f"not back at {path} after logging in: {browser.current_url}\n"
+                             f"{browser.find_element(By.TAG_NAME, 'body').text}") from None
 
 
 @contextlib.contextmanager
