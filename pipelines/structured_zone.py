@@ -15,14 +15,11 @@ from typing import Optional
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from io_connectors.cassandra import token_ranges
 from io_connectors.cassandra_client import retry_transient
 from pipelines.ledger import Ledger
 from transforms import contract
 from transforms.structured_rows import DAY_BUCKETS
 
-_TOMBSTONES_PER_READ = 20_000  # a fifth of Cassandra's default failure threshold
-_UNKNOWN_ROWS = 5_000_000  # a vacation whose run ended before counting: the contract's largest
 _EVENT_COLUMNS = ("account_id", "value_date", "cre_id", "vacation_id", "event_type", "event_ts",
                   "amount", "currency", "counterparty_iban", "label")
 
@@ -165,8 +162,7 @@ class StructuredZone:
             "AND valid_from = ? AND vacation_id = ?")
         deleted = {"cre": 0, "gesparam": 0, "rejects": 0}
         for chunk in self._chunks("SELECT cre_id, account_id, value_date FROM "
-                                  "cre_event_versions WHERE vacation_id = %s", vacation_id,
-                                  "cre_id"):
+                                  "cre_event_versions WHERE vacation_id = %s", vacation_id):
             events = []
             for cre_id, account_id, value_date in chunk:
                 day = _date(value_date)
@@ -179,8 +175,7 @@ class StructuredZone:
                                  "AND bucket = ?"),
                          [(vacation_id, bucket) for bucket in range(DAY_BUCKETS)])
         for chunk in self._chunks("SELECT table_code, param_key, valid_from FROM "
-                                  "gesparam_versions WHERE vacation_id = %s", vacation_id,
-                                  "table_code, param_key"):
+                                  "gesparam_versions WHERE vacation_id = %s", vacation_id):
             self._concurrent(delete_param, [(*key, vacation_id) for key in chunk])
             deleted["gesparam"] += len(chunk)
         if not keep_rejects:
@@ -191,28 +186,13 @@ class StructuredZone:
             deleted["rejects"] = len(members)
         return deleted
 
-    def _chunks(self, query: str, vacation_id: str, key: str,
-                size: int = 5000) -> Iterator[list[tuple]]:
-        """The rows of ``query`` (by the vacation_id index, the table's partition key ``key``),
-        read one slice of the token ring at a time.
-
-        A purge leaves a tombstone per row, which the index still finds until compaction: a
-        replay after a rollback reads them all again. One read over the whole ring past
-        Cassandra's tombstone_failure_threshold (100,000) fails, so each slice is sized to hold
-        at most ``_TOMBSTONES_PER_READ`` of the vacation's rows.
-        """
-        row = self.ledger.get(vacation_id)
-        rows = max(row.records or 0, row.loaded or 0) if row and row.records is not None \
-            else _UNKNOWN_ROWS
+    def _chunks(self, query: str, vacation_id: str, size: int = 5000) -> Iterator[list[tuple]]:
         chunk: list[tuple] = []
-        for start, end in token_ranges([], max(1, -(-rows // _TOMBSTONES_PER_READ))):
-            for found in self._session.execute(
-                    f"{query} AND token({key}) > %s AND token({key}) <= %s",
-                    (vacation_id, start, end)):
-                chunk.append(found)
-                if len(chunk) == size:
-                    yield chunk
-                    chunk = []
+        for row in self._session.execute(query, (vacation_id,)):
+            chunk.append(row)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
         if chunk:
             yield chunk
 
