@@ -201,11 +201,6 @@ def _emit(run: JobRun, state: RunState, error: Optional[BaseException] = None) -
                      run.job, run.run_id, failure)
 
 
-def current() -> Optional[JobRun]:
-    """The run of the job the caller is part of, if any."""
-    return _CURRENT.get()
-
-
 @contextlib.contextmanager
 def job_run(job: str, subject: str, inputs: Sequence[DataSet] = ()) -> Iterator[JobRun]:
     """Emits START (with the ``inputs`` known before the run), runs the block (which names the

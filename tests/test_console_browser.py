@@ -12,8 +12,8 @@ from decimal import Decimal
 import httpx
 import pytest
 from helpers import ROOT, Service, add_tenant, run_cre, wait_until
+from helpers.browser import chromium, log_in
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from vacations import break_currencies, data_records, write_archive
 
@@ -73,25 +73,12 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,1400"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=DriverService("/usr/bin/chromedriver"), options=options)
-    driver.implicitly_wait(5)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 def _log_in(browser: webdriver.Chrome, console: dict, name: str, path: str) -> None:
-    browser.delete_all_cookies()
-    browser.get(console["url"] + path)  # no session: the login page, then back here
-    browser.find_element(By.ID, "name").send_keys(name)
-    browser.find_element(By.ID, "password").send_keys(PASSWORDS[name])
-    browser.find_element(By.ID, "login").click()
-    assert browser.current_url.endswith(path)
+    log_in(browser, console["url"], path, name, PASSWORDS[name])
 
 
 def _shot(browser: webdriver.Chrome, name: str) -> None:

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Service, run_cre
+from helpers.browser import chromium, log_in
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -95,28 +94,11 @@ def console(structured, tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,1400"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=DriverService("/usr/bin/chromedriver"), options=options)
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 def _log_in(browser: webdriver.Chrome, console: dict, path: str) -> None:
-    browser.delete_all_cookies()
-    browser.get(console["url"] + path)  # no session: the login page, then back here
-    browser.find_element(By.ID, "name").send_keys("victor")
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login").click()
-    try:  # the click returns before the browser has followed the redirect, on a busy machine
-        WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith(path))
-    except TimeoutException:
-        raise AssertionError(f"not back at {path} after logging in: {browser.current_url}\n"
-                             f"{browser.find_element(By.TAG_NAME, 'body').text}") from None
+    log_in(browser, console["url"], path, "victor", PASSWORD)
 
 
 @contextlib.contextmanager
