@@ -42,12 +42,12 @@ from cassandra.util import Date
 
 from io_connectors import cql_values
 from io_connectors.cassandra_client import (
-    RETRYABLE,
     SESSIONS,
     UNREACHABLE,
     CassandraConfig,
     CassandraUnavailable,
     describe_error,
+    retry_if_retryable,
 )
 
 __all__ = ["FailedWrite", "ReadAllFromCassandra", "ReadFromCassandra", "WriteResult",
@@ -149,7 +149,7 @@ def _retry_policy(retry_seconds: float, backoff_seconds: float) -> tenacity.Retr
     """Tenacity's rules for the sink's requests, applied by ``_retry_delay`` to many requests
     in flight. Timeouts and overloads are bounded in time, not attempts, so that a batch rides
     out a node's restart however many of its attempts time out meanwhile."""
-    return tenacity.Retrying(retry=tenacity.retry_if_exception_type(RETRYABLE),
+    return tenacity.Retrying(retry=retry_if_retryable,
                              stop=tenacity.stop_after_delay(retry_seconds) | _unreachable_too_long,
                              wait=tenacity.wait_exponential(multiplier=backoff_seconds, max=10.0))
 

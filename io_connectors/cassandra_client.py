@@ -4,9 +4,10 @@ of the driver's errors are worth another try.
 What belongs here: ``CassandraConfig`` (hosts, keyspace, credentials, TLS, consistency;
 picklable, so DoFns carry it to workers), ``SESSIONS`` (one cluster connection per process and
 config, shared by all its users, the heap frozen for the garbage collector when it opens), the
-driver's errors sorted (``RETRYABLE``, ``TRANSIENT``, ``UNREACHABLE``), ``retry_transient``,
-``describe_error`` and ``CassandraUnavailable``: whatever opens a session, sorts an error or
-retries a call.
+driver's errors sorted (``RETRYABLE``, ``TRANSIENT``, ``UNREACHABLE``; tenacity's predicates
+``retry_if_retryable`` and ``retry_if_transient`` add what the server misnames),
+``retry_transient``, ``describe_error`` and ``CassandraUnavailable``: whatever opens a
+session, sorts an error or retries a call.
 
 Why apart from the Beam connector (``io_connectors.cassandra``, which builds on this module):
 most users of the database are not transforms. The ledger, the schema migrations, the
@@ -30,6 +31,7 @@ from cassandra import (
     OperationTimedOut,
     ReadFailure,
     ReadTimeout,
+    Unauthorized,
     Unavailable,
     WriteFailure,
     WriteTimeout,
@@ -44,7 +46,8 @@ from cassandra.query import tuple_factory
 from transforms.contract import PlatformError
 
 __all__ = ["CassandraConfig", "CassandraUnavailable", "RETRYABLE", "SESSIONS", "TRANSIENT",
-           "UNREACHABLE", "describe_error", "retry_transient"]
+           "UNREACHABLE", "auth_lookup_failed", "describe_error", "retry_if_retryable",
+           "retry_if_transient", "retry_transient"]
 
 # what a write may be sent again after: the request, not the data, failed
 RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
@@ -55,10 +58,25 @@ TRANSIENT = (*RETRYABLE, ReadTimeout, ReadFailure)
 UNREACHABLE = (NoHostAvailable, ConnectionException)
 
 
+def auth_lookup_failed(error: BaseException) -> bool:
+    """A node whose own read of ``system_auth`` (the role's superuser status, its permissions)
+    timed out or lacked replicas answers Unauthorized, though it never judged the request: a
+    node just lost and not yet known down, whose replica the read still waited for."""
+    return isinstance(error, Unauthorized) and "Unable to perform authori" in str(error)
+
+
+# tenacity's predicates: the types above, and the timeouts Cassandra names Unauthorized
+retry_if_retryable = (tenacity.retry_if_exception_type(RETRYABLE)
+                      | tenacity.retry_if_exception(auth_lookup_failed))
+retry_if_transient = (tenacity.retry_if_exception_type(TRANSIENT)
+                      | tenacity.retry_if_exception(auth_lookup_failed))
+
+
 def retry_transient(attempts: int = 6, max_wait: float = 30):
-    """A tenacity decorator: the call again, with exponential backoff, on ``TRANSIENT``
-    errors; for idempotent work (reads, deletes, conditional writes that check themselves)."""
-    return tenacity.retry(retry=tenacity.retry_if_exception_type(TRANSIENT),
+    """A tenacity decorator: the call again, with exponential backoff, on transient errors
+    (``retry_if_transient``); for idempotent work (reads, deletes, conditional writes that
+    check themselves)."""
+    return tenacity.retry(retry=retry_if_transient,
                           wait=tenacity.wait_exponential(multiplier=1, max=max_wait),
                           stop=tenacity.stop_after_attempt(attempts), reraise=True)
 

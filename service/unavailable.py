@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 
+from cassandra import Unauthorized
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from io_connectors.cassandra_client import TRANSIENT, describe_error
+from io_connectors.cassandra_client import TRANSIENT, auth_lookup_failed, describe_error
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,5 +32,13 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
         503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def _unauthorized(request: Request, error: Exception) -> JSONResponse:
+    """A node that could not read the role's own rights in time says Unauthorized: a 503 like
+    the timeouts it is; any other Unauthorized is a grant missing, a 500 as before."""
+    if auth_lookup_failed(error):
+        return await _unavailable(request, error)
+    raise error
+
+
 # the handlers ``create_app`` registers: one per error of the driver's that a retry may cure
-HANDLERS = dict.fromkeys(TRANSIENT, _unavailable)
+HANDLERS = {**dict.fromkeys(TRANSIENT, _unavailable), Unauthorized: _unauthorized}

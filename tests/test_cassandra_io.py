@@ -11,7 +11,14 @@ import pyarrow as pa
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout, WriteType, cqltypes
+from cassandra import (
+    ConsistencyLevel,
+    InvalidRequest,
+    Unauthorized,
+    WriteTimeout,
+    WriteType,
+    cqltypes,
+)
 from cassandra.cluster import NoHostAvailable
 from cassandra.util import Date
 from helpers import config_of
@@ -29,6 +36,7 @@ from io_connectors.cassandra import (
     _retry_policy,
     token_ranges,
 )
+from io_connectors.cassandra_client import retry_transient
 
 UTC = datetime.UTC
 SAMPLES = [
@@ -227,3 +235,40 @@ def test_timeouts_are_retried_for_a_time_not_a_count():
     assert _retry_delay(policy, _failed_request(gone, attempts=8, first_sent_ago=25)) is None
     refused = InvalidRequest("no such column")
     assert _retry_delay(policy, _failed_request(refused, attempts=1, first_sent_ago=0)) is None
+
+
+def _unauthorized(message: str) -> Unauthorized:
+    """As the driver raises the server's answer."""
+    return Unauthorized(f'Error from server: code=2100 [Unauthorized] message="{message}"')
+
+
+# a node's own read of system_auth timed out: what a node just killed, not yet known down, costs
+_LOOKUP_TIMED_OUT = _unauthorized(
+    "Unable to perform authorization of super-user permission: Operation timed out - "
+    "received only 1 responses.")
+
+
+def test_a_timed_out_lookup_of_the_roles_rights_is_retried_a_missing_grant_is_not():
+    policy = _retry_policy(retry_seconds=120, backoff_seconds=0.2)
+    assert _retry_delay(policy, _failed_request(_LOOKUP_TIMED_OUT, attempts=1,
+                                                first_sent_ago=0.1))
+    denied = _unauthorized("User cre_reader has no MODIFY permission on <table cre.ledger>")
+    assert _retry_delay(policy, _failed_request(denied, attempts=1, first_sent_ago=0)) is None
+
+    answers = iter([_LOOKUP_TIMED_OUT, ["row"]])
+
+    @retry_transient(attempts=2, max_wait=0)
+    def read() -> list[str]:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert read() == ["row"]
+
+    @retry_transient(attempts=2, max_wait=0)
+    def write() -> None:
+        raise denied
+
+    with pytest.raises(Unauthorized, match="no MODIFY permission"):
+        write()
