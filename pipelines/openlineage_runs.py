@@ -38,6 +38,7 @@ from openlineage.client.facet_v2 import (
     parent_run,
     processing_engine_run,
     schema_dataset,
+    tags_run,
 )
 from openlineage.client.uuid import generate_new_uuid
 
@@ -126,7 +127,7 @@ class JobRun:
     """One run of a job: the operation adds what it read and wrote as it learns it."""
 
     job: str
-    subject: str  # the vacation, or the keyspace a restore rebuilds
+    subject: str  # the vacation, or the keyspace a restore rebuilds: a tag of the run
     run_id: str = dataclasses.field(default_factory=lambda: str(generate_new_uuid()))
     parent: Optional[JobRun] = None
     inputs: list[DataSet] = dataclasses.field(default_factory=list)
@@ -140,9 +141,13 @@ class JobRun:
 
     def event(self, state: RunState, error: Optional[BaseException] = None) -> RunEvent:
         """The run's event in ``state``: its data sets so far, its error when it failed."""
-        facets: dict[str, Any] = {"processing_engine":
-                                  processing_engine_run.ProcessingEngineRunFacet(
-                                      version=_VERSION, name="cre-integration")}
+        facets: dict[str, Any] = {
+            "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+                version=_VERSION, name="cre-integration"),
+            # what the run was of, for a lineage server's search (the client adds its own)
+            "tags": tags_run.TagsRunFacet(tags=[tags_run.TagsRunFacetFields(
+                "keyspace" if self.job == RESTORE else "vacation_id", self.subject,
+                "CRE_INTEGRATION")])}
         if self.parent is not None:
             facets["parent"] = parent_run.ParentRunFacet(
                 run=parent_run.Run(runId=self.parent.run_id),

@@ -56,6 +56,8 @@ def test_a_failed_run_carries_its_error_and_a_part_its_parent():
     assert facets["parent"]["run"]["runId"] == parent.run_id
     assert facets["parent"]["job"]["name"] == "cre.ingest"
     assert event["job"]["name"] == "cre.deliver"
+    assert [(tag["key"], tag["value"]) for tag in facets["tags"]["tags"]] == [
+        ("vacation_id", "BAF_20261005_01")]
 
 
 def test_the_check_refuses_an_event_that_breaks_the_spec():
