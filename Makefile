@@ -123,7 +123,8 @@ lint: setup
 
 # the two tiers split the tests by the `integration` marker (pytest.ini): nothing runs twice;
 # the integration tier runs on two workers, a test module each (most of its time is waiting on
-# servers), against one Cassandra node; then, with that node stopped, the cluster's faults
+# servers), against one Cassandra node; then, with that node stopped, the cluster's quick
+# faults (its long campaign is make test-cluster's)
 check: setup lint
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
@@ -131,7 +132,7 @@ test: check
 	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 \
 		-m "integration and not cluster" -n 2 --dist loadfile tests; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
-	@$(MAKE) --no-print-directory test-cluster
+	$(BIN)/python -m pytest -q --durations=10 -m "cluster and not campaign" tests
 
 # the structured zone's, the delivery's and the recovery's tests again with every ingest in bulk
 # mode (--load-mode bulk through $CRE_LOAD_MODE): the same answers whichever way the rows came
@@ -141,9 +142,10 @@ test-bulk: setup
 		tests/test_deliver.py tests/test_positions.py tests/test_recovery.py; rc=$$?; \
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
 
-# the structured zone on a three-node cluster (tests/test_cassandra_cluster.py, which starts
-# its own on free ports): nodes killed mid-load, a rolling restart, a restore; one test at a
-# time, as three Cassandra JVMs fill two cores
+# every fault of the structured zone on a three-node cluster (tests/test_cassandra_cluster.py,
+# which starts its own on free ports): make test's quick ones, and the campaign of a rolling
+# restart, two nodes lost, the bulk path's faults and a restore; one test at a time, as three
+# Cassandra JVMs fill two cores
 test-cluster: setup
 	$(BIN)/python -m pytest -q --durations=10 -m cluster tests
 

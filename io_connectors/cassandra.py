@@ -42,6 +42,7 @@ from cassandra.util import Date
 
 from io_connectors import cql_values
 from io_connectors.cassandra_client import (
+    RESTART_SECONDS,
     SESSIONS,
     UNREACHABLE,
     CassandraConfig,
@@ -377,7 +378,7 @@ class WriteToCassandra(beam.PTransform):
 
     def __init__(self, config: CassandraConfig, table: str, columns: Optional[Sequence[str]] = None,
                  *, max_in_flight: int = 128, batch_rows: int = 64, batch_bytes: int = 48 << 10,
-                 retry_seconds: float = 300, backoff_seconds: float = 0.2):
+                 retry_seconds: float = RESTART_SECONDS, backoff_seconds: float = 0.2):
         super().__init__()
         _check_config(config)
         _check_table(table)

@@ -45,9 +45,9 @@ from cassandra.query import tuple_factory
 
 from transforms.contract import PlatformError
 
-__all__ = ["CassandraConfig", "CassandraUnavailable", "RETRYABLE", "SESSIONS", "TRANSIENT",
-           "UNREACHABLE", "auth_lookup_failed", "describe_error", "retry_if_retryable",
-           "retry_if_transient", "retry_transient"]
+__all__ = ["CassandraConfig", "CassandraUnavailable", "RESTART_SECONDS", "RETRYABLE", "SESSIONS",
+           "TRANSIENT", "UNREACHABLE", "auth_lookup_failed", "describe_error",
+           "retry_if_retryable", "retry_if_transient", "retry_transient"]
 
 # what a write may be sent again after: the request, not the data, failed
 RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
@@ -72,13 +72,19 @@ retry_if_transient = (tenacity.retry_if_exception_type(TRANSIENT)
                       | tenacity.retry_if_exception(auth_lookup_failed))
 
 
-def retry_transient(attempts: int = 6, max_wait: float = 30):
+# how long a load's requests are sent again through transient errors: longer than a node's
+# restart, so that a rolling restart fails no load (the sink's default too)
+RESTART_SECONDS = 300.0
+
+
+def retry_transient(attempts: int = 6, max_wait: float = 30, seconds: Optional[float] = None):
     """A tenacity decorator: the call again, with exponential backoff, on transient errors
-    (``retry_if_transient``); for idempotent work (reads, deletes, conditional writes that
-    check themselves)."""
+    (``retry_if_transient``), ``attempts`` times or, given, for ``seconds``; for idempotent
+    work (reads, deletes, conditional writes that check themselves)."""
     return tenacity.retry(retry=retry_if_transient,
                           wait=tenacity.wait_exponential(multiplier=1, max=max_wait),
-                          stop=tenacity.stop_after_attempt(attempts), reraise=True)
+                          stop=(tenacity.stop_after_attempt(attempts) if seconds is None
+                                else tenacity.stop_after_delay(seconds)), reraise=True)
 
 
 class CassandraUnavailable(PlatformError):

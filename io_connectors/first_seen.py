@@ -22,7 +22,12 @@ import apache_beam as beam
 from apache_beam.transforms.display import DisplayDataItem
 from cassandra.concurrent import execute_concurrent_with_args
 
-from io_connectors.cassandra_client import SESSIONS, CassandraConfig, retry_transient
+from io_connectors.cassandra_client import (
+    RESTART_SECONDS,
+    SESSIONS,
+    CassandraConfig,
+    retry_transient,
+)
 from transforms.outcome import VacationFacts
 
 __all__ = ["CountNewAccounts"]
@@ -72,7 +77,9 @@ class _CountNewAccountsFn(beam.DoFn):
         self._new.inc(len(new))
         yield dataclasses.replace(facts, new_accounts=len(new))
 
-    @retry_transient(max_wait=30)
+    # hundreds of requests, any of which a node restarting meanwhile times out: asked again
+    # for as long as the load's own writes are (a rolling restart fails no ingest)
+    @retry_transient(max_wait=30, seconds=RESTART_SECONDS)
     def _earliest(self, ids: list[str]) -> dict[str, str]:
         """The earliest vacation recorded of each account that has one."""
         chunks = [(ids[start:start + _PER_REQUEST],)
@@ -81,7 +88,7 @@ class _CountNewAccountsFn(beam.DoFn):
             self._session, self._select, chunks, concurrency=32, raise_on_first_error=True)
             for account, vacation in rows}
 
-    @retry_transient(max_wait=30)
+    @retry_transient(max_wait=30, seconds=RESTART_SECONDS)
     def _record(self, new: list[str]) -> None:
         """This vacation as the first sighting of ``new``: idempotent (a fixed write time),
         so a node restarting meanwhile is waited out."""

@@ -294,7 +294,7 @@ def _load(options: IngestOptions, archive_path: str, name: VacationName, context
     zone = StructuredZone(ledger.session, ledger)
     if claim.prior is not None:  # a run again starts from nothing: no row of an earlier one
         _LOG.info("%s: removing what its earlier run (%s) wrote: %s", vacation_id,
-                  claim.prior.state, zone.purge(vacation_id))
+                  claim.prior.state, zone.purge(vacation_id, rows=ledger.rows_left(vacation_id)))
     try:
         outcome = _run_pipeline(options, archive_path, name, context)
     except Exception as error:
@@ -305,8 +305,8 @@ def _load(options: IngestOptions, archive_path: str, name: VacationName, context
         ledger.advance(vacation_id, State.LANDED, State.REJECTED,
                        ", ".join(error.code for error in judged.errors), summary=judged)
         deleted = zone.purge(vacation_id, keep_rejects=True)
-        ledger.note(vacation_id, State.REJECTED, context.sha256,
-                    f"rolled back automatically: deleted {deleted}")
+        ledger.deleted(vacation_id, State.REJECTED, context.sha256, "rolled back automatically",
+                       deleted)
         _LOG.info("%s: rolled back what the rejected vacation wrote: %s", vacation_id, deleted)
         _record_quality(ledger, outcome, State.REJECTED, None)
     else:

@@ -48,6 +48,8 @@ _LOG = logging.getLogger(__name__)
 # a run's claim without renewal: long enough for a few missed renewals and the hosts' clock
 # skew, short enough that a crashed run's vacation waits about a minute
 LEASE_SECONDS = 90.0
+# what ``Ledger.deleted`` notes, and ``Ledger.rows_left`` looks for
+_DELETED = ": deleted "
 
 class State(enum.StrEnum):
     """Where a vacation is; compares, prints and goes to JSON as the text the ledger stores."""
@@ -345,6 +347,28 @@ class Ledger:
     def note(self, vacation_id: str, state: State, sha256: Optional[str], message: str) -> None:
         values = (vacation_id, uuid_from_time(_now()), state, self.run_id, sha256, message)
         retry_transient(max_wait=10)(self._session.execute)(self._history, values)
+
+    def deleted(self, vacation_id: str, state: State, sha256: Optional[str], why: str,
+                counts: dict[str, int]) -> None:
+        """Notes that ``why`` deleted every row the vacation had in the structured zone
+        (``counts`` of each kind, as the purge returned them): ``rows_left`` reads it."""
+        self.note(vacation_id, state, sha256, f"{why}{_DELETED}{counts}")
+
+    def rows_left(self, vacation_id: str) -> bool:
+        """Whether the runs before this one may have left rows of the vacation: yes, unless
+        the last of them ended ROLLED_BACK or REJECTED and that rollback noted its rows
+        deleted (``deleted``); one interrupted before its note may have left some.
+
+        So a run again does not look for rows known gone: the vacation_id index finds their
+        tombstones, and past 100,000 of them Cassandra fails the read."""
+        for entry in self.history(vacation_id):  # newest first
+            if entry.run_id == self.run_id or entry.state == State.RECEIVED:
+                continue  # this run's claim; the upload that queued it
+            if entry.state not in (State.ROLLED_BACK, State.REJECTED):
+                return True
+            if _DELETED in entry.message:
+                return False
+        return True
 
     def refused(self, vacation_id: str, why: str) -> None:
         """Notes in the vacation's history that a run refused to start it, in the state it

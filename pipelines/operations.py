@@ -97,6 +97,8 @@ def rollback(session: Any, vacation_id: str) -> RolledBack:
         QualityStore(session).rolled_back(vacation_id)
         deleted = zone.purge(vacation_id)
         deleted["package_positions"] = package_lineage.purge(session, package_name(vacation_id))
+        zone.ledger.deleted(vacation_id, State.ROLLED_BACK, row.sha256, "rollback finished",
+                            deleted)
         if openlineage_runs.enabled():  # the tables it removed rows from, no row written
             lineage.wrote(*openlineage_runs.tables(session, dict.fromkeys(
                 ("cre_events_by_account", "cre_event_versions", "cre_days_by_vacation",

@@ -149,8 +149,22 @@ class StructuredZone:
     # a cluster that just lost or regained a node times out for a while: the purge starts
     # over (it is idempotent) rather than failing the replay that needs it
     @retry_transient()
-    def purge(self, vacation_id: str, keep_rejects: bool = False) -> dict[str, int]:
-        """Deletes every row the vacation wrote (query 6 finds them); idempotent, streamed."""
+    def purge(self, vacation_id: str, keep_rejects: bool = False,
+              rows: bool = True) -> dict[str, int]:
+        """Deletes every row the vacation wrote (query 6 finds them); idempotent, streamed.
+        Not its CRE and GESPARAM rows when not ``rows`` (the ledger knows them deleted
+        already: ``Ledger.rows_left``), nor its rejects with ``keep_rejects``."""
+        deleted = self._purge_rows(vacation_id) if rows else {"cre": 0, "gesparam": 0}
+        deleted["rejects"] = 0
+        if not keep_rejects:
+            members = self.reject_members(vacation_id)
+            self._concurrent(self._session.prepare(
+                "DELETE FROM rejects_by_vacation WHERE vacation_id = ? AND member_name = ?"),
+                [(vacation_id, member) for member in members])
+            deleted["rejects"] = len(members)
+        return deleted
+
+    def _purge_rows(self, vacation_id: str) -> dict[str, int]:
         prepare = self._session.prepare
         delete_event = prepare(
             "DELETE FROM cre_events_by_account WHERE account_id = ? AND month = ? "
@@ -160,7 +174,7 @@ class StructuredZone:
         delete_param = prepare(
             "DELETE FROM gesparam_versions WHERE table_code = ? AND param_key = ? "
             "AND valid_from = ? AND vacation_id = ?")
-        deleted = {"cre": 0, "gesparam": 0, "rejects": 0}
+        deleted = {"cre": 0, "gesparam": 0}
         for chunk in self._chunks("SELECT cre_id, account_id, value_date FROM "
                                   "cre_event_versions WHERE vacation_id = %s", vacation_id):
             events = []
@@ -178,12 +192,6 @@ class StructuredZone:
                                   "gesparam_versions WHERE vacation_id = %s", vacation_id):
             self._concurrent(delete_param, [(*key, vacation_id) for key in chunk])
             deleted["gesparam"] += len(chunk)
-        if not keep_rejects:
-            members = self.reject_members(vacation_id)
-            self._concurrent(prepare(
-                "DELETE FROM rejects_by_vacation WHERE vacation_id = ? AND member_name = ?"),
-                [(vacation_id, member) for member in members])
-            deleted["rejects"] = len(members)
         return deleted
 
     def _chunks(self, query: str, vacation_id: str, size: int = 5000) -> Iterator[list[tuple]]:

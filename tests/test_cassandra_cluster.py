@@ -155,6 +155,7 @@ def test_one_node_killed_mid_load(cluster, env, tmp_path):
     session.cluster.shutdown()
 
 
+@pytest.mark.campaign
 @pytest.mark.parametrize("mode", ["cql", "bulk"])
 def test_two_nodes_killed_mid_load_then_recovered(cluster, tmp_path, mode):
     """Two replicas of three lost mid-load: more than LOCAL_QUORUM allows, in either mode. The
@@ -221,6 +222,7 @@ def test_concurrent_ingests_of_one_vacation_with_a_node_down(cluster, env, tmp_p
     session.cluster.shutdown()
 
 
+@pytest.mark.campaign
 def test_rolling_restart_under_queries_and_a_load(cluster, env, tmp_path):
     first = generate_vacation(tmp_path / "a", "2026-10-23", 1, 2000, 10, seed=84)
     loaded = run_cre("ingest", "--input", str(first), "--zones-root", str(tmp_path / "z"),
@@ -389,6 +391,7 @@ def bulk_env(cluster):
     return cluster_keyspace(cluster, "bulk")
 
 
+@pytest.mark.campaign
 def test_bulk_and_cql_loads_serve_the_same_answers(cluster, bulk_env, tmp_path):
     """One archive (with rejects) loaded with --load-mode cql, rolled back, replayed with
     --load-mode bulk, rolled back again: the bulk load writes the CQL load's rows, every column
@@ -440,6 +443,7 @@ def test_bulk_and_cql_loads_serve_the_same_answers(cluster, bulk_env, tmp_path):
     session.cluster.shutdown()
 
 
+@pytest.mark.campaign
 def test_node_killed_mid_bulk_load_completes_at_quorum_then_repair_catches_it_up(
         cluster, bulk_env, tmp_path):
     """--load-mode bulk with node 3 killed mid-load (replication 3, LOCAL_QUORUM): as a CQL
@@ -481,6 +485,7 @@ def test_node_killed_mid_bulk_load_completes_at_quorum_then_repair_catches_it_up
         assert _held_by(cluster, bulk_env, 3, table, vacation) == (records, records)
 
 
+@pytest.mark.campaign
 def test_backup_and_restore_on_the_cluster(cluster, tmp_path):
     env = cluster_keyspace(cluster, "backed_up")
     archive = generate_vacation(tmp_path, "2026-10-24", 1, 5000, 20, seed=86)

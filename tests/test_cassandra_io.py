@@ -14,6 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from cassandra import (
     ConsistencyLevel,
     InvalidRequest,
+    ReadTimeout,
     Unauthorized,
     WriteTimeout,
     WriteType,
@@ -272,3 +273,21 @@ def test_a_timed_out_lookup_of_the_roles_rights_is_retried_a_missing_grant_is_no
 
     with pytest.raises(Unauthorized, match="no MODIFY permission"):
         write()
+
+
+def test_a_load_s_reads_are_retried_for_a_time_not_a_count():
+    """Through a node's restart, timeouts follow one another for longer than six attempts."""
+
+    def restarting():
+        timeouts = iter([ReadTimeout("restarting", consistency=ConsistencyLevel.LOCAL_QUORUM,
+                                     required_responses=2, received_responses=1,
+                                     data_retrieved=False)] * 10)
+
+        def read() -> str:
+            raise next(timeouts, None) or ValueError("answered")
+        return read
+
+    with pytest.raises(ReadTimeout):
+        retry_transient(max_wait=0)(restarting())()  # six attempts
+    with pytest.raises(ValueError, match="answered"):  # the eleventh: no transient error
+        retry_transient(max_wait=0, seconds=60)(restarting())()

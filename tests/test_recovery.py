@@ -181,6 +181,38 @@ def test_recover_finishes_a_killed_run_delivers_and_cleans(structured, zone_sess
 
 
 @pytest.mark.integration
+def test_a_replay_after_rolling_back_more_rows_than_a_read_may_meet_tombstones(
+        structured, zone_session, tmp_path):
+    """A rollback leaves a tombstone for each row, which the vacation_id index still finds:
+    a replay looking for rows left would read 101,000 of them, past Cassandra's
+    tombstone_failure_threshold (100,000), and fail. The rollback noted its rows deleted, so
+    the replay does not look."""
+    records = 101_000
+    archive = generate_vacation(tmp_path, "2026-08-04", 1, records, 10, seed=64)
+    zones = tmp_path / "zones"
+    ingested = run_cre("ingest", "--input", str(archive), "--zones-root", str(zones),
+                       "--no-deliver", env=structured)
+    assert ingested.code == 0, ingested.stderr[-3000:]
+    rollback = run_cre("rollback", "BAF_20260804_01", env=structured)
+    assert rollback.code == 0, rollback.stderr[-3000:]
+    history = [item.message for item in Ledger(zone_session).history("BAF_20260804_01")]
+    assert f"rollback finished: deleted {{'cre': {records}, 'gesparam': 10, 'rejects': 0, " \
+        "'package_positions': 0}" in history
+
+    replay = run_cre("replay", "BAF_20260804_01", env=structured)
+    assert replay.code == 0, replay.stderr[-3000:]
+    assert replay.summary["status"] == "ACCEPTED"
+    assert replay.summary["totals"] == {"records": records + 10, "loaded": records + 10,
+                                        "rejected": 0}
+    assert Ledger(zone_session).get("BAF_20260804_01").state == State.DELIVERED
+    rows = [row for name, raw in read_members(archive).items() if name.startswith("CRE_")
+            for row in data_records(raw)]
+    mine = {row[0] for row in rows if row[1] == rows[0][1]}  # an account's events
+    assert {cre_id: vacation for cre_id, (_, vacation) in _served(structured, rows[0][1]).items()
+            if cre_id in mine} == dict.fromkeys(mine, "BAF_20260804_01")
+
+
+@pytest.mark.integration
 def test_a_load_past_the_reject_ratio_is_rolled_back_automatically(structured, zone_session,
                                                                    tmp_path):
     """What the load wrote (49 events, 10 parameters) is deleted, its rejects stay listed."""
