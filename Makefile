@@ -126,7 +126,7 @@ lint: setup
 # servers), against one Cassandra node; then, with that node stopped, the cluster's quick
 # faults (its long campaign is make test-cluster's)
 check: setup lint
-	$(BIN)/python -m pytest -q -m "not integration" tests
+	$(BIN)/python -m pytest -q -m "not integration" -n 2 tests
 
 test: check
 	@$(WITH_CASSANDRA) && $(BIN)/python -m pytest -q --durations=15 \
@@ -143,9 +143,9 @@ test-bulk: setup
 	if [ -n "$$started" ]; then $(BIN)/cre cassandra stop; fi; [ $$rc = 0 ] || exit $$rc
 
 # every fault of the structured zone on a three-node cluster (tests/test_cassandra_cluster.py,
-# which starts its own on free ports): make test's quick ones, and the campaign of a rolling
-# restart, two nodes lost, the bulk path's faults and a restore; one test at a time, as three
-# Cassandra JVMs fill two cores
+# which starts its own on free ports): make test's quick ones, and the campaign of a node killed
+# mid-load, a rolling restart, two nodes lost, the bulk path's faults and a restore; one test at
+# a time, as three Cassandra JVMs fill two cores
 test-cluster: setup
 	$(BIN)/python -m pytest -q --durations=10 -m cluster tests
 

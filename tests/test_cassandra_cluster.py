@@ -129,6 +129,7 @@ def _written_after(session, vacation_id: str, moment: float) -> bool:
             return False
 
 
+@pytest.mark.campaign
 def test_one_node_killed_mid_load(cluster, env, tmp_path):
     archive = generate_vacation(tmp_path, "2026-10-20", 1, 80_000, 10, seed=81)
     load = start_cre("ingest", "--input", str(archive), "--zones-root", str(tmp_path / "z"),
