@@ -4,8 +4,8 @@ of the driver's errors are worth another try.
 What belongs here: ``CassandraConfig`` (hosts, keyspace, credentials, TLS, consistency;
 picklable, so DoFns carry it to workers), ``SESSIONS`` (one cluster connection per process and
 config, shared by all its users, the heap frozen for the garbage collector when it opens), the
-driver's errors sorted (``RETRYABLE``, ``TRANSIENT``, ``UNREACHABLE``; tenacity's predicates
-``retry_if_retryable`` and ``retry_if_transient`` add what the server misnames),
+driver's errors sorted (``RETRYABLE``, ``TRANSIENT``, ``UNREACHABLE``; ``transient`` and
+tenacity's ``retry_if_retryable`` and ``retry_if_transient`` add what the server misnames),
 ``retry_transient``, ``describe_error`` and ``CassandraUnavailable``: whatever opens a
 session, sorts an error or retries a call.
 
@@ -47,7 +47,7 @@ from transforms.contract import PlatformError
 
 __all__ = ["CassandraConfig", "CassandraUnavailable", "RESTART_SECONDS", "RETRYABLE", "SESSIONS",
            "TRANSIENT", "UNREACHABLE", "auth_lookup_failed", "describe_error",
-           "retry_if_retryable", "retry_if_transient", "retry_transient"]
+           "retry_if_retryable", "retry_if_transient", "retry_transient", "transient"]
 
 # what a write may be sent again after: the request, not the data, failed
 RETRYABLE = (WriteTimeout, Unavailable, OperationTimedOut, OverloadedErrorMessage,
@@ -65,11 +65,17 @@ def auth_lookup_failed(error: BaseException) -> bool:
     return isinstance(error, Unauthorized) and "Unable to perform authori" in str(error)
 
 
-# tenacity's predicates: the types above, and the timeouts Cassandra names Unauthorized
-retry_if_retryable = (tenacity.retry_if_exception_type(RETRYABLE)
-                      | tenacity.retry_if_exception(auth_lookup_failed))
-retry_if_transient = (tenacity.retry_if_exception_type(TRANSIENT)
-                      | tenacity.retry_if_exception(auth_lookup_failed))
+def transient(error: BaseException) -> bool:
+    """Whether another try may cure ``error``: a ``TRANSIENT`` type, or a timeout Cassandra
+    names Unauthorized (``auth_lookup_failed``)."""
+    return isinstance(error, TRANSIENT) or auth_lookup_failed(error)
+
+
+# tenacity's predicates: writes are sent again after ``RETRYABLE`` errors, and after the
+# timeouts Cassandra names Unauthorized; idempotent work after any ``transient`` one
+retry_if_retryable = tenacity.retry_if_exception(
+    lambda error: isinstance(error, RETRYABLE) or auth_lookup_failed(error))
+retry_if_transient = tenacity.retry_if_exception(transient)
 
 
 # how long a load's requests are sent again through transient errors: longer than a node's

@@ -51,6 +51,7 @@ LEASE_SECONDS = 90.0
 # what ``Ledger.deleted`` notes, and ``Ledger.rows_left`` looks for
 _DELETED = ": deleted "
 
+
 class State(enum.StrEnum):
     """Where a vacation is; compares, prints and goes to JSON as the text the ledger stores."""
 

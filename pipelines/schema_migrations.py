@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from io_connectors.cassandra_client import (
-    TRANSIENT,
     CassandraConfig,
     CassandraUnavailable,
     retry_transient,
+    transient,
 )
 from transforms.contract import PlatformError
 
@@ -149,10 +149,10 @@ def require_current(session) -> None:
     try:
         applied = {version for (version,) in
                    _idempotent(session, "SELECT version FROM schema_migrations")}
-    except TRANSIENT as error:
-        raise CassandraUnavailable(f"cannot read {keyspace}.schema_migrations: "
-                                   f"{type(error).__name__}: {error}") from error
-    except Exception as error:  # noqa: BLE001 - no table at all: never migrated
+    except Exception as error:  # noqa: BLE001 - sorted below
+        if transient(error):  # a timeout still after the retries, not a missing table
+            raise CassandraUnavailable(f"cannot read {keyspace}.schema_migrations: "
+                                       f"{type(error).__name__}: {error}") from error
         raise SchemaOutdated(f"keyspace {keyspace} was never migrated: run cre db migrate "
                              f"({type(error).__name__})") from error
     missing = [f"{version:03d}_{name}" for version, name, _ in migrations()
