@@ -204,6 +204,28 @@ def test_rows_the_server_refuses_come_out_as_dead_letters(probe):
 
 
 @pytest.mark.integration
+def test_a_few_large_rows_among_small_ones_are_batched_by_their_own_size(probe, zone_session):
+    """Rows of one partition each, most with one map entry, one in ten with 900 (36 KiB): by
+    the average row, 64 rows a batch, and Cassandra refuses such a batch ("Batch too large",
+    over 50 KiB across partitions); by each row's size, every row is written."""
+    zone_session.execute("CREATE TABLE IF NOT EXISTS connector_maps (k text PRIMARY KEY, "
+                         "m map<text, text>)", timeout=60)
+    sizes = [900 if index % 10 == 0 else 1 for index in range(200)]
+    table = pa.table({
+        "k": pa.array([f"row-{index}" for index in range(len(sizes))]),
+        "m": pa.array([[(f"{index:06d}-{entry:013d}", "x" * 20) for entry in range(size)]
+                       for index, size in enumerate(sizes)], pa.map_(pa.string(), pa.string()))})
+    with TestPipeline() as pipeline:
+        result = (pipeline | beam.Create([table])
+                  | WriteToCassandra(probe, "connector_maps"))
+        assert_that(result.written | beam.CombineGlobally(sum), equal_to([200]), label="All")
+        assert_that(result.failed | beam.Map(lambda failure: failure.error), equal_to([]),
+                    label="NoneFailed")
+    assert sorted(len(m) for _, m in zone_session.execute(
+        "SELECT k, m FROM connector_maps")) == sorted(sizes)
+
+
+@pytest.mark.integration
 def test_arguments_are_checked(probe):
     with pytest.raises(ValueError, match="invalid table"):
         WriteToCassandra(probe, "x; DROP TABLE y")
